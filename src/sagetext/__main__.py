@@ -1,0 +1,3 @@
+from sagetext.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The SageMaker container contract: the only code that knows /opt/ml and its files."""

@@ -1,0 +1,47 @@
+"""The hosts of a training job from ``resourceconfig.json`` (spec §1.5)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sagetext.contract.channels import read_json
+from sagetext.contract.paths import Paths
+from sagetext.errors import ClientError
+
+
+@dataclass(frozen=True)
+class Cluster:
+    hosts: tuple[str, ...] = ("algo-1",)
+    current_host: str = "algo-1"
+    network_interface: str | None = None
+
+    @classmethod
+    def parse(cls, config: Mapping[str, Any]) -> "Cluster":
+        hosts = config.get("hosts")
+        current = config.get("current_host")
+        if not isinstance(hosts, list) or not hosts or not all(isinstance(h, str) for h in hosts):
+            raise ClientError("resourceconfig.json: 'hosts' must be a non-empty list of host names")
+        if current not in hosts:
+            raise ClientError(f"resourceconfig.json: current_host={current!r} is not one of hosts {hosts}")
+        return cls(tuple(sorted(hosts)), current, config.get("network_interface_name"))
+
+    @classmethod
+    def load(cls, paths: Paths) -> "Cluster":
+        """The job's cluster; a single local host when the file is absent (runs outside SageMaker)."""
+        if not paths.resourceconfig_file.exists():
+            return cls()
+        return cls.parse(read_json(paths.resourceconfig_file))
+
+    @property
+    def num_hosts(self) -> int:
+        return len(self.hosts)
+
+    @property
+    def host_rank(self) -> int:
+        return self.hosts.index(self.current_host)
+
+    @property
+    def master_host(self) -> str:
+        return self.hosts[0]

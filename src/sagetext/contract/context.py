@@ -1,0 +1,53 @@
+"""Everything an algorithm's ``train`` receives, in one frozen object.
+
+Built by ``sagetext.training`` from the contract files (or from plain values in tests); an
+algorithm never opens ``/opt/ml`` paths itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sagetext.contract.channels import Channel
+from sagetext.contract.checkpoints import Checkpoints
+from sagetext.contract.cluster import Cluster
+from sagetext.contract.hyperparameters import Hyperparameters
+from sagetext.contract.metrics import MetricLogger
+from sagetext.errors import ClientError
+
+
+class TrainingStopped(Exception):
+    """Raised by a training loop after it saved its state because SIGTERM arrived."""
+
+
+@dataclass(frozen=True)
+class TrainingContext:
+    hyperparameters: Hyperparameters
+    channels: Mapping[str, Channel]
+    model_dir: Path
+    output_data_dir: Path
+    checkpoints: Checkpoints
+    cluster: Cluster = Cluster()
+    metrics: MetricLogger = field(default_factory=MetricLogger)
+    rank: int = 0
+    world_size: int = 1
+    device: str = "cpu"
+    stop_requested: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def is_writer(self) -> bool:
+        """Rank 0 writes the model, the metrics and the checkpoints."""
+        return self.rank == 0
+
+    def channel(self, name: str) -> Channel:
+        try:
+            return self.channels[name]
+        except KeyError:
+            given = ", ".join(sorted(self.channels)) or "none"
+            raise ClientError(f"the '{name}' channel is required but missing (channels given: {given})") from None
+
+    def optional_channel(self, name: str) -> Channel | None:
+        return self.channels.get(name)

@@ -1,0 +1,206 @@
+"""Parse ``hyperparameters.json`` against an algorithm's spec in ``configs/``.
+
+Values arrive as strings (the SageMaker API is a string-to-string map, spec §1.3): Python
+booleans as ``True``/``False``, lists JSON-encoded as ``"[30, 20]"``. Every problem is
+collected and reported at once, each naming the field, the value and what is accepted.
+Unknown names are errors, except the platform's own keys (``sagemaker_*`` and
+``_tuning_objective_metric``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sagetext import specs
+from sagetext.errors import ClientError
+
+RESERVED_PREFIX = "sagemaker_"
+RESERVED_KEYS = frozenset({"_tuning_objective_metric"})
+
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no"}
+
+
+@dataclass(frozen=True)
+class Hyperparameters(Mapping[str, Any]):
+    """Typed, read-only hyperparameters: ``hp.epochs`` or ``hp["epochs"]``."""
+
+    values: Mapping[str, Any]
+    given: frozenset[str] = frozenset()  # names the user set explicitly
+    unused: tuple[str, ...] = ()  # names the user set that the chosen mode ignores
+    algorithm: str = ""
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.values)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self.__dict__["values"][key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def as_strings(self) -> dict[str, str]:
+        """The values back in hyperparameters.json form (used in checkpoints and models)."""
+        return {k: json.dumps(v) if isinstance(v, (list, tuple)) else str(v) for k, v in self.values.items()}
+
+
+@dataclass(frozen=True)
+class Spec:
+    algorithm: str
+    entries: Mapping[str, Mapping[str, Any]]
+    mode_key: str | None = None
+
+    @classmethod
+    def load(cls, algorithm: str) -> "Spec":
+        raw = specs.load(algorithm)
+        return cls(algorithm, raw["hyperparameters"], raw.get("mode_key"))
+
+
+def parse(raw: Mapping[str, Any], spec: Spec) -> Hyperparameters:
+    """Validate and type ``raw``; raise one ``ClientError`` listing every problem."""
+    errors: list[str] = []
+    values: dict[str, Any] = {}
+    given = {k for k in raw if not _reserved(k)}
+    for key in sorted(given - spec.entries.keys()):
+        errors.append(f"{key}: unknown hyperparameter for {spec.algorithm} "
+                      f"(accepted: {', '.join(sorted(spec.entries))})")
+    for key, entry in spec.entries.items():
+        if key in raw:
+            try:
+                values[key] = _convert(raw[key], entry)
+            except ValueError as exc:
+                errors.append(f"{key}={_show(raw[key])}: {exc}")
+        elif entry.get("required"):
+            errors.append(f"{key}: required hyperparameter is missing ({_describe(entry)})")
+        else:
+            values[key] = _default(entry)
+    if errors:
+        raise ClientError("Invalid hyperparameters: " + "; ".join(errors) + ".")
+    mode = values.get(spec.mode_key) if spec.mode_key else None
+    unused = tuple(sorted(k for k in given & spec.entries.keys()
+                          if mode is not None and mode not in spec.entries[k].get("modes", [mode])))
+    return Hyperparameters(values, frozenset(given & spec.entries.keys()), unused, spec.algorithm)
+
+
+def _reserved(key: str) -> bool:
+    return key.startswith(RESERVED_PREFIX) or key in RESERVED_KEYS
+
+
+def _show(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return repr(text[:80] + ("..." if len(text) > 80 else ""))
+
+
+def _default(entry: Mapping[str, Any]) -> Any:
+    value = entry.get("default")
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _describe(entry: Mapping[str, Any]) -> str:
+    kind = entry["type"]
+    if kind == "enum":
+        return "one of " + ", ".join(entry["values"])
+    if kind == "bool":
+        return "true or false"
+    if kind == "int_list":
+        text = "a list of positive integers such as 30,20 or [30, 20]"
+        return text + (" or auto" if entry.get("allow_auto") else "")
+    if kind == "str":
+        return "a string"
+    noun = "an integer" if kind == "int" else "a number"
+    lo, hi = entry.get("min"), entry.get("max")
+    if lo is not None and hi is not None:
+        left = "(" if entry.get("min_exclusive") else "["
+        return f"{noun} in {left}{lo}, {hi}]"
+    if lo is not None:
+        return f"{noun} {'>' if entry.get('min_exclusive') else '>='} {lo}"
+    if hi is not None:
+        return f"{noun} <= {hi}"
+    return noun
+
+
+def _convert(raw: Any, entry: Mapping[str, Any]) -> Any:
+    kind = entry["type"]
+    text = raw if isinstance(raw, str) else json.dumps(raw)
+    text = text.strip()
+    expected = f"expected {_describe(entry)}"
+    if entry.get("allow_auto") and text.lower() == "auto":
+        return "auto"
+    if kind == "bool":
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise ValueError(expected)
+    if kind == "enum":
+        for value in entry["values"]:
+            if text.lower() == value.lower():
+                return value
+        raise ValueError(expected)
+    if kind == "str":
+        return text
+    if kind == "int_list":
+        return _int_list(text, expected)
+    if kind == "int":
+        number: float = _number(text, expected)
+        if not float(number).is_integer():
+            raise ValueError(expected)
+        number = int(number)
+    elif kind == "float":
+        number = _number(text, expected)
+    else:  # a spec error, not a user error
+        raise TypeError(f"unknown hyperparameter type {kind!r} in spec")
+    _check_range(number, entry, expected)
+    return number
+
+
+def _number(text: str, expected: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(expected) from None
+    if math.isnan(value):
+        raise ValueError(expected)
+    return value
+
+
+def _check_range(number: float, entry: Mapping[str, Any], expected: str) -> None:
+    lo, hi = entry.get("min"), entry.get("max")
+    if lo is not None and (number < lo or (entry.get("min_exclusive") and number == lo)):
+        raise ValueError(expected)
+    if hi is not None and number > hi:
+        raise ValueError(expected)
+
+
+def _int_list(text: str, expected: str) -> tuple[int, ...]:
+    if text.startswith("["):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError:
+            raise ValueError(expected) from None
+        if not isinstance(items, list):
+            raise ValueError(expected)
+    else:
+        items = [part.strip() for part in text.split(",")]
+    result = []
+    for item in items:
+        try:
+            number = float(item) if not isinstance(item, bool) else math.nan
+        except (TypeError, ValueError):
+            raise ValueError(expected) from None
+        if not number.is_integer() or number < 1:
+            raise ValueError(expected)
+        result.append(int(number))
+    if not result:
+        raise ValueError(expected)
+    return tuple(result)

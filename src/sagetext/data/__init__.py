@@ -1,0 +1,1 @@
+"""Data formats, independent of any algorithm: RecordIO-protobuf, text corpora, vocabularies."""

@@ -1,0 +1,110 @@
+"""What a training worker needs to cooperate with the others.
+
+A worker started by ``sagetext.distributed.launch`` finds RANK, WORLD_SIZE, LOCAL_RANK,
+MASTER_ADDR and MASTER_PORT in its environment (torch's elastic launcher sets them) and joins
+the process group: NCCL when it drives a GPU, gloo on CPU. A single process needs no group and
+every helper here degrades to a no-op.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import torch
+import torch.distributed as dist
+
+T = TypeVar("T")
+DEVICE_ENV = "SAGETEXT_DEVICE"  # force "cpu" or "cuda"
+
+
+@dataclass(frozen=True)
+class Runtime:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: str = "cpu"
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def choose_device(local_rank: int = 0) -> str:
+    """CUDA when present (one GPU per local rank), else CPU; ``SAGETEXT_DEVICE`` forces one."""
+    forced = os.environ.get(DEVICE_ENV, "").strip().lower()
+    if forced == "cpu" or (not forced and not torch.cuda.is_available()):
+        return "cpu"
+    if forced and forced != "cuda" and not forced.startswith("cuda:"):
+        raise ValueError(f"{DEVICE_ENV}={forced!r}: expected cpu or cuda")
+    return f"cuda:{local_rank % max(torch.cuda.device_count(), 1)}"
+
+
+def init() -> Runtime:
+    """Join the process group described by the environment (if any) and return this worker's place."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = choose_device(local_rank)
+    if world > 1 and not dist.is_initialized():
+        if device.startswith("cuda"):
+            torch.cuda.set_device(torch.device(device))
+        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+    return Runtime(rank, world, local_rank, device)
+
+
+def shutdown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def active() -> bool:
+    return dist.is_initialized() and dist.get_world_size() > 1
+
+
+def shard(items: Iterable[T], rank: int, world_size: int) -> Iterator[T]:
+    """Every ``world_size``-th item starting at ``rank``: disjoint shards that cover everything."""
+    for i, item in enumerate(items):
+        if i % world_size == rank:
+            yield item
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum ``tensor`` over workers in place (no-op alone)."""
+    if active():
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def average_(tensors: Iterable[torch.Tensor]) -> None:
+    """Replace each tensor by its mean over workers, in place (model averaging)."""
+    if not active():
+        return
+    world = dist.get_world_size()
+    for tensor in tensors:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        tensor.div_(world)
+
+
+def all_gather_object(obj: Any) -> list[Any]:
+    """Every worker's ``obj`` in rank order (a list of one alone). Objects are our own, never user bytes."""
+    if not active():
+        return [obj]
+    gathered: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
+def broadcast_object(obj: Any, src: int = 0) -> Any:
+    if not active():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def barrier() -> None:
+    if active():
+        dist.barrier()

@@ -1,0 +1,1 @@
+"""The inference server shared by every algorithm: Flask app, codecs, gunicorn runner."""

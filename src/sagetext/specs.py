@@ -1,0 +1,20 @@
+"""Read the TOML specs shipped in ``configs/`` (packaged as ``sagetext.configs``)."""
+
+from __future__ import annotations
+
+import tomllib
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+
+@lru_cache(maxsize=None)
+def load(name: str) -> dict[str, Any]:
+    """The parsed ``configs/<name>.toml``, e.g. ``load("blazingtext")``."""
+    text = resources.files("sagetext.configs").joinpath(f"{name}.toml").read_text("utf-8")
+    return tomllib.loads(text)
+
+
+def metric_definitions(algorithm: str) -> list[dict[str, str]]:
+    """The ``MetricDefinitions`` to give an Estimator for this algorithm's images."""
+    return [dict(d) for d in load(algorithm).get("metric_definitions", [])]
