@@ -1,0 +1,96 @@
+"""Channels, cluster, checkpoints and failure reporting read and write the contract's files."""
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from sagetext.contract import channels, checkpoints, failure
+from sagetext.contract.checkpoints import Checkpoints
+from sagetext.contract.cluster import Cluster
+from sagetext.contract.hyperparameters import Spec, parse
+from sagetext.contract.paths import Paths
+from sagetext.errors import ClientError
+
+
+def test_paths_follow_sagemaker_base_dir(tmp_path: Path) -> None:
+    assert Paths.from_env({}).root == Path("/opt/ml")
+    paths = Paths.from_env({"SAGEMAKER_BASE_DIR": str(tmp_path)})
+    assert paths.hyperparameters_file == tmp_path / "input/config/hyperparameters.json"
+    assert paths.pipe_path("train", 3) == tmp_path / "input/data/train_3"
+    assert paths.failure_file == tmp_path / "output/failure"
+
+
+def test_file_mode_lists_files_in_order_and_undoes_gzip(opt_ml) -> None:
+    import gzip
+
+    opt_ml.channel("train", {"b.txt": "second\n", "a.txt.gz": gzip.compress(b"first\n"), ".hidden": "x"})
+    chans = channels.load(Paths(opt_ml.root))
+    assert chans["train"].mode == "File"
+    contents = [stream.read() for _, stream in chans["train"].streams()]
+    assert contents == [b"first\n", b"second\n"]
+
+
+def test_pipe_mode_waits_for_the_fifo_of_each_epoch(opt_ml) -> None:
+    opt_ml.channel("train", {}, mode="Pipe")
+    paths = Paths(opt_ml.root)
+    channel = channels.load(paths)["train"]
+    fifo = paths.pipe_path("train", 1)
+
+    def feed() -> None:
+        time.sleep(0.3)  # the reader must wait for the FIFO to appear
+        os.mkfifo(fifo)
+        with open(fifo, "wb") as f:
+            f.write(b"__label__a hello\n")
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    data = [stream.read() for _, stream in channel.streams(epoch=1)]
+    writer.join()
+    assert data == [b"__label__a hello\n"]
+
+
+def test_bad_input_mode_and_empty_channel_are_client_errors(opt_ml) -> None:
+    paths = Paths(opt_ml.root)
+    with pytest.raises(ClientError, match="TrainingInputMode='Stream'"):
+        channels.parse({"train": {"TrainingInputMode": "Stream"}}, paths)
+    opt_ml.channel("train", {})
+    with pytest.raises(ClientError, match="channel 'train': no files"):
+        list(channels.load(paths)["train"].streams())
+
+
+def test_cluster_from_resourceconfig(opt_ml) -> None:
+    opt_ml.resources(["algo-2", "algo-1"], "algo-2", "eth1")
+    cluster = Cluster.load(Paths(opt_ml.root))
+    assert cluster.hosts == ("algo-1", "algo-2")
+    assert cluster.host_rank == 1 and cluster.master_host == "algo-1"
+    assert cluster.network_interface == "eth1"
+    with pytest.raises(ClientError, match="current_host='algo-9'"):
+        Cluster.parse({"hosts": ["algo-1"], "current_host": "algo-9"})
+
+
+def test_failure_file_first_writer_wins_and_separates_client_from_algorithm_errors(tmp_path: Path) -> None:
+    paths = Paths(tmp_path)
+    failure.write(paths, ClientError("epochs='x': expected an integer\nsecond line"))
+    failure.write(paths, RuntimeError("later"))
+    assert paths.failure_file.read_text() == "ClientError: epochs='x': expected an integer second line"
+    assert failure.describe(ValueError("boom")).startswith("AlgorithmError: ValueError: boom")
+
+
+def test_checkpoints_round_trip_and_refuse_incompatible_hyperparameters(opt_ml, tmp_path: Path) -> None:
+    spec = Spec.load("blazingtext")
+    opt_ml.checkpoints(tmp_path / "ckpt")
+    folder = checkpoints.directory(Paths(opt_ml.root))
+    assert folder == tmp_path / "ckpt"
+    saved = Checkpoints(folder, parse({"mode": "supervised", "vector_dim": "8"}, spec))
+    saved.save({"epoch": 2, "weights": torch.arange(4.0)})
+    longer = Checkpoints(folder, parse({"mode": "supervised", "vector_dim": "8", "epochs": "9"}, spec))
+    state = longer.load()
+    assert state["epoch"] == 2 and torch.equal(state["weights"], torch.arange(4.0))
+    other = Checkpoints(folder, parse({"mode": "supervised", "vector_dim": "16"}, spec))
+    with pytest.raises(ClientError, match="vector_dim: checkpoint '8' vs job '16'"):
+        other.load()
+    assert not list(folder.glob(".*tmp"))  # no temporary files left behind

@@ -1,0 +1,72 @@
+import pytest
+
+from sagetext import specs
+from sagetext.contract.hyperparameters import Spec, parse
+from sagetext.errors import ClientError
+
+SPEC = Spec.load("blazingtext")
+
+
+def test_strings_from_the_sdk_are_typed_and_defaults_come_from_the_spec() -> None:
+    hp = parse({"mode": "supervised", "epochs": "10", "learning_rate": "1e-05", "early_stopping": "True",
+                "sagemaker_region": "us-east-1", "_tuning_objective_metric": "validation:accuracy"}, SPEC)
+    assert hp.epochs == 10 and isinstance(hp.epochs, int)
+    assert hp.learning_rate == pytest.approx(1e-5)
+    assert hp.early_stopping is True
+    defaults = specs.load("blazingtext")["hyperparameters"]
+    assert hp.vector_dim == defaults["vector_dim"]["default"]
+    assert hp.given == {"mode", "epochs", "learning_rate", "early_stopping"}
+    assert "sagemaker_region" not in hp
+
+
+@pytest.mark.parametrize("text,expected", [("true", True), ("FALSE", False), ("1", True), ("0", False),
+                                           ("True", True)])
+def test_booleans_in_any_case(text: str, expected: bool) -> None:
+    assert parse({"mode": "cbow", "subwords": text}, SPEC).subwords is expected
+
+
+def test_every_problem_is_reported_at_once_naming_field_value_and_range() -> None:
+    with pytest.raises(ClientError) as err:
+        parse({"mode": "supervised", "epochs": "ten", "vector_dim": "0", "learning_rate": "-1",
+               "early_stopping": "maybe", "bogus_key": "1"}, SPEC)
+    message = err.value.message
+    assert "epochs='ten': expected an integer >= 1" in message
+    assert "vector_dim='0': expected an integer >= 1" in message
+    assert "learning_rate='-1': expected a number > 0.0" in message
+    assert "early_stopping='maybe': expected true or false" in message
+    assert "bogus_key: unknown hyperparameter" in message
+
+
+def test_missing_required_key_and_bad_enum() -> None:
+    with pytest.raises(ClientError, match="mode: required hyperparameter is missing"):
+        parse({"epochs": "3"}, SPEC)
+    with pytest.raises(ClientError, match="mode='word2vec': expected one of supervised, cbow"):
+        parse({"mode": "word2vec"}, SPEC)
+
+
+def test_keys_of_another_mode_are_accepted_but_listed_as_unused() -> None:
+    hp = parse({"mode": "supervised", "window_size": "3"}, SPEC)
+    assert hp.unused == ("window_size",)
+
+
+def test_int_lists_nan_and_integral_floats() -> None:
+    spec = Spec("test", {"layers": {"type": "int_list", "allow_auto": True, "default": "auto"},
+                         "clip": {"type": "float", "default": float("inf"), "min": 1e-3},
+                         "n": {"type": "int", "default": 1}})
+    assert parse({"layers": "[30, 20]"}, spec).layers == (30, 20)
+    assert parse({"layers": "30,20"}, spec).layers == (30, 20)
+    assert parse({"layers": "AUTO"}, spec).layers == "auto"
+    assert parse({"clip": "Infinity"}, spec).clip == float("inf")
+    assert parse({"n": "1000000.0"}, spec).n == 1_000_000
+    for bad in ({"layers": "[30, -1]"}, {"layers": "[]"}, {"layers": "{"}, {"clip": "nan"}, {"n": "1.5"}):
+        with pytest.raises(ClientError):
+            parse(bad, spec)
+
+
+def test_metric_definitions_match_the_lines_training_prints() -> None:
+    import re
+
+    definitions = {d["Name"]: d["Regex"] for d in specs.metric_definitions("blazingtext")}
+    line = "[11/04/2024 23:41:49 INFO 140700728170304] #validation_accuracy: 0.9228"
+    assert re.search(definitions["validation:accuracy"], line).group(1) == "0.9228"
+    assert re.search(definitions["train:mean_rho"], "#mean_rho: 0.7096995514173802").group(1) == "0.7096995514173802"
