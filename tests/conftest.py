@@ -68,3 +68,43 @@ class FakeOptMl:
 @pytest.fixture
 def opt_ml(tmp_path: Path) -> FakeOptMl:
     return FakeOptMl(tmp_path / "opt_ml")
+
+
+def imdb_lines(shared: Path, per_class: dict[str, int]) -> dict[str, list[str]]:
+    """``__label__pos``/``__label__neg`` lines from the IMDB archive, tokenized the usual way
+    (lowercase, ``<br />`` removed, punctuation split off); ``per_class`` maps split → reviews per class."""
+    import re
+    import tarfile
+
+    token = re.compile(r"[a-z0-9']+|[^\sa-z0-9']")
+    lines: dict[str, list[str]] = {split: [] for split in per_class}
+    taken: dict[tuple[str, str], int] = {}
+    with tarfile.open(shared / "imdb" / "aclImdb_v1_text_only.tar.xz") as archive:
+        for member in archive:
+            parts = member.name.split("/")
+            if not member.isfile() or len(parts) != 4 or parts[1] not in per_class:
+                continue
+            key = (parts[1], parts[2])
+            if taken.get(key, 0) >= per_class[parts[1]]:
+                continue
+            taken[key] = taken.get(key, 0) + 1
+            text = archive.extractfile(member).read().decode("utf-8").lower().replace("<br />", " ")
+            lines[parts[1]].append(f"__label__{parts[2]} " + " ".join(token.findall(text)))
+    for split in lines:  # interleave the classes, as a shuffled file would be
+        half = len(lines[split]) // 2
+        neg, pos = lines[split][:half], lines[split][half:]
+        lines[split] = [line for pair in zip(neg, pos) for line in pair]
+    return lines
+
+
+@pytest.fixture(scope="session")
+def imdb_slice(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Files ``train.txt`` (3,000 reviews) and ``test.txt`` (2,000) cut from the real IMDB set."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data sets not found at {SHARED_DATA}")
+    folder = tmp_path_factory.mktemp("imdb")
+    files = {}
+    for split, lines in imdb_lines(SHARED_DATA, {"train": 1500, "test": 1000}).items():
+        files[split] = folder / f"{split}.txt"
+        files[split].write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return files

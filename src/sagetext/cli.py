@@ -51,7 +51,22 @@ def _parser() -> argparse.ArgumentParser:
     metrics = sub.add_parser("metric-definitions", help="print the MetricDefinitions for an Estimator")
     metrics.add_argument("--algorithm", required=True, choices=sorted(algorithms.MODULES))
     metrics.set_defaults(run=lambda a: print(json.dumps(specs.metric_definitions(a.algorithm), indent=2)) or 0)
+
+    table = sub.add_parser("hyperparameters", help="print an algorithm's hyperparameters as a Markdown table")
+    table.add_argument("--algorithm", required=True, choices=sorted(algorithms.MODULES))
+    table.set_defaults(run=lambda a: print(hyperparameter_table(a.algorithm)) or 0)
     return parser
+
+
+def hyperparameter_table(algorithm: str) -> str:
+    """The spec in configs/ as documentation: name, type, default, modes, meaning."""
+    rows = ["| name | type | default | modes | meaning |", "|---|---|---|---|---|"]
+    for name, entry in specs.load(algorithm)["hyperparameters"].items():
+        default = "**required**" if entry.get("required") else f"`{entry.get('default', '')}`"
+        kind = entry["type"] if entry["type"] != "enum" else " / ".join(entry["values"])
+        modes = ", ".join(entry.get("modes", ["all"]))
+        rows.append(f"| `{name}` | {kind} | {default} | {modes} | {entry.get('doc', '')} |")
+    return "\n".join(rows)
 
 
 def _pairs(items: list[str], what: str) -> dict[str, str]:

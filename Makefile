@@ -1,0 +1,29 @@
+# sagetext: install, demo, test, bench. `make demo` then `make test` on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-fast bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+demo: install  ## train BlazingText on the bundled sample, serve it, ask it one question
+	$(PY) samples/demo.py
+
+test: install  ## the whole test suite, as CI runs it
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+bench: install  ## benchmarks against their anchors (needs ../shared/data); results in bench/results/
+	$(PY) bench/imdb_supervised.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache bench/results
