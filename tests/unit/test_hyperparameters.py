@@ -70,3 +70,20 @@ def test_metric_definitions_match_the_lines_training_prints() -> None:
     line = "[11/04/2024 23:41:49 INFO 140700728170304] #validation_accuracy: 0.9228"
     assert re.search(definitions["validation:accuracy"], line).group(1) == "0.9228"
     assert re.search(definitions["train:mean_rho"], "#mean_rho: 0.7096995514173802").group(1) == "0.7096995514173802"
+
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(sorted(SPEC.entries) + ["other", "sagemaker_x"]),
+                       st.one_of(st.text(max_size=30), st.integers(), st.floats(), st.booleans(), st.none(),
+                                 st.lists(st.integers(), max_size=3))))
+def test_any_input_gives_hyperparameters_or_a_client_error(raw: dict) -> None:
+    try:
+        hp = parse(raw, SPEC)
+    except ClientError as exc:
+        assert exc.message.startswith("Invalid hyperparameters: ")
+    else:
+        assert set(hp) == set(SPEC.entries)
