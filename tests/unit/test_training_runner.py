@@ -1,0 +1,87 @@
+"""The training runner's reporting: success, ClientError, AlgorithmError, SIGTERM (in-process)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from sagetext import algorithms, training
+from sagetext.contract.context import TrainingContext, TrainingStopped
+from sagetext.errors import ClientError
+
+
+class FakeAlgorithm:
+    name = "blazingtext"  # borrows the BlazingText spec for its hyperparameters
+
+    def __init__(self, behaviour: str) -> None:
+        self.behaviour = behaviour
+        self.seen: TrainingContext | None = None
+
+    def validate(self, hyperparameters, channels) -> None:
+        pass
+
+    def train(self, ctx: TrainingContext) -> None:
+        self.seen = ctx
+        if self.behaviour == "client":
+            raise ClientError("train.txt line 3: no __label__ token")
+        if self.behaviour == "bug":
+            raise ZeroDivisionError("division by zero")
+        if self.behaviour == "sigterm":
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert ctx.stop_requested.wait(5)
+            raise TrainingStopped()
+        (ctx.model_dir / "model.bin").write_bytes(b"ok")
+
+    def load(self, model_dir: Path):
+        raise NotImplementedError
+
+
+@pytest.fixture
+def job(opt_ml, monkeypatch):
+    opt_ml.hyperparameters({"mode": "supervised"})
+    opt_ml.channel("train", {"train.txt": "__label__a hello\n"})
+    monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(opt_ml.root))
+    monkeypatch.setenv("SAGETEXT_ALGORITHM", "blazingtext")
+    monkeypatch.setenv("SAGETEXT_DEVICE", "cpu")
+    return opt_ml
+
+
+def run(monkeypatch, behaviour: str) -> tuple[int, FakeAlgorithm]:
+    fake = FakeAlgorithm(behaviour)
+    monkeypatch.setattr(algorithms, "get", lambda name: fake)
+    return training.main(), fake
+
+
+def test_success_writes_success_file_and_gives_the_context(job, monkeypatch) -> None:
+    code, fake = run(monkeypatch, "ok")
+    assert code == 0 and (job.root / "output" / "success").exists()
+    assert fake.seen.rank == 0 and fake.seen.world_size == 1 and fake.seen.device == "cpu"
+    assert fake.seen.channel("train").mode == "File"
+    assert not fake.seen.checkpoints.enabled
+
+
+def test_client_error_and_internal_error_are_told_apart(job, monkeypatch) -> None:
+    code, _ = run(monkeypatch, "client")
+    assert code == 1
+    assert job.failure.read_text() == "ClientError: train.txt line 3: no __label__ token"
+    job.failure.unlink()
+    code, _ = run(monkeypatch, "bug")
+    text = job.failure.read_text()
+    assert code == 1 and text.startswith("AlgorithmError: ZeroDivisionError: division by zero")
+    assert "Traceback" in text
+
+
+def test_sigterm_sets_the_stop_flag_and_exits_143(job, monkeypatch) -> None:
+    code, _ = run(monkeypatch, "sigterm")
+    assert code == training.EXIT_STOPPED
+    assert not job.failure.exists()
+    assert signal.getsignal(signal.SIGTERM) is not None  # the previous handler is restored
+
+
+def test_bad_worker_count_is_a_client_error(job, monkeypatch) -> None:
+    monkeypatch.setenv("SAGETEXT_CPU_WORKERS", "two")
+    code, _ = run(monkeypatch, "ok")
+    assert code == 1 and "SAGETEXT_CPU_WORKERS='two'" in job.failure.read_text()
