@@ -127,7 +127,12 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from sagetext.errors import ClientError
     from sagetext.serving.gunicorn import serve
 
-    serve(args.algorithm, args.model_dir, args.port)
+    try:
+        serve(args.algorithm, args.model_dir, args.port)
+    except ClientError as exc:
+        print(f"sagetext serve: {exc.message}", file=sys.stderr)
+        return 1
     return 0

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-from sagetext.algorithms.base import Algorithm
 from sagetext.errors import ClientError
+
+if TYPE_CHECKING:  # the algorithms import torch; the server's master process must not
+    from sagetext.algorithms.base import Algorithm
 
 ALGORITHM_ENV = "SAGETEXT_ALGORITHM"
 MODULES = {
@@ -13,9 +16,14 @@ MODULES = {
 }
 
 
-def get(name: str | None) -> Algorithm:
-    """The algorithm object exported as ``ALGORITHM`` by its module."""
+def check(name: str | None) -> str:
+    """``name`` if this build has that algorithm, else a ClientError listing the known ones."""
     if name not in MODULES:
         known = ", ".join(sorted(MODULES))
         raise ClientError(f"{ALGORITHM_ENV}={name!r} is not an algorithm of this build (known: {known})")
-    return importlib.import_module(MODULES[name]).ALGORITHM
+    return name
+
+
+def get(name: str | None) -> "Algorithm":
+    """The algorithm object exported as ``ALGORITHM`` by its module."""
+    return importlib.import_module(MODULES[check(name)]).ALGORITHM

@@ -1,0 +1,146 @@
+"""The HTTP face of a loaded model (spec §2.2): ``GET /ping``, ``POST /invocations`` and
+``GET /execution-parameters``.
+
+A request goes ``codecs.decode`` -> ``predictor.predict`` -> ``codecs.encode``; the predictor
+sees Python values, never bytes or headers. Every error answers a JSON body
+``{"error": "<what is wrong>"}`` with its status: 400 malformed body, 404 unknown path,
+405 wrong method, 406 unacceptable Accept, 413 body over ``SAGEMAKER_MAX_PAYLOAD_IN_MB``
+(refused before it is read), 415 unsupported Content-Type, and 500 with a generic message for
+a failure inside the server, whose traceback goes only to the log.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from typing import TYPE_CHECKING
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
+
+from sagetext.errors import ClientError, UnsupportedContentType
+from sagetext.serving import codecs
+from sagetext.serving.settings import ServerSettings, env_var
+
+if TYPE_CHECKING:  # importing algorithms pulls in torch, which the gunicorn master avoids
+    from sagetext.algorithms.base import Predictor
+
+log = logging.getLogger("sagetext.serving")
+
+ROUTES = "GET /ping, POST /invocations and GET /execution-parameters"
+
+
+def create_app(predictor: Predictor, settings: ServerSettings) -> Flask:
+    """A Flask app serving ``predictor``; build it only once the model is loaded, so that
+    /ping answering 200 means "ready"."""
+    app = Flask("sagetext.serving")
+    # One byte over the limit, so that _read_body can tell a chunked body that is too long.
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_payload_bytes + 1
+
+    @app.get("/ping")
+    def ping() -> Response:
+        return Response(status=200)
+
+    @app.post("/invocations")
+    def invocations() -> Response:
+        return _invoke(predictor, settings)
+
+    @app.get("/execution-parameters")
+    def execution_parameters() -> Response:
+        return jsonify({
+            "MaxConcurrentTransforms": settings.max_concurrent_transforms,
+            "BatchStrategy": settings.batch_strategy,
+            # Whole MB for SageMaker; a limit under 1 MB (tests) still reports 1, since 0
+            # would mean "stream without a limit".
+            "MaxPayloadInMB": max(1, math.floor(settings.max_payload_mb)),
+        })
+
+    app.register_error_handler(HTTPException, lambda e: _http_error(e, settings))
+    app.register_error_handler(ClientError, _client_error)
+    app.register_error_handler(Exception, _internal_error)
+    return app
+
+
+def negotiate(predictor: Predictor, content_type: str, accept: list[str],
+              default_accept: str) -> str | None:
+    """The response type: the predictor's pick among the specific types the client listed
+    before any ``*/*``; if it lists none, or only types the predictor cannot produce before
+    a ``*/*``, then ``default_accept`` when the predictor can produce it, else the predictor's
+    own default. None when nothing acceptable can be produced (406)."""
+    specific = list(itertools.takewhile(lambda media: media != codecs.ANY, accept))
+    if specific:
+        chosen = predictor.response_type(content_type, specific)
+        if chosen is not None or codecs.ANY not in accept:
+            return chosen
+    if default_accept:
+        chosen = predictor.response_type(content_type, [default_accept])
+        if chosen is not None:
+            return chosen
+    return predictor.response_type(content_type, [])
+
+
+def _invoke(predictor: Predictor, settings: ServerSettings) -> Response:
+    # Like SageMaker's legacy worker: the type may come as ContentType; missing means JSON.
+    raw_type = request.headers.get("Content-Type") or request.headers.get("ContentType") or ""
+    content_type = codecs.media_type(raw_type) or codecs.JSON
+    if content_type not in predictor.content_types:
+        raise UnsupportedContentType(
+            f"Content-Type {raw_type or content_type!r} is not accepted by this model; "
+            f"it accepts {', '.join(predictor.content_types)}")
+    accept = codecs.parse_accept(request.headers.get("Accept"))
+    response_type = negotiate(predictor, content_type, accept, settings.default_accept)
+    if response_type is None:
+        answers = [t for t in codecs.SUPPORTED if predictor.response_type(content_type, [t])]
+        raise ClientError(
+            f"Accept {request.headers.get('Accept')!r} cannot be met for Content-Type "
+            f"{content_type}; this model answers it with {', '.join(answers) or 'nothing'}",
+            status=406)
+    data = codecs.decode(content_type, _read_body(settings.max_payload_bytes))
+    result = predictor.predict(data, content_type, response_type)
+    return Response(codecs.encode(response_type, result), status=200, content_type=response_type)
+
+
+def _read_body(limit: int) -> bytes:
+    """The body, or 413 if it is over ``limit`` bytes. Werkzeug refuses a Content-Length over
+    MAX_CONTENT_LENGTH before reading anything, but stops reading a chunked body at that
+    maximum without an error; reading at most limit + 1 bytes tells the two apart."""
+    body = request.get_data(cache=False)
+    if len(body) > limit:
+        raise RequestEntityTooLarge()
+    return body
+
+
+def _error_response(status: int, message: str, response: Response | None = None) -> Response:
+    response = response if response is not None else Response()
+    response.status_code = status
+    response.set_data(codecs.encode(codecs.JSON, {"error": message}))
+    response.content_type = codecs.JSON
+    return response
+
+
+def _http_error(error: HTTPException, settings: ServerSettings) -> Response:
+    if isinstance(error, NotFound):
+        message = f"no such path {request.path!r}; this server answers {ROUTES}"
+    elif isinstance(error, MethodNotAllowed):
+        allowed = ", ".join(sorted(error.valid_methods or []))
+        message = f"method {request.method} is not allowed on {request.path}; allowed: {allowed}"
+    elif isinstance(error, RequestEntityTooLarge):
+        message = (f"request body is larger than {settings.max_payload_bytes} bytes, the limit "
+                   f"set by {env_var('max_payload_mb')}={settings.max_payload_mb:g}")
+    else:
+        message = f"{error.name}: {error.description}"
+    status = error.code or 500
+    log.warning("%s %s -> %d: %s", request.method, request.path, status, message)
+    return _error_response(status, message, error.get_response())
+
+
+def _client_error(error: ClientError) -> Response:
+    log.warning("%s %s -> %d: %s", request.method, request.path, error.status, error.message)
+    return _error_response(error.status, error.message)
+
+
+def _internal_error(error: Exception) -> Response:
+    log.exception("%s %s failed", request.method, request.path)
+    return _error_response(500, "internal error while handling the request; "
+                                "the server log has the details")

@@ -1,0 +1,64 @@
+"""Server settings: configs/serving.toml defaults, environment overrides, validation."""
+
+from __future__ import annotations
+
+import pytest
+
+from sagetext import specs
+from sagetext.errors import ClientError
+from sagetext.serving.gunicorn import gunicorn_options
+from sagetext.serving.settings import ServerSettings, cpu_count, env_var
+
+
+def test_defaults_come_from_the_spec():
+    settings = ServerSettings.from_env({})
+    spec = specs.load("serving")["settings"]
+    assert settings.port == spec["port"]["default"] == 8080
+    assert settings.timeout == spec["timeout"]["default"]
+    assert settings.max_payload_mb == spec["max_payload_mb"]["default"]
+    assert settings.max_payload_bytes == int(spec["max_payload_mb"]["default"] * 1024 * 1024)
+    assert settings.workers == cpu_count()  # default 0 = one per CPU
+    assert settings.max_concurrent_transforms == settings.workers
+    assert settings.default_accept == "" and settings.batch_strategy == "MULTI_RECORD"
+
+
+def test_environment_overrides_by_the_names_sagemaker_uses():
+    settings = ServerSettings.from_env({
+        "SAGEMAKER_BIND_TO_PORT": "9090",
+        "SAGEMAKER_MODEL_SERVER_WORKERS": "3",
+        "SAGEMAKER_MODEL_SERVER_TIMEOUT": " 120 ",
+        "SAGEMAKER_MAX_PAYLOAD_IN_MB": "0.5",
+        "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "Application/JSON-Lines; charset=utf-8",
+        "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": "",  # blank = default
+        "SAGEMAKER_BATCH_STRATEGY": "single_record",
+    })
+    assert (settings.port, settings.workers, settings.timeout) == (9090, 3, 120)
+    assert settings.max_payload_bytes == 524288
+    assert settings.default_accept == "application/jsonlines"
+    assert settings.max_concurrent_transforms == 3
+    assert settings.batch_strategy == "SINGLE_RECORD"
+    assert env_var("port") == "SAGEMAKER_BIND_TO_PORT"
+
+
+def test_every_bad_value_is_reported_at_once():
+    with pytest.raises(ClientError) as raised:
+        ServerSettings.from_env({
+            "SAGEMAKER_BIND_TO_PORT": "70000",
+            "SAGEMAKER_MODEL_SERVER_TIMEOUT": "1.5",
+            "SAGEMAKER_MAX_PAYLOAD_IN_MB": "-1",
+            "SAGEMAKER_BATCH_STRATEGY": "ALL_AT_ONCE",
+        })
+    message = raised.value.message
+    assert "SAGEMAKER_BIND_TO_PORT=70000: expected a port in [1, 65535]" in message
+    assert "SAGEMAKER_MODEL_SERVER_TIMEOUT='1.5': expected an integer" in message
+    assert "SAGEMAKER_MAX_PAYLOAD_IN_MB=-1.0: expected a number of MB > 0" in message
+    assert "SAGEMAKER_BATCH_STRATEGY='ALL_AT_ONCE': expected one of MULTI_RECORD, SINGLE_RECORD" in message
+
+
+def test_gunicorn_gets_our_settings():
+    options = gunicorn_options(ServerSettings.from_env({
+        "SAGEMAKER_BIND_TO_PORT": "8081", "SAGEMAKER_MODEL_SERVER_WORKERS": "2",
+        "SAGEMAKER_MODEL_SERVER_TIMEOUT": "30"}))
+    assert options["bind"] == "0.0.0.0:8081"
+    assert (options["workers"], options["timeout"], options["worker_class"]) == (2, 30, "sync")
+    assert options["preload_app"] is False
