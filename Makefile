@@ -27,3 +27,15 @@ bench: install  ## benchmarks against their anchors (needs ../shared/data); resu
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache bench/results
+
+# Container images (docker/): sagetext-{blazingtext,seq2seq,ntm}, see docker/build.sh.
+CONTAINER ?= podman
+
+.PHONY: images image-test
+
+images:  ## build the three images for SageMaker (CUDA base, torch from PyPI)
+	CONTAINER=$(CONTAINER) docker/build.sh
+
+image-test: install  ## build the images offline (debootstrap base, CPU torch) and train/serve in them
+	CONTAINER=$(CONTAINER) docker/build.sh --local
+	CONTAINER=$(CONTAINER) $(PY) -m pytest -q -m container tests/container $(PYTEST_ARGS)

@@ -80,6 +80,7 @@ def main() -> int:
     configure_logging()
     paths = Paths.from_env()
     started = time.monotonic()
+    stop = _stop_on_sigterm()
     try:
         job = load_job(paths)
         log.info("Arguments: train (algorithm %s, hosts %s, current %s)", job.algorithm.name,
@@ -88,7 +89,7 @@ def main() -> int:
             log.warning("Hyperparameter %s is ignored in mode %s", name, job.hyperparameters.get("mode"))
         nproc = workers_per_host()
         if job.cluster.num_hosts * nproc == 1:
-            code = run_worker(job, runtime.Runtime(device=runtime.choose_device()))
+            code = run_worker(job, runtime.Runtime(device=runtime.choose_device()), stop)
         else:
             launch.launch(job.cluster, nproc, launch.worker_command(__name__))
             code = 0
@@ -97,7 +98,7 @@ def main() -> int:
             failure.write(paths, exc)
         log.error("%s", exc)
         return failure.EXIT_FAILURE
-    except BaseException as exc:  # noqa: BLE001 - every failure must reach the failure file
+    except Exception as exc:  # noqa: BLE001 - every failure must reach the failure file
         return _report(paths, exc)
     if code == 0:
         failure.write_success(paths)
@@ -109,19 +110,20 @@ def worker_main() -> int:
     """Entry of each launched worker process (``python -m sagetext.training``)."""
     configure_logging()
     paths = Paths.from_env()
+    stop = _stop_on_sigterm()
     try:
         job = load_job(paths)
         rt = runtime.init()
         try:
-            return run_worker(job, rt)
+            return run_worker(job, rt, stop)
         finally:
             runtime.shutdown()
-    except BaseException as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001
         return _report(paths, exc)
 
 
-def run_worker(job: Job, rt: runtime.Runtime) -> int:
-    """Build the context for this worker and train; 143 if SIGTERM stopped it."""
+def run_worker(job: Job, rt: runtime.Runtime, stop: threading.Event | None = None) -> int:
+    """Build the context for this worker and train; 143 if SIGTERM (``stop``) stopped it."""
     torch.manual_seed(job.hyperparameters.get("seed", 0) + rt.rank)
     ctx = TrainingContext(
         hyperparameters=job.hyperparameters,
@@ -134,35 +136,25 @@ def run_worker(job: Job, rt: runtime.Runtime) -> int:
         rank=rt.rank,
         world_size=rt.world_size,
         device=rt.device,
+        stop_requested=stop if stop is not None else threading.Event(),
     )
-    with _stop_on_sigterm(ctx.stop_requested):
-        try:
-            job.algorithm.train(ctx)
-        except TrainingStopped:
-            log.info("Training stopped by SIGTERM%s", "; checkpoint saved" if ctx.checkpoints.enabled else "")
-            return EXIT_STOPPED
+    try:
+        job.algorithm.train(ctx)
+    except TrainingStopped:
+        log.info("Training stopped by SIGTERM%s", "; checkpoint saved" if ctx.checkpoints.enabled else "")
+        return EXIT_STOPPED
     return 0
 
 
-class _stop_on_sigterm:
-    """Turn SIGTERM into a flag the training loop polls between steps (main thread only)."""
-
-    def __init__(self, flag: threading.Event) -> None:
-        self.flag = flag
-        self.previous: object = None
-
-    def __enter__(self) -> None:
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGTERM, lambda *_: self.flag.set())
-
-    def __exit__(self, *exc: object) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)  # type: ignore[arg-type]
+def _stop_on_sigterm() -> threading.Event:
+    """Turn SIGTERM into a flag that the training loop polls between steps (main thread only)."""
+    flag = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: flag.set())
+    return flag
 
 
-def _report(paths: Paths, exc: BaseException) -> int:
-    if isinstance(exc, KeyboardInterrupt):
-        exc = ClientError("training was interrupted")
+def _report(paths: Paths, exc: Exception) -> int:
     text = failure.write(paths, exc)
     if isinstance(exc, ClientError):
         log.error("%s", text)

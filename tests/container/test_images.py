@@ -1,0 +1,167 @@
+"""The images as SageMaker runs them: ``IMAGE train`` on a job under /opt/ml, ``IMAGE serve``
+on the trained model, answering /ping and /invocations, and stopping on SIGTERM.
+
+Built and run with podman (``make image-test``); see conftest.py for when they are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from sagetext import algorithms
+from tests.conftest import REPO, FakeOptMl
+from tests.container.conftest import ALGORITHMS, Engine
+
+pytestmark = [pytest.mark.slow, pytest.mark.container]
+
+SAMPLE = REPO / "samples" / "blazingtext"
+
+
+def _labelled_lines(n: int) -> str:
+    """A tiny separable __label__ corpus, for when samples/blazingtext is not there."""
+    words = {"pos": "good great fine lovely superb", "neg": "bad awful poor dreadful worse"}
+    return "".join(f"__label__{label} {' '.join(text.split()[i % 5:] + text.split()[:i % 5])}\n"
+                   for i in range(n) for label, text in words.items())
+
+
+def _blazingtext_job(opt_ml: FakeOptMl, hyperparameters: dict[str, str]) -> None:
+    opt_ml.hyperparameters(hyperparameters)
+    for channel, n in (("train", 200), ("validation", 20)):
+        sample = SAMPLE / f"{channel}.txt"
+        opt_ml.channel(channel, {f"{channel}.txt": sample.read_text() if sample.exists() else _labelled_lines(n)})
+    opt_ml.resources(["algo-1"], "algo-1")
+
+
+# Per algorithm: how to lay out a small job, a hyperparameter change that must be refused,
+# the model file training must write, and one request per content type for serving.
+JOBS = {
+    "blazingtext": {
+        "layout": _blazingtext_job,
+        "good": {"mode": "supervised", "epochs": "5", "min_count": "1", "vector_dim": "16"},
+        "bad": {"epochs": "ten"},
+        "artifact": "model.bin",
+        "requests": [
+            ("application/json", json.dumps({"instances": ["a good film", "an awful film"],
+                                             "configuration": {"k": 1}}).encode(), 2),
+            ("application/jsonlines", b'{"source": "a good film"}\n{"source": "an awful film"}\n', 2),
+        ],
+    },
+}
+
+
+def _require(algorithm: str) -> dict:
+    if algorithm not in algorithms.MODULES:
+        pytest.skip(f"{algorithm} is not in sagetext.algorithms.MODULES yet")
+    if algorithm not in JOBS:
+        pytest.fail(f"{algorithm} is an algorithm but tests/container has no JOBS entry for it")
+    return JOBS[algorithm]
+
+
+def _train(engine: Engine, image: str, root: Path) -> tuple[int, str]:
+    result = engine.run("run", "--rm", "-v", f"{root}:/opt/ml", image, "train")
+    return result.returncode, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="session")
+def trained(engine: Engine, images: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """algorithm -> its model folder, trained in the image (once per session)."""
+    models: dict[str, Path] = {}
+    for algorithm in ALGORITHMS:
+        if algorithm in algorithms.MODULES and algorithm in JOBS:
+            opt_ml = FakeOptMl(tmp_path_factory.mktemp(algorithm) / "opt_ml")
+            JOBS[algorithm]["layout"](opt_ml, JOBS[algorithm]["good"])
+            code, log = _train(engine, images[algorithm], opt_ml.root)
+            assert code == 0, log
+            models[algorithm] = opt_ml.model
+            (opt_ml.root / "train.log").write_text(log)
+    return models
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_train_writes_the_model_and_success(algorithm: str, trained: dict[str, Path]) -> None:
+    job = _require(algorithm)
+    model = trained[algorithm]
+    assert (model / job["artifact"]).stat().st_size > 0
+    assert (model.parent / "output" / "success").exists()
+    assert not (model.parent / "output" / "failure").exists()
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_bad_hyperparameter_is_a_client_error(algorithm: str, engine: Engine, images: dict[str, str],
+                                              tmp_path: Path) -> None:
+    job = _require(algorithm)
+    opt_ml = FakeOptMl(tmp_path / "opt_ml")
+    job["layout"](opt_ml, {**job["good"], **job["bad"]})
+    code, log = _train(engine, images[algorithm], opt_ml.root)
+    assert code != 0, log
+    assert opt_ml.failure.read_text().startswith("ClientError:"), log
+    assert list(opt_ml.model.iterdir()) == []
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _http(url: str, body: bytes | None = None, content_type: str = "", timeout: float = 5) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET")
+    if content_type:
+        request.add_header("Content-Type", content_type)
+        request.add_header("Accept", content_type)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def _answers(content_type: str, body: bytes) -> list:
+    if content_type == "application/jsonlines":
+        return [json.loads(line) for line in body.decode().splitlines() if line.strip()]
+    return json.loads(body)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_serve_answers_and_stops_on_sigterm(algorithm: str, engine: Engine, images: dict[str, str],
+                                            trained: dict[str, Path]) -> None:
+    job = _require(algorithm)
+    port, name = _free_port(), f"sagetext-test-{uuid.uuid4().hex[:8]}"
+    started = engine.run("run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:8080",
+                         "-v", f"{trained[algorithm]}:/opt/ml/model:ro", images[algorithm], "serve")
+    assert started.returncode == 0, started.stderr
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if _http(f"http://127.0.0.1:{port}/ping", timeout=2)[0] == 200:
+                    break
+            except OSError:
+                pass
+            state = engine.run("inspect", "--format", "{{.State.Running}}", name).stdout.strip()
+            assert state == "true" and time.monotonic() < deadline, engine.run("logs", name).stderr
+            time.sleep(1)
+        for content_type, body, count in job["requests"]:
+            status, answer = _http(f"http://127.0.0.1:{port}/invocations", body, content_type, timeout=60)
+            assert status == 200, (content_type, answer)
+            predictions = _answers(content_type, answer)
+            assert len(predictions) == count, answer
+            for prediction in predictions:
+                assert len(prediction["label"]) == len(prediction["prob"]) == 1, answer
+                assert prediction["label"][0].startswith("__label__") and 0 <= prediction["prob"][0] <= 1.0001
+        stopping = time.monotonic()
+        engine.run("stop", "-t", "25", name, check=True)
+        took = time.monotonic() - stopping
+        code = engine.run("inspect", "--format", "{{.State.ExitCode}}", name).stdout.strip()
+        assert took < 10, f"serve took {took:.1f} s to stop on SIGTERM (exit code {code})"
+        assert code == "0", engine.run("logs", name).stderr
+    finally:
+        engine.run("rm", "-f", name)
