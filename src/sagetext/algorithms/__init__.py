@@ -13,6 +13,7 @@ if TYPE_CHECKING:  # the algorithms import torch; the server's master process mu
 ALGORITHM_ENV = "SAGETEXT_ALGORITHM"
 MODULES = {
     "blazingtext": "sagetext.algorithms.blazingtext",
+    "ntm": "sagetext.algorithms.ntm",
 }
 
 

@@ -1,0 +1,297 @@
+"""NTM training: read the bag-of-words channels, fit ProdLDA, log losses, stop early, write
+the model and its topics.
+
+Per epoch: a random ``sub_sample`` fraction of this worker's training shard, shuffled, in
+batches of ``mini_batch_size`` per instance (split across the instance's workers); then the
+validation loss, which drives early stopping (the training loss when there is no validation
+channel). Lines printed (rank 0)::
+
+    Epoch 3: train total_loss 612.1000 (recon 605.3000 + kl 6.8000), 11258 documents, 9800 docs/s
+    #train:total_loss: 612.1
+    #validation:total_loss: 640.2
+
+and after training ``#test:total_loss`` / ``#test:perplexity`` with a test channel, the topic
+summary, ``#tu``, ``#wetc`` (with word vectors) and ``#npmi``. Losses are per document
+(reconstruction negative log-likelihood + KL); perplexity is exp(total loss / total words).
+
+The training shard is held as compact counts (``bow.Corpus``); File mode reads it once, Pipe
+mode re-reads each epoch's FIFO. A checkpoint is saved every epoch (when configured) and on
+SIGTERM; a restarted job resumes from it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from sagetext.algorithms.ntm import coherence, topics
+from sagetext.algorithms.ntm import model as ntm_model
+from sagetext.algorithms.ntm.model import ModelConfig, ProdLDA
+from sagetext.contract.artifacts import write_bytes_atomic
+from sagetext.contract.context import TrainingContext, TrainingStopped
+from sagetext.data import bow
+from sagetext.distributed import runtime
+from sagetext.errors import ClientError
+
+log = logging.getLogger(__name__)
+
+EVAL_BATCH = 2048
+PROGRESS_SECONDS = 5.0
+ADADELTA_DEFAULT_LR = 0.001
+
+
+@dataclass
+class EarlyStopping:
+    """No improvement = the loss fell by less than ``tolerance`` relative to the best so far."""
+
+    tolerance: float
+    patience: int
+    best: float = math.inf
+    bad_epochs: int = 0
+
+    def update(self, loss: float) -> bool:
+        """Record an epoch's loss; True when training should stop."""
+        if loss < self.best - self.tolerance * abs(self.best) or not math.isfinite(self.best):
+            self.best, self.bad_epochs = loss, 0
+        else:
+            self.bad_epochs += 1
+        return self.bad_epochs >= self.patience
+
+
+@dataclass
+class Data:
+    """The channels' corpora for this worker. File mode reads a channel once; Pipe mode reads
+    the next FIFO (``<channel>_<pass>``, counted per channel) whenever a new pass is asked for."""
+
+    ctx: TrainingContext
+    feature_dim: int
+    cache: dict[str, bow.Corpus] = field(default_factory=dict)
+    passes: dict[str, int] = field(default_factory=dict)
+
+    def corpus(self, name: str, new_pass: bool = True) -> bow.Corpus | None:
+        channel = self.ctx.optional_channel(name)
+        if channel is None:
+            return None
+        if name in self.cache and (channel.mode != "Pipe" or not new_pass):
+            return self.cache[name]
+        number = self.passes.get(name, 0)
+        started = time.monotonic()
+        corpus = bow.read_corpus(channel, self.feature_dim, number, self.ctx.rank, self.ctx.world_size)
+        if number == 0:
+            log.info("Read %d %s documents (%d words) in %.1f s", len(corpus), name,
+                     corpus.total_words(), time.monotonic() - started)
+        self.passes[name] = number + 1
+        self.cache[name] = corpus
+        return corpus
+
+
+def train(ctx: TrainingContext) -> None:
+    hp = ctx.hyperparameters
+    config = ModelConfig.from_hyperparameters(hp)
+    data = Data(ctx, config.feature_dim)
+    vocab, vectors = read_auxiliary(ctx, config.feature_dim)
+    model = ProdLDA(config).to(ctx.device)
+    optimizer = make_optimizer(model, hp)
+    stopper = EarlyStopping(hp["tolerance"], hp["num_patience_epochs"])
+    start = resume(ctx, model, optimizer, stopper)
+    network: nn.Module = model
+    if ctx.world_size > 1:
+        device_ids = [torch.device(ctx.device).index] if ctx.device.startswith("cuda") else None
+        network = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    batch_size = worker_batch_size(ctx)
+    log.info("NTM: %s, %d topics, encoder %s, optimizer %s, %d documents per step on each worker, device %s",
+             type(model).__name__, config.num_topics, list(config.encoder_layers), hp["optimizer"],
+             batch_size, ctx.device)
+    for epoch in range(start, hp["epochs"]):
+        corpus = data.corpus("train")
+        assert corpus is not None  # validate() made sure the channel exists
+        train_loss = train_epoch(ctx, network, model, optimizer, corpus, epoch, batch_size, stopper)
+        ctx.metrics.log("train:total_loss", train_loss)
+        validation = data.corpus("validation")
+        loss = train_loss
+        if validation is not None:
+            loss, _ = evaluate(model, validation, ctx.device, hp["seed"])
+            ctx.metrics.log("validation:total_loss", loss)
+        stop = stopper.update(loss)
+        # an early stop is final: a restarted job goes straight to writing the model
+        save_checkpoint(ctx, model, optimizer, stopper, hp["epochs"] if stop else epoch + 1)
+        if stop:
+            log.info("Early stopping after epoch %d: the loss has not improved by a relative %g for %d epochs "
+                     "(best %.4f)", epoch + 1, hp["tolerance"], hp["num_patience_epochs"], stopper.best)
+            break
+    finish(ctx, model, data, vocab, vectors)
+
+
+def finish(ctx: TrainingContext, model: ProdLDA, data: Data, vocab: list[str] | None,
+           vectors: np.ndarray | None) -> None:
+    """Test metrics, topic summary and scores, then (rank 0) the model files."""
+    model.eval()
+    test = data.corpus("test")
+    if test is not None:
+        loss, perplexity = evaluate(model, test, ctx.device, ctx.hyperparameters["seed"])
+        ctx.metrics.log("test:total_loss", loss)
+        ctx.metrics.log("test:perplexity", perplexity)
+    topic_word = model.topic_word_logits().cpu().numpy()
+    counter = coherence.CooccurrenceCounter(topics.metric_words(topic_word))
+    corpus = data.corpus("train", new_pass=False)
+    assert corpus is not None
+    for lo in range(0, len(corpus), EVAL_BATCH):
+        rows = range(lo, min(lo + EVAL_BATCH, len(corpus)))
+        counter.add([corpus.ids[corpus.indptr[i]:corpus.indptr[i + 1]] for i in rows])
+    pair_docs = runtime.all_reduce_sum(torch.from_numpy(counter.pair_docs))
+    counter.pair_docs = pair_docs.numpy()
+    counter.num_docs = int(runtime.all_reduce_sum(torch.tensor([counter.num_docs]))[0])
+    result = topics.report(topic_word, vectors, counter)
+    if not ctx.is_writer:
+        return
+    topics.log_summary(result, vocab)
+    scores = result.model_scores()
+    for name in ("tu", "wetc", "npmi"):
+        if scores[name] is not None:
+            ctx.metrics.log(name, scores[name])
+    ctx.model_dir.mkdir(parents=True, exist_ok=True)
+    ntm_model.save(model, ctx.model_dir)
+    topics.write_json(result, vocab, ctx.model_dir)
+    if vocab is not None:
+        write_bytes_atomic(ctx.model_dir / bow.VOCAB_FILE, ("\n".join(vocab) + "\n").encode("utf-8"))
+    log.info("Wrote %s and %s to %s", ntm_model.MODEL_FILE, topics.TOPICS_FILE, ctx.model_dir)
+
+
+def train_epoch(ctx: TrainingContext, network: nn.Module, model: ProdLDA, optimizer: torch.optim.Optimizer,
+                corpus: bow.Corpus, epoch: int, batch_size: int, stopper: EarlyStopping) -> float:
+    """One pass; returns the mean per-document loss (over workers)."""
+    hp = ctx.hyperparameters
+    rng = np.random.default_rng([hp["seed"], ctx.rank, epoch])
+    keep = max(1, round(hp["sub_sample"] * len(corpus)))
+    rows = rng.permutation(len(corpus))[:keep]
+    batches = equal_batch_count(math.ceil(len(rows) / batch_size))
+    model.train()
+    totals = torch.zeros(3, dtype=torch.float64)  # recon, kl, documents
+    started = last = time.monotonic()
+    for b in range(batches):
+        if ctx.stop_requested.is_set():
+            save_checkpoint(ctx, model, optimizer, stopper, epoch)
+            raise TrainingStopped()
+        x = torch.from_numpy(corpus.dense(rows[b * batch_size:(b + 1) * batch_size])).to(ctx.device)
+        recon, kl = network(x)
+        loss = (recon + kl).mean()
+        if not torch.isfinite(loss):
+            raise ClientError(f"training diverged: the loss is {loss.item()} in epoch {epoch + 1}, batch {b + 1}; "
+                              "lower learning_rate, or set clip_gradient / rescale_gradient")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        adjust_gradients(model, hp["rescale_gradient"], hp["clip_gradient"])
+        optimizer.step()
+        totals += torch.tensor([recon.sum().item(), kl.sum().item(), len(x)], dtype=torch.float64)
+        if time.monotonic() - last > PROGRESS_SECONDS:
+            last = time.monotonic()
+            log.info("Epoch %d: batch %d/%d, %.0f docs/s", epoch + 1, b + 1, batches,
+                     totals[2].item() / (last - started))
+    runtime.all_reduce_sum(totals)
+    docs = max(totals[2].item(), 1.0)
+    seconds = time.monotonic() - started
+    log.info("Epoch %d: train total_loss %.4f (recon %.4f + kl %.4f), %d documents, %.0f docs/s",
+             epoch + 1, (totals[0] + totals[1]).item() / docs, totals[0].item() / docs,
+             totals[1].item() / docs, int(docs), docs / max(seconds, 1e-9))
+    return (totals[0] + totals[1]).item() / docs
+
+
+@torch.no_grad()
+def evaluate(model: ProdLDA, corpus: bow.Corpus, device: str, seed: int) -> tuple[float, float]:
+    """(mean per-document total loss, perplexity) over every worker's shard; eval mode, one
+    posterior sample from a fixed-seed generator so that repeated evaluations agree."""
+    was_training = model.training
+    model.eval()
+    generator = torch.Generator(device=device).manual_seed(seed)
+    totals = torch.zeros(3, dtype=torch.float64)  # loss, documents, words
+    for lo in range(0, len(corpus), EVAL_BATCH):
+        x = torch.from_numpy(corpus.dense(np.arange(lo, min(lo + EVAL_BATCH, len(corpus))))).to(device)
+        recon, kl = model(x, generator)
+        totals += torch.tensor([(recon + kl).sum().item(), len(x), x.sum().item()], dtype=torch.float64)
+    runtime.all_reduce_sum(totals)
+    model.train(was_training)
+    loss, docs, words = totals.tolist()
+    return loss / max(docs, 1.0), math.exp(min(loss / max(words, 1.0), 700.0))
+
+
+def adjust_gradients(model: nn.Module, rescale: float, clip: float) -> None:
+    """SageMaker's order: multiply by rescale_gradient, then clip each component."""
+    params = [p for p in model.parameters() if p.grad is not None]
+    if rescale != 1.0:
+        for p in params:
+            p.grad.mul_(rescale)
+    if math.isfinite(clip):
+        nn.utils.clip_grad_value_(params, clip)
+
+
+def make_optimizer(model: nn.Module, hp: Any) -> torch.optim.Optimizer:
+    lr, decay = hp["learning_rate"], hp["weight_decay"]
+    params = model.parameters()
+    name = hp["optimizer"]
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=(0.99, 0.999), weight_decay=decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=decay)
+    if name == "adagrad":
+        return torch.optim.Adagrad(params, lr=lr, weight_decay=decay)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, weight_decay=decay)
+    return torch.optim.Adadelta(params, lr=lr / ADADELTA_DEFAULT_LR, weight_decay=decay)
+
+
+def worker_batch_size(ctx: TrainingContext) -> int:
+    """``mini_batch_size`` is per instance: split it across this host's workers."""
+    per_host = max(1, ctx.world_size // max(ctx.cluster.num_hosts, 1))
+    return max(1, ctx.hyperparameters["mini_batch_size"] // per_host)
+
+
+def equal_batch_count(batches: int) -> int:
+    """Every worker must take the same number of steps (DDP): the smallest shard's count."""
+    return min(runtime.all_gather_object(batches))
+
+
+def read_auxiliary(ctx: TrainingContext, feature_dim: int) -> tuple[list[str] | None, np.ndarray | None]:
+    channel = ctx.optional_channel("auxiliary")
+    if channel is None:
+        return None, None
+    vocab_path, vectors_path = bow.auxiliary_files(channel)
+    if vocab_path is None:
+        log.warning("The auxiliary channel has no %s: topics are shown as word ids, WETC is not computed",
+                    bow.VOCAB_FILE)
+        return None, None
+    vocab = bow.read_vocab(vocab_path, feature_dim)
+    if vectors_path is None:
+        log.info("No word vectors in the auxiliary channel: WETC is not computed (SageMaker uses GloVe)")
+        return vocab, None
+    vectors, found = bow.read_word_vectors(vectors_path, vocab)
+    if not found.all():
+        log.warning("%d of %d vocabulary words have no vector in %s; they count as similarity 0 in WETC",
+                    int((~found).sum()), len(vocab), vectors_path.name)
+    return vocab, vectors
+
+
+def save_checkpoint(ctx: TrainingContext, model: ProdLDA, optimizer: torch.optim.Optimizer,
+                    stopper: EarlyStopping, next_epoch: int) -> None:
+    if not (ctx.checkpoints.enabled and ctx.is_writer):
+        return
+    ctx.checkpoints.save({"epoch": next_epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                          "best": stopper.best, "bad_epochs": stopper.bad_epochs})
+
+
+def resume(ctx: TrainingContext, model: ProdLDA, optimizer: torch.optim.Optimizer, stopper: EarlyStopping) -> int:
+    """Restore a checkpoint if there is one; the epoch to start from."""
+    state = ctx.checkpoints.load() if ctx.checkpoints.enabled else None
+    if state is None:
+        return 0
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    stopper.best, stopper.bad_epochs = float(state["best"]), int(state["bad_epochs"])
+    log.info("Resumed from checkpoint %s at epoch %d", ctx.checkpoints.path, int(state["epoch"]) + 1)
+    return int(state["epoch"])

@@ -1,0 +1,253 @@
+"""Bag-of-words channels for topic models: word-count vectors from RecordIO-protobuf or CSV,
+plus the auxiliary channel's ``vocab.txt`` and word vectors.
+
+Documents come as word-count vectors of length ``feature_dim`` (spec §5.2):
+
+* ``application/x-recordio-protobuf``: one Record per document, ``features["values"]`` a dense
+  or sparse float32/float64/int32 tensor, exactly as SageMaker's SDK writers produce them;
+* ``text/csv``: one dense row of counts per line, no header, no label column.
+
+The format is taken from the channel's ContentType; without one, a file starting with the
+RecordIO magic is RecordIO and anything else CSV. Records are read as a stream, one at a time;
+what is kept is the compact sparse form (``Corpus``: word ids and counts, CSR layout), never the
+raw bytes. Workers take every ``world_size``-th record starting at their ``rank``. A bad record
+(wrong length, key out of range, negative or non-finite count) raises ``ClientError`` naming the
+file and the record number.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from sagetext.contract.channels import Channel
+from sagetext.data import recordio
+from sagetext.errors import ClientError
+
+RECORDIO = "application/x-recordio-protobuf"
+CSV = "text/csv"
+_MAGIC = struct.pack("<I", recordio.MAGIC)
+VOCAB_FILE = "vocab.txt"
+VECTOR_SUFFIXES = (".vec", ".vectors", ".w2v")
+VECTOR_NAMES = ("vectors.txt",)
+
+
+@dataclass(frozen=True)
+class Document:
+    """One document: sorted word ids (int64) and their counts (float32)."""
+
+    ids: np.ndarray
+    counts: np.ndarray
+
+
+@dataclass
+class Corpus:
+    """Documents in CSR layout: document i has ``ids[indptr[i]:indptr[i+1]]`` and the counts."""
+
+    indptr: np.ndarray
+    ids: np.ndarray
+    counts: np.ndarray
+    feature_dim: int
+
+    def __len__(self) -> int:
+        return len(self.indptr) - 1
+
+    @classmethod
+    def from_documents(cls, documents: Iterator[Document], feature_dim: int) -> "Corpus":
+        indptr, ids, counts = [0], [], []
+        for doc in documents:
+            ids.append(doc.ids)
+            counts.append(doc.counts)
+            indptr.append(indptr[-1] + len(doc.ids))
+        return cls(np.asarray(indptr, dtype=np.int64),
+                   np.concatenate(ids) if ids else np.zeros(0, np.int64),
+                   np.concatenate(counts) if counts else np.zeros(0, np.float32), feature_dim)
+
+    def dense(self, rows: np.ndarray) -> np.ndarray:
+        """The count vectors of ``rows`` as a dense float32 (len(rows), feature_dim) array."""
+        out = np.zeros((len(rows), self.feature_dim), dtype=np.float32)
+        for i, row in enumerate(rows):
+            lo, hi = self.indptr[row], self.indptr[row + 1]
+            out[i, self.ids[lo:hi]] = self.counts[lo:hi]
+        return out
+
+    def total_words(self) -> float:
+        return float(self.counts.sum(dtype=np.float64))
+
+
+def read_corpus(channel: Channel, feature_dim: int, epoch: int = 0, rank: int = 0,
+                world_size: int = 1) -> Corpus:
+    """This worker's shard of one pass over ``channel`` as a ``Corpus``."""
+    return Corpus.from_documents(documents(channel, feature_dim, epoch, rank, world_size), feature_dim)
+
+
+def documents(channel: Channel, feature_dim: int, epoch: int = 0, rank: int = 0,
+              world_size: int = 1) -> Iterator[Document]:
+    """Stream the documents of one pass, sharded by record index across workers."""
+    index = 0
+    for name, stream in channel.streams(epoch):
+        for doc in read_stream(stream, name, feature_dim, channel.content_type):
+            if index % world_size == rank:
+                yield doc
+            index += 1
+    if index == 0:
+        raise ClientError(f"channel '{channel.name}' holds no documents")
+
+
+def read_stream(stream: BinaryIO, name: str, feature_dim: int,
+                content_type: str | None = None) -> Iterator[Document]:
+    """The documents of one file or pipe, in the format given (or sniffed)."""
+    kind = _format(stream, content_type, name)
+    if kind == RECORDIO:
+        yield from _recordio_documents(stream, name, feature_dim)
+    else:
+        yield from _csv_documents(stream, name, feature_dim)
+
+
+def _format(stream: BinaryIO, content_type: str | None, name: str) -> str:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media in (RECORDIO, "application/x-recordio"):
+        return RECORDIO
+    if media == CSV:
+        return CSV
+    head = stream.peek(4)[:4] if hasattr(stream, "peek") else b""
+    if media and media not in ("text/plain", "application/octet-stream"):
+        raise ClientError(f"{name}: ContentType {content_type!r} is not supported for bag-of-words "
+                          f"data; expected {RECORDIO} or {CSV}")
+    return RECORDIO if head == _MAGIC else CSV
+
+
+def _recordio_documents(stream: BinaryIO, name: str, feature_dim: int) -> Iterator[Document]:
+    for number, record in enumerate(recordio.read_records(stream), start=1):
+        where = f"{name}: record {number}"
+        if "values" not in record.features:
+            given = ", ".join(sorted(record.features)) or "none"
+            raise ClientError(f"{where}: has no features['values'] tensor (features given: {given})")
+        tensor = recordio.tensor_to_sparse(record.features["values"], f"{where} features['values']")
+        yield checked_document(tensor.keys, tensor.values, tensor.shape, feature_dim, where)
+
+
+def checked_document(keys: np.ndarray, values: np.ndarray, shape: tuple[int, ...],
+                     feature_dim: int, where: str) -> Document:
+    """A Document from sparse keys/values, after every check a count vector must pass."""
+    if math.prod(shape) != feature_dim or len(shape) > 2 or (len(shape) == 2 and shape[0] != 1):
+        raise ClientError(f"{where}: vector has shape {list(shape)}; expected {feature_dim} "
+                          f"values (feature_dim={feature_dim})")
+    values = np.asarray(values, dtype=np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise ClientError(f"{where}: word {int(keys[bad.argmax()])} has count {values[bad.argmax()]}; "
+                          "counts must be finite numbers >= 0")
+    if (values < 0).any():
+        i = int((values < 0).argmax())
+        raise ClientError(f"{where}: word {int(keys[i])} has negative count {values[i]:g}; "
+                          "counts must be >= 0")
+    keys = np.asarray(keys, dtype=np.int64)
+    keep = values > 0
+    keys, values = keys[keep], values[keep]
+    order = np.argsort(keys, kind="stable")
+    return Document(keys[order], values[order].astype(np.float32))
+
+
+def _csv_documents(stream: BinaryIO, name: str, feature_dim: int) -> Iterator[Document]:
+    for number, raw in enumerate(stream, start=1):
+        where = f"{name}: line {number}"
+        try:
+            line = raw.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise ClientError(f"{where}: is not UTF-8 text (is this CSV? For RecordIO set "
+                              f"ContentType {RECORDIO})") from None
+        if not line:
+            continue
+        cells = line.split(",")
+        if len(cells) != feature_dim:
+            raise ClientError(f"{where}: has {len(cells)} values; expected {feature_dim} "
+                              f"(feature_dim={feature_dim}, dense counts, no label column)")
+        try:
+            row = np.array(cells, dtype=np.float64)
+        except ValueError:
+            cell = next(c for c in cells if not _is_number(c))
+            raise ClientError(f"{where}: {cell[:40]!r} is not a number; expected dense word "
+                              "counts, no header") from None
+        keys = np.flatnonzero(row)
+        yield checked_document(keys, row[keys], (feature_dim,), feature_dim, where)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+# ---- auxiliary channel -------------------------------------------------------------------
+
+def auxiliary_files(channel: Channel) -> tuple[Path | None, Path | None]:
+    """(vocab.txt, word-vector file) found in the auxiliary channel, each None when absent."""
+    vocab = vectors = None
+    for path in channel.files():
+        if path.name == VOCAB_FILE:
+            vocab = path
+        elif path.name in VECTOR_NAMES or path.suffix in VECTOR_SUFFIXES:
+            vectors = path
+    return vocab, vectors
+
+
+def read_vocab(path: Path, feature_dim: int) -> list[str]:
+    """Words by id from ``vocab.txt``: one word per line, UTF-8. A line ``word <integer>``
+    (the ``word id`` form some corpora ship) gives ``word``."""
+    try:
+        lines = path.read_text("utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise ClientError(f"{path.name}: is not UTF-8 (byte {e.start}); expected one word per line") from None
+    words = []
+    for line in lines:
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            parts = parts[:1]
+        words.append(" ".join(parts))
+    while words and not words[-1]:
+        words.pop()
+    if len(words) != feature_dim:
+        raise ClientError(f"{path.name}: has {len(words)} words; expected one per word id, "
+                          f"feature_dim={feature_dim}")
+    return words
+
+
+def read_word_vectors(path: Path, vocab: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(vectors, found) for ``vocab`` from a word2vec text file (``word v1 .. vd`` per line,
+    an optional ``count dim`` header): a (len(vocab), d) float32 array, zero rows for missing
+    words, and a boolean mask of the words found. Only vocabulary words are kept in memory."""
+    index = {word: i for i, word in enumerate(vocab)}
+    vectors: np.ndarray | None = None
+    found = np.zeros(len(vocab), dtype=bool)
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, start=1):
+            parts = line.rstrip().split(" ")
+            if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+                continue
+            i = index.get(parts[0])
+            if i is None or len(parts) < 2:
+                continue
+            try:
+                values = np.array(parts[1:], dtype=np.float32)
+            except ValueError:
+                raise ClientError(f"{path.name}: line {number} is not 'word v1 v2 ...' "
+                                  "(word2vec text format)") from None
+            if vectors is None:
+                vectors = np.zeros((len(vocab), len(values)), dtype=np.float32)
+            if len(values) != vectors.shape[1]:
+                raise ClientError(f"{path.name}: line {number} has {len(values)} dimensions; "
+                                  f"earlier lines have {vectors.shape[1]}")
+            vectors[i], found[i] = values, True
+    if vectors is None:
+        raise ClientError(f"{path.name}: no vector for any vocabulary word; expected word2vec "
+                          "text format, 'word v1 v2 ...' per line")
+    return vectors, found

@@ -1,0 +1,138 @@
+"""The real ``train`` executable running NTM on a fake /opt/ml, as SageMaker would: a slice of
+20 Newsgroups converted to sparse RecordIO-protobuf with the SageMaker SDK's own writer."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sagemaker_training import recordio as sdk
+
+from sagetext import algorithms
+from tests.conftest import REPO, FakeOptMl
+
+NEWS = Path("20newsgroups") / "prodlda_20news_clean"
+V = 1994
+GOOD = {"feature_dim": str(V), "num_topics": "8", "epochs": "3", "mini_batch_size": "64",
+        "optimizer": "adam", "learning_rate": "0.01", "encoder_layers": "[32, 16]"}
+# Until the lead registers "ntm" in sagetext.algorithms.MODULES, run the same entrypoint with
+# the entry added in-process; afterwards the plain ``train`` executable is used.
+_SHIM = ("import sys; sys.path.insert(0, %r); import sagetext.algorithms as a; "
+         "a.MODULES.setdefault('ntm', 'sagetext.algorithms.ntm'); "
+         "from sagetext.training import main; sys.exit(main())" % str(REPO / "src"))
+
+
+def run_train(opt_ml: FakeOptMl, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SAGEMAKER_BASE_DIR": str(opt_ml.root), "SAGETEXT_ALGORITHM": "ntm",
+           "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, str(REPO / "train")] if "ntm" in algorithms.MODULES else [sys.executable, "-c", _SHIM]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def ldac_slice(path: Path, start: int, count: int) -> sp.csr_matrix:
+    rows, cols, vals = [], [], []
+    with gzip.open(path, "rt") as f:
+        for number, line in enumerate(f):
+            if number >= start + count:
+                break
+            if number >= start:
+                for pair in line.split()[1:]:
+                    word, n = pair.split(":")
+                    rows.append(number - start), cols.append(int(word) - 1), vals.append(float(n))
+    return sp.csr_matrix((np.asarray(vals, np.float32), (rows, cols)), shape=(count, V))
+
+
+def recordio_file(matrix: sp.csr_matrix) -> bytes:
+    out = io.BytesIO()
+    sdk._write_spmatrix_to_sparse_tensor(out, matrix)
+    return out.getvalue()
+
+
+def set_channels(opt_ml: FakeOptMl, shared: Path) -> None:
+    data = shared / NEWS
+    train = ldac_slice(data / "train.feat.gz", 0, 1500)
+    opt_ml.channel("train", {"part-0.rec": recordio_file(train[:800]), "part-1.rec": recordio_file(train[800:])})
+    opt_ml.channel("validation", {"validation.rec": recordio_file(ldac_slice(data / "train.feat.gz", 1500, 300))})
+    opt_ml.channel("test", {"test.rec": recordio_file(ldac_slice(data / "test.feat.gz", 0, 300))})
+    opt_ml.channel("auxiliary", {"vocab.txt": (data / "vocab.txt").read_text()})
+    config_file = opt_ml.root / "input" / "config" / "inputdataconfig.json"
+    config = json.loads(config_file.read_text())
+    for name in ("train", "validation", "test"):
+        config[name]["ContentType"] = "application/x-recordio-protobuf"
+    config_file.write_text(json.dumps(config))
+
+
+@pytest.mark.slow
+def test_train_on_20newsgroups_recordio(opt_ml: FakeOptMl, shared_data: Path) -> None:
+    opt_ml.hyperparameters({**GOOD, "sagemaker_region": "us-east-1"})
+    set_channels(opt_ml, shared_data)
+    result = run_train(opt_ml)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert not opt_ml.failure.exists() and (opt_ml.root / "output" / "success").exists()
+    prefix = r"^\[\d\d/\d\d/\d{4} \d\d:\d\d:\d\d INFO \d+\] "
+    losses = [float(v) for v in re.findall(prefix + r"#validation:total_loss: ([0-9.e+]+)$", out, re.M)]
+    assert len(losses) == 3 and all(300 < loss < 2000 for loss in losses)  # nats per document
+    train = [float(v) for v in re.findall(prefix + r"#train:total_loss: ([0-9.e+]+)$", out, re.M)]
+    assert len(train) == 3 and train[-1] < train[0]
+    assert re.search(prefix + r"#test:total_loss: [0-9.e+]+$", out, re.M)
+    assert 100 < float(re.search(r"#test:perplexity: ([0-9.e+]+)", out).group(1)) < 1e5
+    assert re.search(prefix + r"Topics from epoch:final \(num_topics:8\) \[tu [0-9.]+, npmi [-0-9.]+\]:$", out, re.M)
+    topic_lines = re.findall(prefix + r"\[([0-9.]+)\] ([a-z]+(?: [a-z]+){19})$", out, re.M)
+    assert len(topic_lines) == 8
+    assert re.search(prefix + r"#tu: [0-9.]+$", out, re.M) and re.search(prefix + r"#npmi: [-0-9.]+$", out, re.M)
+    report = json.loads((opt_ml.model / "topics.json").read_text())
+    assert len(report["topics"]) == 8 and report["wetc"] is None and 0.125 <= report["tu"] <= 1
+    assert sorted(p.name for p in opt_ml.model.iterdir()) == ["model.pt", "topics.json", "vocab.txt"]
+
+
+def test_bad_hyperparameter_writes_a_client_error(opt_ml: FakeOptMl) -> None:
+    opt_ml.hyperparameters({**GOOD, "num_topics": "1", "optimizer": "lbfgs"})
+    opt_ml.channel("train", {"train.csv": ",".join(["1"] * V) + "\n"})
+    result = run_train(opt_ml)
+    assert result.returncode == 1, result.stdout + result.stderr
+    text = opt_ml.failure.read_text()
+    assert text.startswith("ClientError: ")
+    assert "num_topics='1'" in text and "optimizer='lbfgs'" in text and "adadelta" in text
+    assert list(opt_ml.model.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_bad_record_fails_naming_file_and_record(opt_ml: FakeOptMl) -> None:
+    opt_ml.hyperparameters({**GOOD, "feature_dim": "5"})
+    opt_ml.channel("train", {"docs.csv": "1,0,2,0,1\n0,1,1,1,0\n3,0,-1,0,0\n"})
+    result = run_train(opt_ml)
+    assert result.returncode == 1
+    text = opt_ml.failure.read_text()
+    assert text.startswith("ClientError: ") and "docs.csv: line 3" in text and "negative count" in text
+
+
+@pytest.mark.slow
+def test_two_cpu_workers_train_with_ddp(opt_ml: FakeOptMl, shared_data: Path, tmp_path: Path) -> None:
+    """Two gloo workers on one host (torch's elastic launcher), each on its half of the records."""
+    opt_ml.hyperparameters({**GOOD, "epochs": "2"})
+    set_channels(opt_ml, shared_data)
+    worker = tmp_path / "worker.py"
+    worker.write_text("import sys; sys.path.insert(0, %r); import sagetext.algorithms as a; "
+                      "a.MODULES.setdefault('ntm', 'sagetext.algorithms.ntm'); "
+                      "from sagetext.training import worker_main; sys.exit(worker_main())\n" % str(REPO / "src"))
+    env = {**os.environ, "SAGEMAKER_BASE_DIR": str(opt_ml.root), "SAGETEXT_ALGORITHM": "ntm",
+           "SAGETEXT_DEVICE": "cpu", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             str(worker)], env=env, capture_output=True, text=True, timeout=300)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert len(re.findall(r"#validation:total_loss: ", out)) == 2  # rank 0 alone prints metrics
+    # each worker reads half of the 1,500 training records, and steps cover all of them
+    assert re.search(r"Read 750 train documents", out)
+    assert re.search(r"Epoch 1: train total_loss .*, 1500 documents", out)
+    assert json.loads((opt_ml.model / "topics.json").read_text())["num_topics"] == 8

@@ -1,0 +1,140 @@
+"""NTM's bag-of-words channels: RecordIO from SageMaker's own writers reads exactly like CSV;
+bad records fail naming the file and record; vocab.txt and word vectors."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sagemaker_training import recordio as sdk
+
+from sagetext.contract.channels import Channel
+from sagetext.contract.paths import Paths
+from sagetext.data import bow
+from sagetext.errors import ClientError
+
+D = 30
+
+
+def counts(n: int = 25, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    matrix = rng.poisson(0.4, size=(n, D)).astype(np.float64)
+    matrix[3] = 0  # an empty document survives too
+    return matrix
+
+
+def csv_bytes(matrix: np.ndarray) -> bytes:
+    return "".join(",".join(f"{v:g}" for v in row) + "\n" for row in matrix).encode()
+
+
+def recordio_bytes(matrix: np.ndarray, dtype: type, sparse: bool) -> bytes:
+    out = io.BytesIO()
+    if sparse:
+        sdk._write_spmatrix_to_sparse_tensor(out, sp.csr_matrix(matrix.astype(dtype)))
+    else:
+        sdk._write_numpy_to_dense_tensor(out, matrix.astype(dtype))
+    return out.getvalue()
+
+
+def channel(tmp_path: Path, files: dict[str, bytes], content_type: str | None = None,
+            name: str = "train") -> Channel:
+    paths = Paths(tmp_path)
+    folder = paths.channel_dir(name)
+    folder.mkdir(parents=True, exist_ok=True)
+    for file_name, data in files.items():
+        (folder / file_name).write_bytes(data)
+    return Channel(name, content_type=content_type, paths=paths)
+
+
+def as_dense(corpus: bow.Corpus) -> np.ndarray:
+    return corpus.dense(np.arange(len(corpus)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, int])
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("content_type", [bow.RECORDIO, None])
+def test_sdk_recordio_reads_like_csv(tmp_path: Path, dtype: type, sparse: bool, content_type: str | None) -> None:
+    matrix = counts()
+    from_csv = bow.read_corpus(channel(tmp_path / "csv", {"a.csv": csv_bytes(matrix)}, bow.CSV), D)
+    from_rec = bow.read_corpus(channel(tmp_path / "rec", {"a.rec": recordio_bytes(matrix, dtype, sparse)},
+                                       content_type), D)
+    assert len(from_csv) == len(from_rec) == len(matrix)
+    np.testing.assert_array_equal(as_dense(from_rec), matrix.astype(np.float32))
+    np.testing.assert_array_equal(as_dense(from_csv), as_dense(from_rec))
+    np.testing.assert_array_equal(from_csv.indptr, from_rec.indptr)
+
+
+def test_workers_take_disjoint_shards_by_record_index_across_files(tmp_path: Path) -> None:
+    matrix = counts(11)
+    ch = channel(tmp_path, {"a.rec": recordio_bytes(matrix[:4], np.float32, True),
+                            "b.csv": csv_bytes(matrix[4:])}, None)
+    shards = [as_dense(bow.read_corpus(ch, D, rank=r, world_size=3)) for r in range(3)]
+    for r, shard in enumerate(shards):
+        np.testing.assert_array_equal(shard, matrix[r::3].astype(np.float32))
+
+
+@pytest.mark.parametrize("make,needles", [
+    (lambda m: recordio_bytes(m[:, :D - 1], np.float32, False), ["record 1", "expected 30"]),
+    (lambda m: recordio_bytes(np.hstack([m, m[:, :1]]), np.float32, True), ["record 1", "shape [31]"]),
+    (lambda m: recordio_bytes(np.where(np.arange(len(m))[:, None] == 4, -m - 1, m), np.float32, False),
+     ["record 5", "negative count"]),
+    (lambda m: recordio_bytes(np.where(np.arange(len(m))[:, None] == 2, np.nan, m), np.float64, False),
+     ["record 3", "count nan"]),
+])
+def test_bad_recordio_records_name_file_and_record(tmp_path: Path, make, needles) -> None:
+    ch = channel(tmp_path, {"bad.rec": make(counts())}, bow.RECORDIO)
+    with pytest.raises(ClientError) as info:
+        bow.read_corpus(ch, D)
+    for needle in ["bad.rec", *needles]:
+        assert needle in info.value.message
+
+
+def test_sparse_key_beyond_feature_dim_is_refused(tmp_path: Path) -> None:
+    from sagetext.data import recordio
+    record = recordio.Record()
+    record.features["values"].CopyFrom(recordio.sparse_to_value(
+        recordio.SparseTensor(np.array([2, 7], np.uint64), np.array([1.0, 2.0], np.float32), (D,))))
+    tensor = record.features["values"].float32_tensor
+    tensor.keys[1] = D + 5  # a key outside the declared shape
+    out = io.BytesIO()
+    recordio.write_records(out, [record])
+    with pytest.raises(ClientError, match=r"bad\.rec: record 1.*key 35 is out of range"):
+        bow.read_corpus(channel(tmp_path, {"bad.rec": out.getvalue()}, bow.RECORDIO), D)
+
+
+@pytest.mark.parametrize("text,needles", [
+    ("1,2,3\n", ["line 1", "has 3 values", "expected 30"]),
+    (",".join(["0"] * (D - 1) + ["x"]) + "\n", ["line 1", "'x' is not a number"]),
+    (",".join(["1"] * D) + "\n" + ",".join(["-2"] + ["0"] * (D - 1)) + "\n", ["line 2", "negative count"]),
+    (",".join(["1"] * D) + "\n" + ",".join(["inf"] + ["0"] * (D - 1)) + "\n", ["line 2", "count inf"]),
+])
+def test_bad_csv_lines_name_file_and_line(tmp_path: Path, text: str, needles: list[str]) -> None:
+    with pytest.raises(ClientError) as info:
+        bow.read_corpus(channel(tmp_path, {"bad.csv": text.encode()}, bow.CSV), D)
+    for needle in ["bad.csv", *needles]:
+        assert needle in info.value.message
+
+
+def test_unsupported_content_type_and_empty_channel(tmp_path: Path) -> None:
+    with pytest.raises(ClientError, match="application/json.*not supported"):
+        bow.read_corpus(channel(tmp_path / "a", {"x": b"{}"}, "application/json"), D)
+    with pytest.raises(ClientError, match="no documents"):
+        bow.read_corpus(channel(tmp_path / "b", {"x.csv": b"\n\n"}, bow.CSV), D)
+
+
+def test_vocab_plain_and_word_id_lines(tmp_path: Path) -> None:
+    (tmp_path / "v1.txt").write_text("apple\nbanana\ncherry\n")
+    (tmp_path / "v2.txt").write_text("apple 1\nbanana 2\ncherry 3\n")
+    assert bow.read_vocab(tmp_path / "v1.txt", 3) == bow.read_vocab(tmp_path / "v2.txt", 3) == ["apple", "banana", "cherry"]
+    with pytest.raises(ClientError, match="has 3 words.*feature_dim=4"):
+        bow.read_vocab(tmp_path / "v1.txt", 4)
+
+
+def test_word_vectors_keep_vocabulary_words_only(tmp_path: Path) -> None:
+    (tmp_path / "vectors.txt").write_text("3 2\nbanana 1 0\nzebra 5 5\napple 0 1\n")
+    vectors, found = bow.read_word_vectors(tmp_path / "vectors.txt", ["apple", "banana", "cherry"])
+    np.testing.assert_array_equal(vectors, [[0, 1], [1, 0], [0, 0]])
+    assert found.tolist() == [True, True, False]
