@@ -1,0 +1,291 @@
+"""Word-vector artifacts of BlazingText's word2vec modes, and the predictor that serves them.
+
+What a user gets from a word2vec job (spec §3.5) and what an endpoint loads (§3.6):
+
+- ``vectors.txt``: word2vec text format, header ``<n_words> <dim>``, words by descending
+  frequency; floats printed with 9 significant digits so they read back bit for bit.
+- ``vectors.bin``: without subwords, word2vec binary format (``gensim`` ``KeyedVectors
+  .load_word2vec_format(binary=True)`` and word2vec.c read it); with subwords, fastText's own
+  ``.bin`` (version 12), which ``fasttext.load_model`` reads and which carries the char n-gram
+  table, so that unseen words still get vectors.
+
+The readers and writers are ours, not gensim's, for two reasons: serving must load files a
+user dropped into the model folder, so every size in a header is checked against the file
+length before anything is allocated (nothing is ever unpickled); and the same code must write
+the artifacts of any trainer (gensim on CPU today, GPU kernels later) from one plain
+``WordVectors`` value. The fastText n-gram hash comes from gensim, which reproduces fastText's.
+"""
+
+from __future__ import annotations
+
+import mmap
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+from gensim.models.fasttext import ft_ngram_hashes
+
+from sagetext.contract.artifacts import write_atomic
+from sagetext.errors import ClientError
+
+VECTORS_TXT = "vectors.txt"
+VECTORS_BIN = "vectors.bin"
+JSON = "application/json"
+EOS = "</s>"
+FASTTEXT_MAGIC = 793712314
+FASTTEXT_VERSION = 12
+MODEL_CODES = {"cbow": 1, "skipgram": 2}  # fastText's model_name enum (sup = 3)
+LOSS_NS = 2  # fastText's loss_name enum: hs = 1, ns = 2
+_ARGS = struct.Struct("<12id")  # dim ws epoch minCount neg wordNgrams loss model bucket minn maxn lrUpdateRate t
+_DICT_HEADER = struct.Struct("<iiiqq")  # size nwords nlabels ntokens pruneidx_size
+
+
+@dataclass(frozen=True)
+class Subwords:
+    """fastText's char n-gram table: ``ngrams[hash(ngram) % bucket]`` for n in [minn, maxn]."""
+
+    minn: int
+    maxn: int
+    ngrams: np.ndarray  # (bucket, dim) float32
+
+    def hashes(self, word: str) -> list[int]:
+        return ft_ngram_hashes(word, self.minn, self.maxn, len(self.ngrams))
+
+
+@dataclass(frozen=True)
+class WordVectors:
+    """The trained embedding, whatever trained it.
+
+    ``rows[i]`` is word ``words[i]``'s own input vector (words by descending frequency). With
+    ``subwords`` a word's vector is, as in fastText, the mean of its own row and its n-gram
+    rows; an unseen word gets the mean of its n-gram rows.
+    """
+
+    words: Sequence[str]
+    rows: np.ndarray  # (n_words, dim) float32
+    counts: Sequence[int] = ()
+    subwords: Subwords | None = None
+    index: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if len(self.words) != len(self.rows):
+            raise ValueError(f"{len(self.words)} words but {len(self.rows)} vector rows")
+        object.__setattr__(self, "index", {w: i for i, w in enumerate(self.words)})
+
+    @property
+    def dim(self) -> int:
+        return int(self.rows.shape[1])
+
+    def vector(self, word: str) -> np.ndarray | None:
+        """The word's vector, or None when it is unknown (and has no n-grams)."""
+        i = self.index.get(word)
+        if self.subwords is None:
+            return None if i is None else self.rows[i]
+        hashes = [] if word == EOS else self.subwords.hashes(word)  # fastText gives </s> no n-grams
+        total = self.subwords.ngrams[hashes].sum(axis=0) if hashes else np.zeros(self.dim, np.float32)
+        if i is not None:
+            total = total + self.rows[i]
+        count = len(hashes) + (i is not None)
+        return None if count == 0 else (total / count).astype(np.float32)
+
+    def matrix(self) -> np.ndarray:
+        """Every vocabulary word's vector, in ``words`` order (what vectors.txt holds)."""
+        if self.subwords is None:
+            return self.rows
+        return np.stack([self.vector(w) for w in self.words]) if self.words else self.rows
+
+
+# ---------------------------------------------------------------- writing
+
+
+def write_artifacts(model_dir: Path, vectors: WordVectors, fasttext: dict[str, Any] | None = None) -> None:
+    """vectors.txt and vectors.bin, each written atomically.
+
+    ``fasttext`` (needed with subwords) holds what fastText's .bin carries besides the input
+    vectors: ``output`` (the (n_words, dim) output matrix), ``mode``, ``window``, ``epochs``,
+    ``min_count``, ``negative``, ``sample``, ``ntokens``.
+    """
+    matrix = vectors.matrix()
+    write_atomic(model_dir / VECTORS_TXT, lambda f: _write_text(f, vectors.words, matrix))
+    if vectors.subwords is None:
+        write_atomic(model_dir / VECTORS_BIN, lambda f: _write_word2vec_bin(f, vectors.words, matrix))
+    else:
+        if fasttext is None:
+            raise ValueError("subword vectors need the fastText fields to write vectors.bin")
+        write_atomic(model_dir / VECTORS_BIN, lambda f: write_fasttext_bin(f, vectors, fasttext))
+
+
+def _write_text(f: BinaryIO, words: Sequence[str], matrix: np.ndarray) -> None:
+    f.write(f"{len(words)} {matrix.shape[1]}\n".encode())
+    row_format = " ".join(["%.9g"] * matrix.shape[1])
+    lines = []
+    for word, row in zip(words, matrix.tolist()):
+        lines.append(f"{word} {row_format % tuple(row)}\n")
+        if len(lines) >= 10_000:
+            f.write("".join(lines).encode("utf-8"))
+            lines.clear()
+    f.write("".join(lines).encode("utf-8"))
+
+
+def _write_word2vec_bin(f: BinaryIO, words: Sequence[str], matrix: np.ndarray) -> None:
+    """word2vec.c's format: header line, then ``word<space><dim float32 LE>\\n`` per word."""
+    f.write(f"{len(words)} {matrix.shape[1]}\n".encode())
+    data = np.ascontiguousarray(matrix, dtype="<f4")
+    for word, row in zip(words, data):
+        f.write(word.encode("utf-8") + b" " + row.tobytes() + b"\n")
+
+
+def write_fasttext_bin(f: BinaryIO, vectors: WordVectors, info: dict[str, Any]) -> None:
+    """fastText .bin v12 (src/args.cc, dictionary.cc, densematrix.cc, fasttext.cc saveModel)."""
+    sub = vectors.subwords
+    assert sub is not None
+    f.write(struct.pack("<ii", FASTTEXT_MAGIC, FASTTEXT_VERSION))
+    f.write(_ARGS.pack(vectors.dim, info["window"], info["epochs"], info["min_count"], info["negative"], 1,
+                       LOSS_NS, MODEL_CODES[info["mode"]], len(sub.ngrams), sub.minn, sub.maxn, 100,
+                       float(info["sample"])))
+    n = len(vectors.words)
+    f.write(_DICT_HEADER.pack(n, n, 0, int(info["ntokens"]), -1))
+    counts = vectors.counts or [1] * n
+    for word, count in zip(vectors.words, counts):
+        f.write(word.encode("utf-8") + b"\0" + struct.pack("<qb", int(count), 0))
+    f.write(b"\0")  # quant_input = false
+    _write_matrix(f, [vectors.rows, sub.ngrams])
+    f.write(b"\0")  # qout = false
+    _write_matrix(f, [info["output"]])
+
+
+def _write_matrix(f: BinaryIO, parts: list[np.ndarray]) -> None:
+    f.write(struct.pack("<qq", sum(len(p) for p in parts), parts[0].shape[1]))
+    for part in parts:
+        for start in range(0, len(part), 65536):
+            f.write(np.ascontiguousarray(part[start:start + 65536], dtype="<f4").tobytes())
+
+
+# ---------------------------------------------------------------- reading
+
+
+def read_vectors(path: Path) -> WordVectors:
+    """A word2vec binary file or a fastText .bin (told apart by fastText's magic number)."""
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            if len(data) >= 4 and struct.unpack_from("<i", data)[0] == FASTTEXT_MAGIC:
+                return _read_fasttext(data, path)
+            return _read_word2vec_bin(data, path)
+    except (OSError, ValueError) as exc:  # mmap of an empty file raises ValueError
+        raise ClientError(f"{path}: cannot be read ({exc})") from None
+
+
+def _read_word2vec_bin(data: mmap.mmap, path: Path) -> WordVectors:
+    end = data.find(b"\n", 0, 100)
+    fields = data[:end].split() if end > 0 else []
+    if len(fields) != 2 or not all(x.isdigit() for x in fields) or int(fields[1]) == 0:
+        raise ClientError(f"{path}: neither a fastText .bin nor word2vec binary (header {data[:40]!r})")
+    n, dim = int(fields[0]), int(fields[1])
+    pos, row_bytes = end + 1, 4 * dim
+    if n * (row_bytes + 2) > len(data) - pos:  # each entry: >= 1 byte word, a space, the floats
+        raise ClientError(f"{path}: header says {n} words x {dim} dims but the file has only {len(data)} bytes")
+    words, rows = [], np.empty((n, dim), np.float32)
+    for i in range(n):
+        while pos < len(data) and data[pos] in b"\n\r":
+            pos += 1
+        space = data.find(b" ", pos, pos + 10_000)
+        if space < 0 or space + 1 + row_bytes > len(data):
+            raise ClientError(f"{path}: word {i} of {n} is truncated or malformed at byte {pos}")
+        words.append(data[pos:space].decode("utf-8", errors="replace"))
+        rows[i] = np.frombuffer(data, "<f4", dim, space + 1)
+        pos = space + 1 + row_bytes
+    return WordVectors(words, rows)
+
+
+def _read_fasttext(data: mmap.mmap, path: Path) -> WordVectors:
+    reader = _Reader(data, path)
+    magic, version = reader.unpack(struct.Struct("<ii"))
+    if version not in (11, 12):
+        raise ClientError(f"{path}: fastText .bin version {version}; only versions 11 and 12 are supported")
+    args = reader.unpack(_ARGS)
+    dim, bucket, minn, maxn = args[0], args[8], args[9], args[10]
+    size, nwords, _, _, prune = reader.unpack(_DICT_HEADER)
+    if min(size, nwords, dim, bucket) < 0 or nwords > size or size > len(data):
+        raise ClientError(f"{path}: fastText dictionary header is invalid (size={size}, nwords={nwords})")
+    words, counts = [], []
+    for i in range(size):
+        end = data.find(b"\0", reader.pos)
+        if end < 0:
+            raise ClientError(f"{path}: fastText dictionary entry {i} of {size} is truncated")
+        word = data[reader.pos:end].decode("utf-8", errors="replace")
+        reader.pos = end + 1
+        count, kind = reader.unpack(struct.Struct("<qb"))
+        if kind == 0:
+            words.append(word)
+            counts.append(count)
+    if prune > 0:
+        raise ClientError(f"{path}: pruned (quantized) fastText models are not supported; use the .bin, not .ftz")
+    if reader.unpack(struct.Struct("<?"))[0]:
+        raise ClientError(f"{path}: quantized fastText models (.ftz) are not supported")
+    m, n = reader.unpack(struct.Struct("<qq"))
+    if n != dim or m != nwords + bucket or m * n * 4 > len(data) - reader.pos:
+        raise ClientError(f"{path}: input matrix {m}x{n} does not match {nwords} words + {bucket} buckets "
+                          f"x {dim} dims or the file length {len(data)}")
+    matrix = np.frombuffer(data, "<f4", m * n, reader.pos).reshape(m, n).astype(np.float32)
+    sub = Subwords(minn, maxn, matrix[nwords:]) if maxn > 0 and bucket > 0 else None
+    return WordVectors(words, matrix[:nwords], counts, sub)
+
+
+@dataclass
+class _Reader:
+    data: mmap.mmap
+    path: Path
+    pos: int = 0
+
+    def unpack(self, layout: struct.Struct) -> tuple[Any, ...]:
+        if self.pos + layout.size > len(self.data):
+            raise ClientError(f"{self.path}: truncated fastText file (needs byte {self.pos + layout.size}, "
+                              f"has {len(self.data)})")
+        values = layout.unpack_from(self.data, self.pos)
+        self.pos += layout.size
+        return values
+
+
+# ---------------------------------------------------------------- serving
+
+
+class VectorsPredictor:
+    """``{"instances": ["word", ...]}`` → ``[{"word": w, "vector": [...]}, ...]`` (spec §3.6).
+
+    An unknown word gets zeros, or its n-gram vector when the model has subwords. BlazingText
+    answers in the request's content type and ignores Accept, so only JSON in, JSON out.
+    """
+
+    content_types = (JSON,)
+
+    def __init__(self, vectors: WordVectors) -> None:
+        self.vectors = vectors
+
+    def response_type(self, content_type: str, accept: list[str]) -> str | None:
+        return content_type if content_type in self.content_types else None
+
+    def predict(self, data: Any, content_type: str, response_type: str) -> list[dict[str, Any]]:
+        if not isinstance(data, dict) or "instances" not in data:
+            raise ClientError('request body must be a JSON object with an "instances" list of words')
+        instances = data["instances"]
+        if not isinstance(instances, list):
+            raise ClientError(f'"instances" must be a list of words, got {type(instances).__name__}')
+        zeros = [0.0] * self.vectors.dim
+        answers = []
+        for i, word in enumerate(instances):
+            if not isinstance(word, str):
+                raise ClientError(f'"instances"[{i}] must be a string (a word), got {type(word).__name__}')
+            vector = self.vectors.vector(word)
+            answers.append({"word": word, "vector": zeros if vector is None else vector.tolist()})
+        return answers
+
+
+def load_vectors(model_dir: Path) -> VectorsPredictor:
+    """The word-vector predictor for a model folder holding ``vectors.bin`` (ours or fastText's)."""
+    path = Path(model_dir) / VECTORS_BIN
+    if not path.is_file():
+        raise ClientError(f"{path}: not found; a BlazingText word2vec model needs vectors.bin")
+    return VectorsPredictor(read_vectors(path))

@@ -1,0 +1,217 @@
+"""BlazingText's word2vec modes on CPU (``cbow``, ``skipgram``, ``batch_skipgram``), trained by gensim.
+
+A user gets what SageMaker's BlazingText gives (spec §3.2 to §3.7): the same hyperparameters,
+``vectors.txt`` / ``vectors.bin`` / ``eval.json`` in the model folder, and the same log lines
+(``Alpha: ...  Progress: ...  Million Words/sec: ...``, ``Training finished!``, ``#mean_rho``).
+
+Why gensim: its word2vec and fastText trainers are optimised C (Cython), multi-threaded, and
+match the reference word2vec.c / fastText quality; we only add what SageMaker's contract needs
+around them: streaming the ``train`` channel (a text8-like corpus is one 100 MB line, read in
+chunks), BlazingText's progress lines, and artifacts written through ``vectors`` so that a GPU
+trainer can write the same files through the same code.
+
+On CPU ``batch_skipgram`` trains like ``skipgram`` (``batch_size`` only shapes GPU batches), and
+a multi-host job trains on rank 0 alone with gensim's threads; the other ranks return.
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from gensim.models import FastText, Word2Vec
+
+from sagetext.algorithms.blazingtext import evaluation
+from sagetext.algorithms.blazingtext.vectors import Subwords, WordVectors, write_artifacts
+from sagetext.contract.channels import Channel
+from sagetext.contract.context import TrainingContext
+from sagetext.contract.hyperparameters import Hyperparameters
+from sagetext.errors import ClientError
+
+log = logging.getLogger(__name__)
+
+MAX_SENTENCE_LENGTH = 10_000  # gensim's (and word2vec.c's) cap: longer lines are cut into pieces
+CHUNK_BYTES = 1 << 20
+PROGRESS_SECONDS = 5.0
+MIN_ALPHA_FRACTION = 1e-4  # word2vec.c decays alpha to alpha * 1e-4
+
+
+class ChannelCorpus:
+    """Restartable iterable of token lists over a channel, for gensim's several passes.
+
+    Pass ``k`` reads ``channel.streams(k)`` (a fresh FIFO per pass in Pipe mode). Lines are
+    sentences; a line longer than ``max_length`` tokens is cut into pieces, as gensim's
+    ``LineSentence`` does, and is never held in memory whole. ``words_read`` counts tokens
+    handed out over all passes (the progress reporter reads it from another thread).
+    """
+
+    def __init__(self, channel: Channel, max_length: int = MAX_SENTENCE_LENGTH,
+                 chunk_bytes: int = CHUNK_BYTES) -> None:
+        self.channel = channel
+        self.max_length = max_length
+        self.chunk_bytes = chunk_bytes
+        self.passes = 0
+        self.words_read = 0
+
+    def __iter__(self) -> Iterator[list[str]]:
+        epoch = self.passes
+        self.passes += 1
+        for _name, stream in self.channel.streams(epoch):
+            for sentence in read_sentences(stream, self.max_length, self.chunk_bytes):
+                self.words_read += len(sentence)
+                yield sentence
+
+
+def read_sentences(stream: BinaryIO, max_length: int = MAX_SENTENCE_LENGTH,
+                   chunk_bytes: int = CHUNK_BYTES) -> Iterator[list[str]]:
+    """Whitespace tokens of a UTF-8 stream, one list per line, lines cut at ``max_length`` tokens."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pending, tokens = "", []  # pending: a token that may continue in the next chunk
+    while chunk := stream.read(chunk_bytes):
+        *lines, tail = (pending + decoder.decode(chunk)).split("\n")
+        for line in lines:
+            tokens.extend(line.split())
+            yield from _pieces(tokens, max_length)
+            tokens = []
+        words = tail.split()
+        pending = words.pop() if words and not tail[-1].isspace() else ""
+        tokens.extend(words)
+        if len(tokens) >= max_length:
+            full = len(tokens) - len(tokens) % max_length
+            yield from _pieces(tokens[:full], max_length)
+            tokens = tokens[full:]
+    tokens.extend((pending + decoder.decode(b"")).split())
+    yield from _pieces(tokens, max_length)
+
+
+def _pieces(tokens: list[str], max_length: int) -> Iterator[list[str]]:
+    for start in range(0, len(tokens), max_length):
+        yield tokens[start:start + max_length]
+
+
+class ProgressReporter:
+    """Logs BlazingText's progress line every few seconds from a background thread.
+
+    Words are counted as SageMaker (and fastText) count them: raw tokens read from the input,
+    before frequent-word subsampling and min_count filtering, so rates compare with theirs.
+    Alpha is the linearly decayed learning rate at the current progress.
+    """
+
+    def __init__(self, corpus: ChannelCorpus, total_words: int, alpha: float, min_alpha: float,
+                 interval: float = PROGRESS_SECONDS) -> None:
+        self.corpus, self.total_words = corpus, max(total_words, 1)
+        self.alpha, self.min_alpha, self.interval = alpha, min_alpha, interval
+        self.start_words = corpus.words_read
+        self.start_time = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="word2vec-progress", daemon=True)
+
+    def __enter__(self) -> "ProgressReporter":
+        self.start_words, self.start_time = self.corpus.words_read, time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def words(self) -> int:
+        return self.corpus.words_read - self.start_words
+
+    @property
+    def seconds(self) -> float:
+        return max(time.monotonic() - self.start_time, 1e-9)
+
+    def log_line(self) -> None:
+        progress = min(self.words / self.total_words, 1.0)
+        alpha = self.alpha - (self.alpha - self.min_alpha) * progress
+        log.info("Alpha: %.4f  Progress: %.2f%%  Million Words/sec: %.2f",
+                 alpha, 100 * progress, self.words / self.seconds / 1e6)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.log_line()
+
+
+def train_word2vec(ctx: TrainingContext) -> None:
+    """Train cbow / skipgram / batch_skipgram on the ``train`` channel; rank 0 writes the model."""
+    hp = ctx.hyperparameters
+    check_hyperparameters(hp)
+    if ctx.world_size > 1:
+        if not ctx.is_writer:
+            log.info("Rank %d: the CPU word2vec trainer runs on rank 0 only; nothing to do here", ctx.rank)
+            return
+        log.info("The CPU word2vec path trains in one process with gensim's threads; "
+                 "ranks 1..%d stay idle", ctx.world_size - 1)
+    if hp.mode == "batch_skipgram":
+        log.info("batch_skipgram on CPU trains as skipgram (batch_size=%d applies to GPU batches)", hp.batch_size)
+    corpus = ChannelCorpus(ctx.channel("train"))
+    model = build_model(hp, workers=cpu_count(), seed=hp.seed + ctx.rank)
+    model.build_vocab(corpus_iterable=corpus)
+    if len(model.wv) == 0:
+        raise ClientError(f"train channel: no word occurs at least min_count={hp.min_count} times "
+                          f"({model.corpus_total_words} words read); lower min_count or add data")
+    log.info("Vocabulary: %d words (min_count=%d) out of %d tokens; training with %d threads",
+             len(model.wv), hp.min_count, model.corpus_total_words, model.workers)
+    with ProgressReporter(corpus, model.corpus_total_words * hp.epochs, model.alpha, model.min_alpha) as progress:
+        model.train(corpus_iterable=corpus, total_examples=model.corpus_count, epochs=hp.epochs)
+        progress.log_line()
+    log.info("Training finished!")
+    log.info("Average throughput in Million words/sec: %.2f", progress.words / progress.seconds / 1e6)
+    log.info("Total training time in seconds: %.2f", progress.seconds)
+    vectors = to_word_vectors(model)
+    write_artifacts(ctx.model_dir, vectors, fasttext_fields(model, hp) if vectors.subwords else None)
+    if hp.evaluation:
+        evaluation.run_evaluation(vectors.vector, ctx.model_dir, ctx.metrics)
+
+
+def check_hyperparameters(hp: Hyperparameters) -> None:
+    """Combinations SageMaker rejects (spec §3.1)."""
+    if hp.mode == "batch_skipgram" and hp.subwords:
+        raise ClientError("subwords=True is not supported in batch_skipgram mode; "
+                          "use mode=skipgram or cbow for subword vectors")
+    if hp.subwords and hp.min_char > hp.max_char:
+        raise ClientError(f"min_char={hp.min_char} is larger than max_char={hp.max_char}")
+
+
+def build_model(hp: Hyperparameters, workers: int, seed: int) -> Word2Vec:
+    """An untrained gensim Word2Vec (or FastText with subwords) with BlazingText's settings."""
+    common: dict[str, Any] = dict(
+        sg=0 if hp.mode == "cbow" else 1, vector_size=hp.vector_dim, window=hp.window_size,
+        negative=hp.negative_samples, hs=0, sample=hp.sampling_threshold, min_count=hp.min_count,
+        epochs=hp.epochs, alpha=hp.learning_rate, min_alpha=hp.learning_rate * MIN_ALPHA_FRACTION,
+        workers=workers, seed=seed, max_vocab_size=None,
+    )
+    if hp.subwords:
+        return FastText(min_n=hp.min_char, max_n=hp.max_char, bucket=hp.buckets, **common)
+    return Word2Vec(**common)
+
+
+def to_word_vectors(model: Word2Vec) -> WordVectors:
+    """The trained embedding as the trainer-independent value ``vectors`` writes and serves."""
+    wv = model.wv
+    words = list(wv.index_to_key)
+    counts = [int(c) for c in wv.expandos["count"]]
+    if isinstance(model, FastText):
+        return WordVectors(words, wv.vectors_vocab, counts, Subwords(wv.min_n, wv.max_n, wv.vectors_ngrams))
+    return WordVectors(words, wv.vectors, counts)
+
+
+def fasttext_fields(model: Word2Vec, hp: Hyperparameters) -> dict[str, Any]:
+    return {"output": model.syn1neg, "mode": "cbow" if hp.mode == "cbow" else "skipgram",
+            "window": hp.window_size, "epochs": hp.epochs, "min_count": hp.min_count,
+            "negative": hp.negative_samples, "sample": hp.sampling_threshold,
+            "ntokens": model.corpus_total_words}
+
+
+def cpu_count() -> int:
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # not on Linux
+        return max(os.cpu_count() or 1, 1)
