@@ -52,10 +52,21 @@ def _parser() -> argparse.ArgumentParser:
     metrics.add_argument("--algorithm", required=True, choices=sorted(algorithms.MODULES))
     metrics.set_defaults(run=lambda a: print(json.dumps(specs.metric_definitions(a.algorithm), indent=2)) or 0)
 
+    prepare = sub.add_parser("seq2seq-prepare", help="parallel text -> train.rec, val.rec and vocab JSON "
+                             "(SageMaker's create_vocab_proto.py)")
+    _seq2seq_prepare().add_arguments(prepare)
+    prepare.set_defaults(run=lambda a: _seq2seq_prepare().run(a))
+
     table = sub.add_parser("hyperparameters", help="print an algorithm's hyperparameters as a Markdown table")
     table.add_argument("--algorithm", required=True, choices=sorted(algorithms.MODULES))
     table.set_defaults(run=lambda a: print(hyperparameter_table(a.algorithm)) or 0)
     return parser
+
+
+def _seq2seq_prepare():  # noqa: ANN202 - a module
+    from sagetext.algorithms.seq2seq import prepare
+
+    return prepare
 
 
 def hyperparameter_table(algorithm: str) -> str:

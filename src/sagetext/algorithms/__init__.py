@@ -14,6 +14,7 @@ ALGORITHM_ENV = "SAGETEXT_ALGORITHM"
 MODULES = {
     "blazingtext": "sagetext.algorithms.blazingtext",
     "ntm": "sagetext.algorithms.ntm",
+    "seq2seq": "sagetext.algorithms.seq2seq",
 }
 
 

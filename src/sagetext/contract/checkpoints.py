@@ -24,7 +24,11 @@ log = logging.getLogger(__name__)
 
 FILE_NAME = "checkpoint.pt"
 # Hyperparameters that may change between a run and its resumption.
-MAY_DIFFER = frozenset({"epochs", "early_stopping", "patience", "min_epochs", "evaluation"})
+MAY_DIFFER = frozenset({
+    "epochs", "early_stopping", "patience", "min_epochs", "evaluation",  # BlazingText, NTM
+    "num_patience_epochs", "tolerance",  # NTM
+    "max_num_epochs", "min_num_epochs", "max_num_batches", "checkpoint_threshold", "bleu_sample_size",  # Seq2Seq
+})
 
 
 def directory(paths: Paths) -> Path | None:

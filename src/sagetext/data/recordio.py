@@ -231,7 +231,8 @@ def tensor_field(value: Value, name: str = "value") -> str:
 def is_sparse(value: Value, name: str = "value") -> bool:
     """True for a tensor with keys, or with a shape but no values (an all-zero sparse row)."""
     tensor = getattr(value, tensor_field(value, name))
-    return len(tensor.keys) > 0 or (len(tensor.values) == 0 and math.prod(tensor.shape) > 0)
+    has_shape = len(tensor.shape) > 0 and math.prod(tensor.shape) > 0
+    return len(tensor.keys) > 0 or (len(tensor.values) == 0 and has_shape)
 
 
 def decode_tensor(value: Value, name: str = "value") -> np.ndarray | SparseTensor:

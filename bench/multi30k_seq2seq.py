@@ -1,0 +1,200 @@
+"""Benchmark: Seq2Seq on Multi30k (train 29,000 pairs; BLEU on test_2016_flickr, 1,000 pairs).
+
+Data: ../shared/data/multi30k (raw .gz), lowercased and tokenised with a simple regex that splits
+off punctuation (``\\w+|[^\\w\\s]``, Unicode-aware; no sacremoses), written to a work folder
+outside the repository ($SAGETEXT_CACHE, default ~/.cache/sagetext/multi30k), then prepared with
+``sagetext.algorithms.seq2seq.prepare`` exactly as a user would (vocabularies from train,
+``--word-min-count 2``), and trained through the same Trainer the container runs.
+
+Recipes (GPU, bf16 autocast):
+  rnn          2-layer encoder (bi-LSTM + LSTM) / 2-layer LSTM decoder, rnn_num_hidden 512,
+               embeddings 256, mlp attention, Adam 1e-3, batch 64 sentences, dropout 0.3
+               (embeddings and decoder hidden), label smoothing 0.1, clip 1, plateau_reduce
+  transformer  3+3 pre-norm layers, model 512, 8 heads, ff 2048, dropout 0.1, Adam 5e-4,
+               batch 4096 target tokens (batch_type=word), label smoothing 0.1
+Both: checkpoint every 500 updates, early stopping on validation perplexity (threshold 5),
+at most --max-batches updates; beam 5 for the test set. BLEU: sacreBLEU corpus BLEU on the
+lowercased, tokenised text (tokenize=none), the convention of Multi30k papers.
+
+``--quick`` (CPU smoke run): small models (hidden/model 256), 200 updates, BLEU on the first
+100 test sentences; its BLEU means nothing, its tokens/s and model size are real.
+
+    python bench/multi30k_seq2seq.py [--quick] [--direction de-en en-de] [--arch rnn transformer]
+
+Writes bench/results/multi30k_seq2seq.json and prints a table last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import logging
+import os
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+
+import sacrebleu
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from sagetext.algorithms import seq2seq  # noqa: E402
+from sagetext.algorithms.seq2seq import config as cfg  # noqa: E402
+from sagetext.algorithms.seq2seq import data, prepare  # noqa: E402
+from sagetext.algorithms.seq2seq.predictor import Seq2SeqPredictor  # noqa: E402
+from sagetext.algorithms.seq2seq.trainer import Inputs, Trainer, write_model  # noqa: E402
+from sagetext.contract.channels import Channel  # noqa: E402
+from sagetext.contract.checkpoints import Checkpoints  # noqa: E402
+from sagetext.contract.hyperparameters import Spec, parse  # noqa: E402
+from sagetext.contract.metrics import configure_logging  # noqa: E402
+from sagetext.contract.paths import Paths  # noqa: E402
+from sagetext.distributed.runtime import choose_device  # noqa: E402
+
+SHARED = REPO.parent / "shared" / "data" / "multi30k"
+RESULTS = REPO / "bench" / "results" / "multi30k_seq2seq.json"
+TOKEN = re.compile(r"\w+|[^\w\s]")
+COMMON = {"checkpoint_frequency_num_batches": "500", "checkpoint_threshold": "5", "label_smoothing": "0.1",
+          "optimized_metric": "perplexity", "beam_size": "5", "bleu_sample_size": "0", "clip_gradient": "1",
+          "max_seq_len_source": "80", "max_seq_len_target": "80"}
+RECIPES = {
+    "rnn": {"encoder_type": "rnn", "decoder_type": "rnn", "num_layers_encoder": "2", "num_layers_decoder": "2",
+            "rnn_num_hidden": "512", "num_embed_source": "256", "num_embed_target": "256",
+            "rnn_attention_type": "mlp", "learning_rate": "0.001", "batch_size": "64",
+            "embed_dropout_source": "0.3", "embed_dropout_target": "0.3", "rnn_decoder_hidden_dropout": "0.3"},
+    "transformer": {"encoder_type": "transformer", "decoder_type": "transformer", "num_layers_encoder": "3",
+                    "num_layers_decoder": "3", "transformer_model_size": "512", "transformer_attention_heads": "8",
+                    "transformer_feed_forward_num_hidden": "2048", "transformer_dropout": "0.1",
+                    "learning_rate": "0.0005", "batch_type": "word", "batch_size": "4096"},
+}
+QUICK = {
+    "rnn": {"rnn_num_hidden": "256", "num_embed_source": "128", "num_embed_target": "128"},
+    "transformer": {"transformer_model_size": "256", "transformer_attention_heads": "4",
+                    "transformer_feed_forward_num_hidden": "1024", "batch_size": "1024"},
+}
+
+
+def tokenise(line: str) -> str:
+    return " ".join(TOKEN.findall(line.lower()))
+
+
+def tokenised_files(work: Path) -> dict[str, Path]:
+    """``{split}.{lang}`` tokenised text in the work folder (made once)."""
+    work.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for split in ("train", "val", "test_2016_flickr"):
+        for lang in ("en", "de"):
+            path = work / f"{split}.{lang}"
+            if not path.exists():
+                with gzip.open(SHARED / f"{split}.{lang}.gz", "rt", encoding="utf-8") as f:
+                    path.write_text("".join(tokenise(line) + "\n" for line in f), encoding="utf-8")
+            files[f"{split}.{lang}"] = path
+    return files
+
+
+def prepared(files: dict[str, Path], work: Path, source: str, target: str) -> Path:
+    out = work / f"prepared.{source}-{target}"
+    if not (out / "val.rec").exists():
+        prepare.main(["-ts", str(files[f"train.{source}"]), "-tt", str(files[f"train.{target}"]),
+                      "-vs", str(files[f"val.{source}"]), "-vt", str(files[f"val.{target}"]),
+                      "--word-min-count-source", "2", "--word-min-count-target", "2", "--output-dir", str(out)])
+    return out
+
+
+def run_one(files: dict[str, Path], work: Path, direction: str, arch: str, args: argparse.Namespace,
+            device: str) -> dict[str, object]:
+    source, target = direction.split("-")
+    folder = prepared(files, work, source, target)
+    raw = {**COMMON, **RECIPES[arch], "max_num_batches": str(args.max_batches)}
+    if args.quick:
+        raw.update({**QUICK[arch], "checkpoint_frequency_num_batches": "100"})
+    hp = parse(raw, Spec.load("seq2seq"))
+    cfg.check(hp)
+    source_vocab, target_vocab = seq2seq.read_vocab_channel(_channel(folder, "vocab"))
+    data_config = cfg.data_config(hp)
+    pairs = {name: data.truncate(data.read_pairs(_channel(folder, name), len(source_vocab), len(target_vocab)),
+                                 data_config) for name in ("train", "validation")}
+    trainer = Trainer(cfg.model_config(hp, len(source_vocab), len(target_vocab)), data_config,
+                      cfg.trainer_config(hp), Inputs(pairs["train"], pairs["validation"], source_vocab, target_vocab),
+                      Checkpoints(None, hp), device=device)
+    started = time.monotonic()
+    best = trainer.fit()
+    train_seconds = time.monotonic() - started
+    model_dir = work / f"model.{direction}.{arch}{'.quick' if args.quick else ''}"
+    write_model(model_dir, best, trainer, hp.as_strings())
+    bleu, decode_seconds, sentences = bleu_on_test(model_dir, files, source, target, 100 if args.quick else None)
+    return {
+        "direction": direction, "arch": arch, "quick": args.quick, "device": device,
+        "hyperparameters": raw, "updates": trainer.state.updates, "epochs": trainer.state.epoch,
+        "best_validation_perplexity": trainer.state.best_metric,
+        "train_target_tokens_per_s": round(trainer.tokens_per_second),
+        "train_seconds": round(train_seconds, 1),
+        "parameters": sum(p.numel() for p in trainer.model.parameters()),
+        "model_pt_bytes": (model_dir / "model.pt").stat().st_size,
+        "test_sentences": sentences, "test_bleu": round(bleu, 2), "decode_seconds": round(decode_seconds, 1),
+    }
+
+
+def _channel(folder: Path, name: str) -> Channel:
+    """A File-mode channel over the prepared files, laid out as under /opt/ml/input/data."""
+    paths = Paths(folder / "opt_ml")
+    files = {"train": ["train.rec"], "validation": ["val.rec"], "vocab": ["vocab.src.json", "vocab.trg.json"]}
+    paths.channel_dir(name).mkdir(parents=True, exist_ok=True)
+    for file_name in files[name]:
+        link = paths.channel_dir(name) / file_name
+        if not link.exists():
+            link.symlink_to(folder / file_name)
+    return Channel(name, paths=paths)
+
+
+def bleu_on_test(model_dir: Path, files: dict[str, Path], source: str, target: str,
+              limit: int | None) -> tuple[float, float, int]:
+    predictor = Seq2SeqPredictor.load(model_dir)
+    sources = files[f"test_2016_flickr.{source}"].read_text(encoding="utf-8").splitlines()[:limit]
+    references = files[f"test_2016_flickr.{target}"].read_text(encoding="utf-8").splitlines()[:limit]
+    started = time.monotonic()
+    answer = predictor.predict({"instances": [{"data": s} for s in sources]}, "application/json",
+                               "application/json")
+    seconds = time.monotonic() - started
+    outputs = [p["target"] for p in answer["predictions"]]
+    return sacrebleu.corpus_bleu(outputs, [references], tokenize="none", force=True).score, seconds, len(sources)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="CPU smoke run: small models, 200 updates")
+    parser.add_argument("--direction", nargs="+", default=["de-en", "en-de"], choices=["de-en", "en-de"])
+    parser.add_argument("--arch", nargs="+", default=["rnn", "transformer"], choices=["rnn", "transformer"])
+    parser.add_argument("--max-batches", type=int, help="update limit (default 200 quick, 20000 full)")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads (default 1: the box is shared)")
+    cache = Path(os.environ.get("SAGETEXT_CACHE", Path.home() / ".cache" / "sagetext"))
+    parser.add_argument("--work-dir", type=Path, default=cache / "multi30k", help="tokenised text, models")
+    args = parser.parse_args()
+    args.max_batches = args.max_batches or (200 if args.quick else 20000)
+    configure_logging()
+    logging.getLogger("sagetext").setLevel(logging.INFO)
+    device = choose_device()
+    if device == "cpu":
+        torch.set_num_threads(args.threads)
+    files = tokenised_files(args.work_dir)
+    results = [run_one(files, args.work_dir, d, a, args, device) for d in args.direction for a in args.arch]
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({"benchmark": "multi30k_seq2seq", "host": platform.node(),
+                                   "torch": torch.__version__, "cuda": torch.cuda.get_device_name(0)
+                                   if device.startswith("cuda") else None, "runs": results}, indent=2))
+    print(f"\nResults in {RESULTS}")
+    print("| direction | arch | quick | device | updates | target tok/s | params | model.pt MB | test BLEU |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['direction']} | {r['arch']} | {r['quick']} | {r['device']} | {r['updates']} | "
+              f"{r['train_target_tokens_per_s']} | {r['parameters']:,} | {r['model_pt_bytes'] / 1e6:.1f} | "
+              f"{r['test_bleu']} ({r['test_sentences']} sent.) |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

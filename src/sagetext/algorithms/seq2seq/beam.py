@@ -1,0 +1,83 @@
+"""Batched beam search for both Seq2Seq architectures (greedy search is ``beam_size=1``).
+
+All sentences of a batch are searched together: the encoded source is repeated once per
+beam, each step scores every (beam, token) extension, keeps the best ``beam_size`` per
+sentence and reorders the decoder state. A finished hypothesis (it produced ``</s>``) only
+extends with ``<pad>`` at no cost. At the end each sentence's best hypothesis is the one with
+the highest log-probability divided by its length (Sockeye's length penalty with alpha=1,
+beta=0). The attention weights of the chosen hypothesis come back too: one row per output
+token, one column per source position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from sagetext.algorithms.seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    tokens: list[int]  # output ids without </s>
+    score: float  # length-normalised log-probability (</s> counted in the length)
+    attention: list[list[float]]  # len(tokens) rows × source-length columns
+
+
+@torch.no_grad()
+def beam_search(model: nn.Module, source: torch.Tensor, length: torch.Tensor, beam_size: int,
+                max_output_length: int) -> list[Hypothesis]:
+    """Translate a padded batch ``source`` (B, S) with lengths (B,); one Hypothesis per row."""
+    batch, k = source.size(0), beam_size
+    encoded = model.encode(source, length)
+    encoded = {name: value.repeat_interleave(k, dim=0) for name, value in encoded.items()}
+    state = model.init_state(encoded)
+    device = source.device
+    scores = torch.full((batch, k), float("-inf"), device=device)
+    scores[:, 0] = 0.0  # one live hypothesis per sentence at the start
+    tokens = torch.full((batch * k, 1), BOS_ID, dtype=torch.long, device=device)
+    attention = torch.zeros(batch * k, 0, source.size(1), device=device)
+    finished = torch.zeros(batch * k, dtype=torch.bool, device=device)
+    offsets = (torch.arange(batch, device=device) * k).unsqueeze(1)
+    for _ in range(max_output_length):
+        logits, weights, state = model.step(tokens[:, -1], state, encoded)
+        log_probs = torch.log_softmax(logits.float(), dim=-1)
+        log_probs[:, PAD_ID] = float("-inf")  # never produced by a live hypothesis
+        log_probs[:, BOS_ID] = float("-inf")
+        log_probs[finished] = float("-inf")
+        log_probs[finished, PAD_ID] = 0.0
+        vocab = log_probs.size(1)
+        candidates = (scores.view(-1, 1) + log_probs).view(batch, k * vocab)
+        scores, best = candidates.topk(k, dim=1)
+        origin = (offsets + torch.div(best, vocab, rounding_mode="floor")).view(-1)
+        chosen = (best % vocab).view(-1, 1)
+        tokens = torch.cat([tokens[origin], chosen], dim=1)
+        attention = torch.cat([attention[origin], weights.float()[origin].unsqueeze(1)], dim=1)
+        finished = finished[origin] | (chosen.view(-1) == EOS_ID)
+        state = {name: value[origin] for name, value in state.items()}
+        if bool(finished.all()):
+            break
+    return _best(tokens[:, 1:], scores, attention, length, batch, k)
+
+
+def _best(tokens: torch.Tensor, scores: torch.Tensor, attention: torch.Tensor, length: torch.Tensor,
+          batch: int, k: int) -> list[Hypothesis]:
+    """Pick each sentence's best hypothesis by length-normalised score."""
+    lengths = []
+    for row in tokens.tolist():
+        lengths.append(row.index(EOS_ID) + 1 if EOS_ID in row else len(row))
+    lengths_t = torch.tensor(lengths, dtype=torch.float32, device=scores.device).clamp(min=1).view(batch, k)
+    normalised = scores / lengths_t
+    winners = normalised.argmax(dim=1)
+    results = []
+    for sentence in range(batch):
+        row = sentence * k + int(winners[sentence])
+        n = lengths[row] - (1 if EOS_ID in tokens[row].tolist()[:lengths[row]] else 0)
+        source_len = int(length[sentence])
+        results.append(Hypothesis(
+            tokens=tokens[row, :n].tolist(),
+            score=float(normalised[sentence, winners[sentence]]),
+            attention=attention[row, :n, :source_len].tolist()))
+    return results

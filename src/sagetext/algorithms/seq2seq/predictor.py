@@ -1,0 +1,151 @@
+"""Seq2Seq serving (spec §4.3): translate requests with batched beam search.
+
+``application/json``: ``{"instances": [{"data": "tokenised source"}, ...]}`` →
+``{"predictions": [{"target": "..."}]}``; an instance with ``"configuration":
+{"attention_matrix": "true"}`` (string or boolean) also gets ``"matrix"``: one row per target
+token (``len(target.split())`` rows, ``</s>`` left out), one column per source token.
+``application/jsonlines``: ``{"source": "..."}`` lines → ``{"target": "..."}`` lines (batch
+transform). ``application/x-recordio-protobuf``: Records with int32 ``features["source"]`` ids
+→ Records with int32 ``features["target"]`` ids (no ``</s>``). The answer always has the
+request's type, which Accept must allow. A blank source translates to an empty target.
+
+A model trained with subwords (extension) takes raw text and answers detokenised text in JSON
+and JSON Lines; its attention matrix is over subword pieces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sagetext.algorithms.seq2seq import artifacts
+from sagetext.algorithms.seq2seq.beam import Hypothesis, beam_search
+from sagetext.algorithms.seq2seq.vocab import PAD_ID
+from sagetext.data.recordio import SparseTensor
+from sagetext.distributed.runtime import choose_device
+from sagetext.errors import ClientError
+from sagetext.serving.codecs import JSON, JSONLINES, RECORDIO
+
+BATCH_SIZE = 64
+
+
+class Seq2SeqPredictor:
+    content_types = (JSON, JSONLINES, RECORDIO)
+
+    def __init__(self, loaded: artifacts.LoadedModel, device: str = "cpu") -> None:
+        self.loaded = loaded
+        self.device = device
+        self.encode: Callable[[str], list[int]] = loaded.source_vocab.ids
+        self.decode: Callable[[list[int]], str] = lambda ids: " ".join(
+            loaded.target_vocab.id_to_token[i] for i in ids)
+        if loaded.subwords:
+            import sentencepiece as spm
+            source = spm.SentencePieceProcessor(model_proto=loaded.subwords["source"])
+            target = spm.SentencePieceProcessor(model_proto=loaded.subwords["target"])
+            self.encode = lambda text: list(source.encode(text))
+            self.decode = lambda ids: str(target.decode(ids))
+
+    @classmethod
+    def load(cls, model_dir: Path) -> "Seq2SeqPredictor":
+        device = choose_device()
+        return cls(artifacts.load(model_dir, device), device)
+
+    def response_type(self, content_type: str, accept: list[str]) -> str | None:
+        if content_type not in self.content_types:
+            return None
+        return content_type if not accept or content_type in accept else None
+
+    def predict(self, data: Any, content_type: str, response_type: str) -> Any:
+        if content_type == JSON:
+            return self._predict_json(data)
+        if content_type == JSONLINES:
+            return self._predict_jsonlines(data)
+        return self._predict_recordio(data)
+
+    # ---- per content type ---------------------------------------------------------------------
+
+    def _predict_json(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict) or not isinstance(data.get("instances"), list):
+            raise ClientError('request body must be a JSON object {"instances": [{"data": "source text"}, ...]}')
+        texts, want_matrix = [], []
+        for i, instance in enumerate(data["instances"]):
+            if not isinstance(instance, dict) or not isinstance(instance.get("data"), str):
+                raise ClientError(f'"instances"[{i}] must be an object with a string "data" field '
+                                  '(the whitespace-tokenised source sentence)')
+            texts.append(instance["data"])
+            want_matrix.append(_attention_requested(instance.get("configuration"), i))
+        hypotheses = self.translate([self.encode(text) for text in texts])
+        predictions = []
+        for hypothesis, matrix in zip(hypotheses, want_matrix):
+            answer: dict[str, Any] = {"target": self.decode(hypothesis.tokens)}
+            if matrix:
+                answer["matrix"] = hypothesis.attention
+            predictions.append(answer)
+        return {"predictions": predictions}
+
+    def _predict_jsonlines(self, data: Any) -> list[dict[str, str]]:
+        sources = []
+        for i, line in enumerate(data):
+            if not isinstance(line, dict) or not isinstance(line.get("source"), str):
+                raise ClientError(f'{JSONLINES} line {i + 1} must be an object with a string "source" field')
+            sources.append(self.encode(line["source"]))
+        return [{"target": self.decode(h.tokens)} for h in self.translate(sources)]
+
+    def _predict_recordio(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        size = len(self.loaded.source_vocab)
+        sources = []
+        for number, record in enumerate(records, start=1):
+            where = f"{RECORDIO} record {number}"
+            tensor = record["features"].get("source")
+            if tensor is None:
+                raise ClientError(f"{where}: features['source'] is missing; send source token ids there")
+            if isinstance(tensor, SparseTensor):
+                tensor = tensor.to_dense()
+            ids = np.asarray(tensor)
+            if ids.dtype.kind not in "iu" or ids.ndim != 1:
+                raise ClientError(f"{where}: features['source'] must be a 1-D int32 tensor of token ids")
+            bad = np.flatnonzero((ids < 0) | (ids >= size))
+            if len(bad):
+                raise ClientError(f"{where}: source id {int(ids[bad[0]])} at position {int(bad[0])} is out of "
+                                  f"range for the source vocabulary of {size} tokens")
+            sources.append([int(i) for i in ids])
+        return [{"features": {"target": np.asarray(h.tokens, dtype=np.int32)}} for h in self.translate(sources)]
+
+    # ---- translation ----------------------------------------------------------------------------
+
+    def translate(self, sources: list[list[int]]) -> list[Hypothesis]:
+        """Beam-search translations of id sequences, in order; an empty source gives an empty one."""
+        config = self.loaded.config
+        results: list[Hypothesis] = [Hypothesis([], 0.0, []) for _ in sources]
+        work = sorted((i for i, s in enumerate(sources) if s), key=lambda i: len(sources[i]))
+        for start in range(0, len(work), BATCH_SIZE):
+            chosen = work[start:start + BATCH_SIZE]
+            rows = [sources[i][:config.max_seq_len_source] for i in chosen]
+            source = torch.full((len(rows), max(map(len, rows))), PAD_ID, dtype=torch.long)
+            for r, ids in enumerate(rows):
+                source[r, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+            length = torch.tensor([len(ids) for ids in rows], dtype=torch.long)
+            limit = min(config.max_seq_len_target, 2 * int(length.max()) + 10)
+            found = beam_search(self.loaded.model, source.to(self.device), length.to(self.device),
+                                self.loaded.beam_size, limit)
+            for index, hypothesis in zip(chosen, found):
+                results[index] = hypothesis
+        return results
+
+
+def _attention_requested(configuration: Any, index: int) -> bool:
+    if configuration is None:
+        return False
+    if not isinstance(configuration, dict):
+        raise ClientError(f'"instances"[{index}].configuration must be an object such as '
+                          '{"attention_matrix": "true"}')
+    value = configuration.get("attention_matrix", False)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ClientError(f'"instances"[{index}].configuration.attention_matrix={value!r}: expected true or false')

@@ -1,0 +1,354 @@
+"""The Seq2Seq training loop: batches → updates → internal checkpoints → the best model.
+
+Every ``checkpoint_frequency_num_batches`` updates the model is evaluated on the validation
+set (perplexity, token accuracy and, on ``bleu_sample_size`` sentences, sacreBLEU of beam
+search), the metrics are printed both Sockeye-style (``Checkpoint [N]\\tValidation-perplexity=``)
+and as ``#validation:perplexity:`` lines, the best model by ``optimized_metric`` is kept, the
+learning-rate schedule is applied and early stopping is decided. Each internal checkpoint is
+also a SageMaker checkpoint (``ctx.checkpoints``) holding all state, so a job killed and
+restarted continues with the same batches and the same result. SIGTERM is polled between
+batches: the state is saved and ``TrainingStopped`` raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sacrebleu
+import torch
+from torch import nn
+
+from sagetext.algorithms.seq2seq import artifacts
+from sagetext.algorithms.seq2seq.beam import beam_search
+from sagetext.algorithms.seq2seq.config import DataConfig, ModelConfig, TrainerConfig
+from sagetext.algorithms.seq2seq.data import Batch, BatchPlan, Pair, make_batch, sequential_batches
+from sagetext.algorithms.seq2seq.model import build_model
+from sagetext.algorithms.seq2seq.vocab import PAD_ID, Vocab
+from sagetext.contract.checkpoints import Checkpoints
+from sagetext.contract.context import TrainingStopped
+from sagetext.contract.metrics import MetricLogger
+
+log = logging.getLogger(__name__)
+PROGRESS_SECONDS = 10.0
+
+
+@dataclass
+class TrainState:
+    """Where training is; saved in every checkpoint (plain values only)."""
+
+    learning_rate: float
+    epoch: int = 0  # epochs completed
+    batch_in_epoch: int = 0  # batches of the current epoch already used
+    updates: int = 0
+    checkpoint: int = 0
+    best_metric: float | None = None
+    best_checkpoint: int = 0
+    bad_checkpoints: int = 0  # since the last improvement
+    plateau_checkpoints: int = 0  # since the last improvement or learning-rate cut
+    target_tokens: int = 0
+    done: bool = False
+
+
+@dataclass(frozen=True)
+class Inputs:
+    train: list[Pair]
+    validation: list[Pair]
+    source_vocab: Vocab
+    target_vocab: Vocab
+    detokenise: Callable[[list[int]], str] | None = None  # subwords: ids → text (BLEU on text)
+    subword_models: dict[str, bytes] = field(default_factory=dict)  # copied into the model folder
+
+
+class Trainer:
+    def __init__(self, model_config: ModelConfig, data_config: DataConfig, config: TrainerConfig,
+                 inputs: Inputs, checkpoints: Checkpoints, *, device: str = "cpu", rank: int = 0,
+                 world_size: int = 1, metrics: MetricLogger | None = None,
+                 stop_requested: threading.Event | None = None) -> None:
+        self.model_config, self.data_config, self.config, self.inputs = model_config, data_config, config, inputs
+        self.checkpoints, self.device, self.rank, self.world_size = checkpoints, device, rank, world_size
+        self.metrics = metrics or MetricLogger(enabled=rank == 0)
+        self.stop_requested = stop_requested or threading.Event()
+        torch.manual_seed(config.seed + rank)
+        self.model = build_model(model_config).to(device)
+        self.network: nn.Module = self.model
+        if world_size > 1:
+            ids = [torch.device(device).index] if device.startswith("cuda") else None
+            self.network = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.optimizer = _optimizer(self.model, config)
+        self.plan = BatchPlan(inputs.train, data_config, config.seed)
+        self.state = TrainState(learning_rate=config.learning_rate)
+        self.best_params: dict[str, torch.Tensor] = {}
+        self.train_seconds = 0.0  # time spent in updates (this run), for the throughput figure
+        self.train_tokens = 0
+        self._resume()
+
+    # ---- the loop ---------------------------------------------------------------------------
+
+    def fit(self) -> dict[str, torch.Tensor]:
+        """Train until a stopping rule fires; returns the best parameters (on CPU)."""
+        log.info("Seq2Seq %s model: %d parameters; %d training pairs in %d buckets; %d validation pairs",
+                 self.model_config.architecture, sum(p.numel() for p in self.model.parameters()),
+                 len(self.inputs.train), len(self.plan.buckets), len(self.inputs.validation))
+        tracker = _Progress()
+        while not self.state.done:
+            batches = self.plan.epoch(self.state.epoch, self.rank, self.world_size)
+            if not batches:
+                raise RuntimeError(f"worker {self.rank} has no training batches")
+            for indices in batches[self.state.batch_in_epoch:]:
+                self._stop_if_requested()
+                started = time.perf_counter()
+                loss_sum, correct, tokens = self._update(make_batch(self.inputs.train, indices))
+                self.train_seconds += time.perf_counter() - started
+                self.train_tokens += tokens
+                self.state.batch_in_epoch += 1
+                self.state.updates += 1
+                self.state.target_tokens += tokens
+                tracker.add(loss_sum, correct, tokens)
+                tracker.maybe_log(self.state)
+                if self.state.updates % self.config.checkpoint_frequency_num_batches == 0:
+                    self._checkpoint(tracker)
+                if self._out_of_batches() or self.state.done:
+                    self.state.done = True
+                    break
+            else:
+                self._end_epoch()
+        if self.state.updates % self.config.checkpoint_frequency_num_batches or not self.best_params:
+            self._checkpoint(tracker, final=True)
+        log.info("Training finished after %d updates, %d epochs; best checkpoint %d (%s=%.4f); "
+                 "%.0f target tokens/s while updating", self.state.updates, self.state.epoch,
+                 self.state.best_checkpoint, self.config.optimized_metric, self.state.best_metric or 0.0,
+                 self.tokens_per_second)
+        return self.best_params
+
+    @property
+    def tokens_per_second(self) -> float:
+        """Target tokens per second of update time (forward, backward, step) in this run."""
+        return self.train_tokens / self.train_seconds if self.train_seconds else 0.0
+
+    def _end_epoch(self) -> None:
+        self.state.epoch += 1
+        self.state.batch_in_epoch = 0
+        log.info("End of epoch %d (%d updates)", self.state.epoch, self.state.updates)
+        if self.config.max_num_epochs is not None and self.state.epoch >= self.config.max_num_epochs:
+            self.state.done = True
+
+    def _out_of_batches(self) -> bool:
+        return 0 < self.config.max_num_batches <= self.state.updates
+
+    def _update(self, batch: Batch) -> tuple[float, int, int]:
+        """One optimizer step on one batch; returns (summed loss, correct tokens, tokens)."""
+        batch = batch.to(self.device)
+        self.network.train()
+        with _autocast(self.device):
+            logits = self.network(batch.source, batch.source_length, batch.target_input)
+        flat_logits = logits.float().view(-1, logits.size(-1))
+        target = batch.target_output.view(-1)
+        loss_sum = nn.functional.cross_entropy(flat_logits, target, ignore_index=PAD_ID, reduction="sum",
+                                               label_smoothing=self.config.label_smoothing)
+        tokens = batch.num_target_tokens
+        self.optimizer.zero_grad(set_to_none=True)
+        (loss_sum / tokens).backward()
+        if self.config.clip_gradient > 0:
+            nn.utils.clip_grad_value_(self.model.parameters(), self.config.clip_gradient)
+        self._set_learning_rate()
+        self.optimizer.step()
+        with torch.no_grad():
+            correct = int(((flat_logits.argmax(-1) == target) & (target != PAD_ID)).sum())
+        loss_value = float(loss_sum.detach())
+        if not math.isfinite(loss_value):
+            raise RuntimeError(f"the training loss became {loss_value} at update {self.state.updates + 1}; "
+                               "try a lower learning_rate or clip_gradient")
+        return loss_value, correct, tokens
+
+    def _set_learning_rate(self) -> None:
+        kind, config = self.config.lr_scheduler_type, self.config
+        if kind != "plateau_reduce":
+            half_life = config.fixed_rate_lr_half_life * config.checkpoint_frequency_num_batches
+            t = self.state.updates
+            factor = 1 + t / half_life if kind == "fixed_rate_inv_t" else math.sqrt(1 + 3 * t / half_life)
+            self.state.learning_rate = config.learning_rate / factor
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.state.learning_rate
+
+    # ---- internal checkpoints -------------------------------------------------------------------
+
+    def _checkpoint(self, tracker: "_Progress", final: bool = False) -> None:
+        self.state.checkpoint += 1
+        number = self.state.checkpoint
+        train_metric = tracker.checkpoint_metric(self.config.training_metric)
+        log.info("Checkpoint [%d]\tTrain-%s=%f", number, self.config.training_metric, train_metric)
+        metrics = self.evaluate()
+        for name, value in metrics.items():
+            log.info("Checkpoint [%d]\tValidation-%s=%f", number, name, value)
+            self.metrics.log(f"validation:{name}", value)
+        self._select(metrics[self.config.optimized_metric])
+        if not final:
+            self._save_checkpoint()
+
+    def _select(self, value: float) -> None:
+        state, config = self.state, self.config
+        better = state.best_metric is None or (
+            value < state.best_metric if config.optimized_metric == "perplexity" else value > state.best_metric)
+        if better:
+            state.best_metric, state.best_checkpoint = value, state.checkpoint
+            state.bad_checkpoints = state.plateau_checkpoints = 0
+            self.best_params = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+            log.info("New best %s=%f at checkpoint %d", config.optimized_metric, value, state.checkpoint)
+            return
+        state.bad_checkpoints += 1
+        state.plateau_checkpoints += 1
+        plateau = state.plateau_checkpoints >= config.plateau_reduce_lr_threshold
+        if config.lr_scheduler_type == "plateau_reduce" and plateau:
+            state.learning_rate *= config.plateau_reduce_lr_factor
+            state.plateau_checkpoints = 0
+            log.info("No improvement for %d checkpoints: learning rate reduced to %g",
+                     config.plateau_reduce_lr_threshold, state.learning_rate)
+        if (config.max_num_epochs is None and state.bad_checkpoints >= config.checkpoint_threshold
+                and state.epoch >= config.min_num_epochs):
+            log.info("No improvement in %s for %d checkpoints: stopping early", config.optimized_metric,
+                     state.bad_checkpoints)
+            state.done = True
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Validation perplexity and accuracy, and BLEU when asked for."""
+        self.model.eval()
+        loss_sum, correct, tokens = 0.0, 0, 0
+        for batch in sequential_batches(self.inputs.validation, 64):
+            batch = batch.to(self.device)
+            with _autocast(self.device):
+                logits = self.model(batch.source, batch.source_length, batch.target_input).float()
+            target = batch.target_output
+            loss_sum += float(nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=PAD_ID,
+                                                          reduction="sum"))
+            correct += int(((logits.argmax(-1) == target) & (target != PAD_ID)).sum())
+            tokens += batch.num_target_tokens
+        metrics = {"perplexity": math.exp(min(loss_sum / tokens, 100.0)), "accuracy": correct / tokens}
+        sample = self.config.bleu_sample_size
+        if sample != 0 or self.config.optimized_metric == "bleu":
+            pairs = self.inputs.validation if sample <= 0 else self.inputs.validation[:sample]
+            metrics["bleu"] = self.bleu(pairs)
+        return metrics
+
+    def bleu(self, pairs: list[Pair]) -> float:
+        hypotheses = translate_pairs(self.model, pairs, self.config.beam_size,
+                                     self.model_config.max_seq_len_target, self.device)
+        vocab, detokenise = self.inputs.target_vocab, self.inputs.detokenise
+        text = detokenise or (lambda ids: " ".join(vocab.tokens(ids)))
+        references = [text(t.tolist()) for _, t in pairs]
+        outputs = [text(h) for h in hypotheses]
+        tokenize = "13a" if detokenise else "none"  # whitespace-tokenised text is scored as it is
+        return float(sacrebleu.corpus_bleu(outputs, [references], tokenize=tokenize, force=True).score)
+
+    # ---- SageMaker checkpoints -------------------------------------------------------------------
+
+    def _save_checkpoint(self) -> None:
+        if not (self.checkpoints.enabled and self.rank == 0):
+            return
+        state: dict[str, Any] = {
+            "format": "sagetext-seq2seq-checkpoint", "train_state": asdict(self.state),
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "best_params": self.best_params, "rng": torch.get_rng_state(),
+        }
+        if self.device.startswith("cuda"):
+            state["cuda_rng"] = torch.cuda.get_rng_state(torch.device(self.device))
+        self.checkpoints.save(state)
+
+    def _resume(self) -> None:
+        saved = self.checkpoints.load() if self.checkpoints.enabled else None
+        if saved is None:
+            return
+        self.state = TrainState(**saved["train_state"])
+        self.model.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.best_params = dict(saved["best_params"])
+        torch.set_rng_state(saved["rng"])
+        if "cuda_rng" in saved and self.device.startswith("cuda"):
+            torch.cuda.set_rng_state(saved["cuda_rng"], torch.device(self.device))
+        log.info("Resumed from checkpoint %d (epoch %d, update %d)", self.state.checkpoint, self.state.epoch,
+                 self.state.updates)
+
+    def _stop_if_requested(self) -> None:
+        if self.stop_requested.is_set():
+            self._save_checkpoint()
+            raise TrainingStopped()
+
+
+def translate_pairs(model: nn.Module, pairs: list[Pair], beam_size: int, max_len: int, device: str,
+                    batch_size: int = 64) -> list[list[int]]:
+    """Beam-search outputs (ids without </s>) for the sources of ``pairs``, in order."""
+    model.eval()
+    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]))
+    outputs: list[list[int]] = [[] for _ in pairs]
+    for start in range(0, len(order), batch_size):
+        chosen = order[start:start + batch_size]
+        batch = make_batch(pairs, chosen).to(device)
+        limit = min(max_len, 2 * int(batch.source_length.max()) + 10)
+        with _autocast(device):
+            for index, hypothesis in zip(chosen, beam_search(model, batch.source, batch.source_length,
+                                                             beam_size, limit)):
+                outputs[index] = hypothesis.tokens
+    return outputs
+
+
+def _optimizer(model: nn.Module, config: TrainerConfig) -> torch.optim.Optimizer:
+    params, lr, decay = model.parameters(), config.learning_rate, config.weight_decay
+    if config.optimizer_type == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=config.momentum or 0.0, weight_decay=decay)
+    if config.optimizer_type == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, weight_decay=decay)
+    return torch.optim.Adam(params, lr=lr, weight_decay=decay)
+
+
+def _autocast(device: str) -> Any:
+    if device.startswith("cuda"):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+class _Progress:
+    """Running training loss/accuracy and throughput, logged every few seconds."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.started = self.last_log = clock()
+        self.loss = self.correct = self.tokens = 0.0
+        self.total_tokens = 0
+
+    def add(self, loss: float, correct: int, tokens: int) -> None:
+        self.loss += loss
+        self.correct += correct
+        self.tokens += tokens
+        self.total_tokens += tokens
+
+    def maybe_log(self, state: TrainState) -> None:
+        now = self.clock()
+        if now - self.last_log < PROGRESS_SECONDS:
+            return
+        self.last_log = now
+        rate = self.total_tokens / max(now - self.started, 1e-9)
+        log.info("Epoch [%d] Update [%d] lr=%.3g train-perplexity=%.3f target tokens/s=%.0f", state.epoch,
+                 state.updates, state.learning_rate, math.exp(min(self.loss / max(self.tokens, 1), 100.0)), rate)
+
+    def checkpoint_metric(self, name: str) -> float:
+        """The training metric since the last checkpoint; resets the running sums."""
+        tokens = max(self.tokens, 1)
+        value = math.exp(min(self.loss / tokens, 100.0)) if name == "perplexity" else self.correct / tokens
+        self.loss = self.correct = self.tokens = 0.0
+        return value
+
+
+def write_model(folder: Path, params: dict[str, torch.Tensor], trainer: Trainer,
+                hyperparameters: dict[str, str]) -> None:
+    """The model folder from the best parameters (rank 0 calls this)."""
+    artifacts.save(folder, params, trainer.model_config, trainer.inputs.source_vocab,
+                   trainer.inputs.target_vocab, trainer.config.beam_size, hyperparameters,
+                   trainer.inputs.subword_models)
