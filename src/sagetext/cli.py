@@ -2,7 +2,9 @@
 
 ``sagetext train`` lays out a temporary contract root (the /opt/ml of a container) from
 command-line arguments and runs exactly what the image's ``train`` runs; ``sagetext serve``
-starts the same server as the image's ``serve``.
+starts the same server as the image's ``serve``. Outside SageMaker, channels may be
+``s3://`` prefixes and the model may go to S3 as ``model.tar.gz`` (see ``sagetext.s3``), and
+``serve --model-data`` serves a ``model.tar.gz`` from a file or S3.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-from sagetext import algorithms, specs
+from sagetext import algorithms, model_archive, s3, specs
 from sagetext.contract.paths import BASE_DIR_ENV, Paths
+from sagetext.errors import ClientError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,10 +35,17 @@ def _parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a model as the container would")
     train.add_argument("--algorithm", required=True, choices=sorted(algorithms.MODULES))
     train.add_argument("--channel", action="append", default=[], metavar="NAME=PATH",
-                       help="a data channel: a file or a folder (repeatable)")
+                       help="a data channel: a file, a folder, or s3://bucket/prefix (repeatable)")
     train.add_argument("--hyperparameter", "-p", action="append", default=[], metavar="NAME=VALUE",
                        help="a hyperparameter, as SageMaker would pass it (repeatable)")
-    train.add_argument("--model-dir", required=True, type=Path, help="where the model files go")
+    train.add_argument("--model-dir", type=Path, help="where the model files go (default: a temporary "
+                       "folder; then give --output or --output-dir)")
+    train.add_argument("--output", metavar="s3://BUCKET/PREFIX",
+                       help="upload model.tar.gz to PREFIX/JOB_NAME/output/model.tar.gz, as SageMaker does")
+    train.add_argument("--output-dir", type=Path, help="write model.tar.gz into this folder")
+    train.add_argument("--job-name", help="names the --output folder (default: sagetext-ALGORITHM-TIMESTAMP)")
+    train.add_argument("--s3-endpoint-url", help="an S3-compatible store (default: $SAGETEXT_S3_ENDPOINT_URL "
+                       "or $AWS_ENDPOINT_URL, else AWS)")
     train.add_argument("--checkpoint-dir", type=Path, help="save and resume checkpoints here")
     train.add_argument("--input-mode", default="File", choices=["File", "Pipe"],
                        help=argparse.SUPPRESS)
@@ -42,7 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     train.set_defaults(run=_train)
 
     serve = sub.add_parser("serve", help="serve a model as the container would")
-    serve.add_argument("--model-dir", required=True, type=Path)
+    model = serve.add_mutually_exclusive_group(required=True)
+    model.add_argument("--model-dir", type=Path, help="a folder of model files (what training wrote)")
+    model.add_argument("--model-data", metavar="PATH_OR_S3_URI",
+                       help="a model.tar.gz, local or s3://; unpacked safely into a temporary folder")
+    serve.add_argument("--s3-endpoint-url", help="an S3-compatible store for --model-data s3://...")
     serve.add_argument("--algorithm", choices=sorted(algorithms.MODULES),
                        default=os.environ.get(algorithms.ALGORITHM_ENV, "blazingtext"))
     serve.add_argument("--port", type=int, help="default: $SAGEMAKER_BIND_TO_PORT or 8080")
@@ -117,33 +132,91 @@ def layout(root: Path, channels: dict[str, Path], hyperparameters: dict[str, str
 def _train(args: argparse.Namespace) -> int:
     from sagetext import training
 
-    channels = {name: Path(value) for name, value in _pairs(args.channel, "--channel").items()}
-    for name, path in channels.items():
-        if not path.exists():
-            raise SystemExit(f"sagetext: channel {name}: {path} does not exist")
+    if args.model_dir is None and args.output is None and args.output_dir is None:
+        raise SystemExit("sagetext train: give --model-dir, --output s3://BUCKET/PREFIX or --output-dir DIR")
+    if args.output is not None and not s3.is_s3_uri(args.output):
+        raise SystemExit(f"sagetext train: --output {args.output!r}: expected s3://bucket/prefix "
+                         "(for a local folder use --output-dir)")
+    sources = _pairs(args.channel, "--channel")
+    for name, value in sources.items():
+        if not s3.is_s3_uri(value) and not Path(value).exists():
+            raise SystemExit(f"sagetext: channel {name}: {value} does not exist")
+    job_name = args.job_name or f"sagetext-{args.algorithm}-{time.strftime('%Y-%m-%d-%H-%M-%S', time.gmtime())}"
+    store = s3.S3(args.s3_endpoint_url)
     root = Path(tempfile.mkdtemp(prefix="sagetext-job-"))
     try:
+        channels = {name: _channel_source(store, name, value, root) for name, value in sources.items()}
+        model_dir = args.model_dir if args.model_dir is not None else root / "model-files"
         paths = layout(root, channels, _pairs(args.hyperparameter, "--hyperparameter"),
-                       args.model_dir, args.checkpoint_dir)
+                       model_dir, args.checkpoint_dir)
         os.environ[BASE_DIR_ENV] = str(root)
         os.environ[algorithms.ALGORITHM_ENV] = args.algorithm
+        os.environ.setdefault("TRAINING_JOB_NAME", job_name)
         if args.workers:
             os.environ[training.CPU_WORKERS_ENV] = str(args.workers)
         code = training.main()
-        if code != 0 and paths.failure_file.exists():
-            print(paths.failure_file.read_text("utf-8").splitlines()[0], file=sys.stderr)
-        return code
+        if code != 0:
+            if paths.failure_file.exists():
+                print(paths.failure_file.read_text("utf-8").splitlines()[0], file=sys.stderr)
+            return code
+        _save_model(store, model_dir, args.output, args.output_dir, job_name, root)
+        return 0
+    except ClientError as exc:
+        print(f"sagetext train: {exc.message}", file=sys.stderr)
+        return 1
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def _channel_source(store: s3.S3, name: str, value: str, root: Path) -> Path:
+    """A local channel path as given, or an s3:// prefix downloaded under ``root``."""
+    if not s3.is_s3_uri(value):
+        return Path(value)
+    target = root / "s3-channels" / name
+    files = store.download_prefix(value, target)
+    print(f"sagetext: channel {name}: {len(files)} objects from {value}", file=sys.stderr)
+    return target
+
+
+def _save_model(store: s3.S3, model_dir: Path, output: str | None, output_dir: Path | None,
+                job_name: str, root: Path) -> None:
+    """model.tar.gz from ``model_dir`` into ``output_dir`` and/or to ``output``, as SageMaker
+    uploads it (``<output>/<job_name>/output/model.tar.gz``)."""
+    if output is None and output_dir is None:
+        return
+    archive = model_archive.pack(model_dir, (output_dir or root) / model_archive.ARCHIVE_NAME)
+    if output_dir is not None:
+        print(f"sagetext: wrote {archive}", file=sys.stderr)
+    if output is not None:
+        uri = str(s3.S3Uri.parse(output).join(job_name, "output", model_archive.ARCHIVE_NAME))
+        store.upload_file(archive, uri)
+        print(f"sagetext: uploaded {uri}", file=sys.stderr)
+
+
 def _serve(args: argparse.Namespace) -> int:
-    from sagetext.errors import ClientError
     from sagetext.serving.gunicorn import serve
 
+    scratch = None
     try:
-        serve(args.algorithm, args.model_dir, args.port)
+        model_dir = args.model_dir
+        if args.model_data is not None:
+            scratch = Path(tempfile.mkdtemp(prefix="sagetext-serve-"))
+            model_dir = _unpack_model_data(args.model_data, args.s3_endpoint_url, scratch)
+        serve(args.algorithm, model_dir, args.port)
     except ClientError as exc:
         print(f"sagetext serve: {exc.message}", file=sys.stderr)
         return 1
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
     return 0
+
+
+def _unpack_model_data(model_data: str, endpoint_url: str | None, scratch: Path) -> Path:
+    """``model_data`` (a model.tar.gz, local or s3://) unpacked safely into ``scratch/model``."""
+    archive = Path(model_data)
+    if s3.is_s3_uri(model_data):
+        archive = s3.S3(endpoint_url).download_file(model_data, scratch / model_archive.ARCHIVE_NAME)
+    elif not archive.is_file():
+        raise ClientError(f"--model-data {model_data}: no such file; expected a model.tar.gz or s3://bucket/key")
+    return model_archive.unpack(archive, scratch / "model")
