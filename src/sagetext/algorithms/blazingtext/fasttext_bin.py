@@ -1,0 +1,203 @@
+"""fastText's binary model file (``.bin``, format version 12), written and read.
+
+BlazingText's ``model.bin`` is this format, so a model trained here loads in ``fasttext``
+(``fasttext.load_model``, ``fasttext predict``) and a model trained by fastText serves here.
+Layout (fastText ``fasttext.cc`` ``saveModel``), all little-endian:
+
+- int32 magic 793712314, int32 version (12; 11 is read too);
+- args: int32 dim, ws, epoch, minCount, neg, wordNgrams, loss, model, bucket, minn, maxn,
+  lrUpdateRate, then float64 t;
+- dictionary: int32 size, nwords, nlabels, int64 ntokens, int64 pruneidx_size; per entry
+  the word's bytes, a NUL, int64 count, int8 type (0 word, 1 label); pruneidx_size pairs of
+  int32;
+- uint8 quant_input, then the input matrix: int64 rows, int64 cols, float32 rows*cols;
+- uint8 qout, then the output matrix in the same form.
+
+Reading checks every size against the bytes left before allocating, so a truncated or
+foreign file is a ``ClientError`` naming what is wrong, never a huge allocation. Quantized
+models (``.ftz``) are refused with a clear message.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import numpy as np
+
+from sagetext.algorithms.blazingtext.dictionary import Dictionary
+from sagetext.errors import ClientError
+
+MAGIC = 793712314
+VERSION = 12
+READABLE_VERSIONS = (11, 12)
+MODEL_NAMES = {1: "cbow", 2: "skipgram", 3: "supervised"}
+LOSS_NAMES = {1: "hs", 2: "ns", 3: "softmax", 4: "ova"}
+_ARGS = struct.Struct("<12id")
+_DICT_HEADER = struct.Struct("<3iqq")
+_MATRIX_HEADER = struct.Struct("<qq")
+
+
+@dataclass(frozen=True)
+class Args:
+    """fastText's saved arguments; the defaults are those of ``fasttext supervised``."""
+
+    dim: int
+    word_ngrams: int
+    bucket: int
+    epoch: int = 5
+    min_count: int = 1
+    ws: int = 5
+    neg: int = 5
+    loss: int = 3  # softmax
+    model: int = 3  # supervised
+    minn: int = 0
+    maxn: int = 0
+    lr_update_rate: int = 100
+    t: float = 1e-4
+
+    def pack(self) -> bytes:
+        return _ARGS.pack(self.dim, self.ws, self.epoch, self.min_count, self.neg, self.word_ngrams, self.loss,
+                          self.model, self.bucket, self.minn, self.maxn, self.lr_update_rate, self.t)
+
+    @property
+    def loss_name(self) -> str:
+        return LOSS_NAMES.get(self.loss, f"unknown ({self.loss})")
+
+
+@dataclass(frozen=True)
+class FastTextModel:
+    args: Args
+    dictionary: Dictionary
+    input: np.ndarray  # float32 (rows, dim)
+    output: np.ndarray  # float32 (labels, dim) for supervised models
+    version: int = VERSION
+
+
+def write(out: BinaryIO, model: FastTextModel) -> None:
+    """Write ``model`` in format version 12."""
+    out.write(struct.pack("<ii", MAGIC, VERSION))
+    out.write(model.args.pack())
+    d = model.dictionary
+    out.write(_DICT_HEADER.pack(d.nwords + d.nlabels, d.nwords, d.nlabels, d.ntokens, -1))
+    entries = bytearray()
+    for kind, names, counts in ((0, d.words, d.word_counts), (1, d.labels, d.label_counts)):
+        for name, count in zip(names, counts.tolist()):
+            entries += name + b"\0" + struct.pack("<qb", count, kind)
+    out.write(entries)
+    for matrix in (model.input, model.output):
+        out.write(b"\0")  # not quantized
+        data = np.ascontiguousarray(matrix, dtype="<f4")
+        out.write(_MATRIX_HEADER.pack(*data.shape))
+        out.write(memoryview(data).cast("B"))
+
+
+def read(data: bytes, name: str = "model.bin") -> FastTextModel:
+    """Parse a fastText ``.bin`` held in memory; any inconsistency is a ClientError."""
+    reader = _Reader(data, name)
+    magic, version = reader.unpack(struct.Struct("<ii"), "header")
+    if magic != MAGIC:
+        raise ClientError(f"{name} is not a fastText model file (magic number {magic}, expected {MAGIC})")
+    if version not in READABLE_VERSIONS:
+        raise ClientError(f"{name} has fastText format version {version}; readable versions: "
+                          f"{', '.join(map(str, READABLE_VERSIONS))}")
+    args = _read_args(reader, version)
+    dictionary = _read_dictionary(reader)
+    if reader.flag("quant_input"):
+        raise ClientError(f"{name} is a quantized fastText model (.ftz); quantized models are not supported yet")
+    matrix_in = reader.matrix("input matrix")
+    qout = reader.flag("qout")
+    if qout:
+        raise ClientError(f"{name} has a quantized output matrix; quantized models are not supported yet")
+    matrix_out = reader.matrix("output matrix")
+    _check_shapes(name, args, dictionary, matrix_in, matrix_out)
+    return FastTextModel(args, dictionary, matrix_in, matrix_out, version)
+
+
+def _read_args(reader: "_Reader", version: int) -> Args:
+    dim, ws, epoch, min_count, neg, word_ngrams, loss, model, bucket, minn, maxn, lr_rate, t = \
+        reader.unpack(_ARGS, "arguments")
+    if model == 3 and version == 11:
+        maxn = 0  # fastText: old supervised models do not use char n-grams
+    return Args(dim=dim, word_ngrams=word_ngrams, bucket=bucket, epoch=epoch, min_count=min_count, ws=ws,
+                neg=neg, loss=loss, model=model, minn=minn, maxn=maxn, lr_update_rate=lr_rate, t=t)
+
+
+def _read_dictionary(reader: "_Reader") -> Dictionary:
+    size, nwords, nlabels, ntokens, prune_size = reader.unpack(_DICT_HEADER, "dictionary header")
+    if size < 0 or nwords < 0 or nlabels < 0 or nwords + nlabels != size:
+        raise ClientError(f"{reader.name}: inconsistent dictionary sizes (size={size}, nwords={nwords}, "
+                          f"nlabels={nlabels})")
+    if size * 10 > reader.left():  # each entry takes at least 10 bytes
+        raise ClientError(f"{reader.name} is truncated or corrupt: a dictionary of {size} entries does not fit "
+                          f"in the {reader.left()} bytes left")
+    names: list[bytes] = []
+    counts = np.empty(size, dtype=np.int64)
+    kinds = np.empty(size, dtype=np.int8)
+    for i in range(size):
+        names.append(reader.cstring("dictionary entry"))
+        counts[i], kinds[i] = reader.unpack(struct.Struct("<qb"), "dictionary entry")
+    if (kinds[:nwords] != 0).any() or (kinds[nwords:] != 1).any():
+        raise ClientError(f"{reader.name}: dictionary entry types do not match nwords={nwords}")
+    if prune_size > 0:
+        raise ClientError(f"{reader.name}: pruned (quantized) dictionaries are not supported yet")
+    return Dictionary(tuple(names[:nwords]), counts[:nwords], tuple(names[nwords:]), counts[nwords:], ntokens)
+
+
+def _check_shapes(name: str, args: Args, d: Dictionary, matrix_in: np.ndarray, matrix_out: np.ndarray) -> None:
+    if matrix_in.shape[1] != args.dim or matrix_out.shape[1] != args.dim:
+        raise ClientError(f"{name}: matrix widths {matrix_in.shape[1]}, {matrix_out.shape[1]} differ from dim={args.dim}")
+    if matrix_in.shape[0] != d.nwords + args.bucket:
+        raise ClientError(f"{name}: input matrix has {matrix_in.shape[0]} rows, expected words + buckets = "
+                          f"{d.nwords} + {args.bucket}")
+    if args.model == 3 and matrix_out.shape[0] != d.nlabels:
+        raise ClientError(f"{name}: output matrix has {matrix_out.shape[0]} rows, expected one per label ({d.nlabels})")
+
+
+class _Reader:
+    """Bounds-checked little-endian reads from the file's bytes."""
+
+    def __init__(self, data: bytes, name: str) -> None:
+        self.data = data
+        self.name = name
+        self.pos = 0
+
+    def left(self) -> int:
+        return len(self.data) - self.pos
+
+    def _need(self, size: int, what: str) -> None:
+        if size < 0 or size > self.left():
+            raise ClientError(f"{self.name} is truncated or corrupt: {what} needs {size} bytes, "
+                              f"{self.left()} left at offset {self.pos}")
+
+    def unpack(self, layout: struct.Struct, what: str) -> tuple:
+        self._need(layout.size, what)
+        values = layout.unpack_from(self.data, self.pos)
+        self.pos += layout.size
+        return values
+
+    def flag(self, what: str) -> bool:
+        (value,) = self.unpack(struct.Struct("<B"), what)
+        if value > 1:
+            raise ClientError(f"{self.name}: {what} flag is {value}, expected 0 or 1")
+        return bool(value)
+
+    def cstring(self, what: str) -> bytes:
+        end = self.data.find(b"\0", self.pos)
+        if end < 0:
+            raise ClientError(f"{self.name}: unterminated {what} at offset {self.pos}")
+        value = self.data[self.pos:end]
+        self.pos = end + 1
+        return value
+
+    def matrix(self, what: str) -> np.ndarray:
+        rows, cols = self.unpack(_MATRIX_HEADER, what)
+        if rows < 0 or cols < 0 or (cols and rows > self.left() // (4 * cols)):
+            raise ClientError(f"{self.name} is truncated or corrupt: {what} of {rows} x {cols} does not fit in "
+                              f"the {self.left()} bytes left")
+        size = rows * cols * 4
+        self._need(size, what)
+        values = np.frombuffer(self.data, dtype="<f4", count=rows * cols, offset=self.pos).reshape(rows, cols)
+        self.pos += size
+        return values.astype(np.float32, copy=True)

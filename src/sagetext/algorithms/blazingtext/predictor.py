@@ -1,0 +1,125 @@
+"""Serve a supervised ``model.bin``: BlazingText's JSON and JSON Lines requests (spec §3.6).
+
+``application/json``: ``{"instances": ["sentence", ...], "configuration": {"k": N}}`` gives
+``[{"label": ["__label__x", ...], "prob": [p, ...]}, ...]``. ``application/jsonlines``: one
+``{"source": "sentence", "k": N}`` object per line, one answer object per line. BlazingText
+answers in the request's content type whatever Accept says. All sentences of a request are
+tokenized and encoded by the code that prepares training data and scored in one batch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sagetext.algorithms.blazingtext import fasttext_bin
+from sagetext.algorithms.blazingtext.encoding import TokenMaps, TokenTable, encode
+from sagetext.algorithms.blazingtext.scoring import Scorer
+from sagetext.data.text import tokenize_lines
+from sagetext.errors import ClientError
+
+MODEL_FILE = "model.bin"
+JSON = "application/json"
+JSON_LINES = "application/jsonlines"
+
+
+class SupervisedPredictor:
+    content_types = (JSON, JSON_LINES)
+
+    def __init__(self, model: fasttext_bin.FastTextModel, device: str = "cpu") -> None:
+        args = model.args
+        if args.model != 3:
+            raise ClientError(f"{MODEL_FILE} is a word-vector model ({fasttext_bin.MODEL_NAMES.get(args.model)}), "
+                              "not a text classifier; serve vectors.bin for word vectors")
+        if args.maxn > 0:
+            raise ClientError(f"{MODEL_FILE} uses character n-grams (minn={args.minn}, maxn={args.maxn}), which "
+                              "this build does not serve yet")
+        self.model = model
+        self.dictionary = model.dictionary
+        self.buckets = args.bucket if args.word_ngrams > 1 else 0
+        self.input = torch.from_numpy(model.input).to(device)
+        self.scorer = Scorer(args.loss, torch.from_numpy(model.output).to(device), model.dictionary.label_counts)
+        self.labels = model.dictionary.label_names()
+
+    @classmethod
+    def load(cls, model_dir: Path, device: str = "cpu") -> "SupervisedPredictor":
+        path = Path(model_dir) / MODEL_FILE
+        if not path.is_file():
+            raise ClientError(f"no {MODEL_FILE} in {model_dir}: a supervised BlazingText or fastText model is needed")
+        return cls(fasttext_bin.read(path.read_bytes(), MODEL_FILE), device)
+
+    def response_type(self, content_type: str, accept: list[str]) -> str | None:
+        return content_type if content_type in self.content_types else None
+
+    def predict(self, data: Any, content_type: str, response_type: str) -> Any:
+        if content_type == JSON:
+            sentences, ks = _json_request(data)
+        elif content_type == JSON_LINES:
+            sentences, ks = _json_lines_request(data)
+        else:
+            raise ClientError(f"content type {content_type!r} is not accepted; use {JSON} or {JSON_LINES}")
+        return self.classify(sentences, ks)
+
+    def classify(self, sentences: list[str], ks: list[int]) -> list[dict[str, list]]:
+        """Top ``ks[i]`` labels of ``sentences[i]`` by descending probability."""
+        if not sentences:
+            return []
+        probs, empty = self.reported_probabilities(sentences)
+        order = np.argsort(-probs, axis=1, kind="stable")
+        answers = []
+        for i, k in enumerate(ks):
+            top = [] if empty[i] else [j for j in order[i, :k].tolist() if probs[i, j] > 0.0]  # 0: pruned (hs)
+            answers.append({"label": [self.labels[j] for j in top], "prob": [float(probs[i, j]) for j in top]})
+        return answers
+
+    def reported_probabilities(self, sentences: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(lines x labels) probabilities as fastText reports them, and which lines had no input."""
+        block = tokenize_lines(sentences)
+        table = TokenTable()
+        ids = table.ids(block)
+        maps = TokenMaps.build(table, self.dictionary)
+        encoded = encode(ids, block.is_label, block.line_lengths, maps, self.dictionary.nwords,
+                         self.model.args.word_ngrams, self.buckets)
+        inputs = torch.from_numpy(encoded.inputs.astype(np.int64)).to(self.input.device)
+        offsets = torch.from_numpy(encoded.offsets[:-1]).to(self.input.device)
+        with torch.no_grad():
+            hidden = F.embedding_bag(inputs, self.input, offsets, mode="mean")
+            probs = self.scorer.reported(hidden).cpu().numpy()
+        return probs, np.diff(encoded.offsets) == 0
+
+
+def _json_request(data: Any) -> tuple[list[str], list[int]]:
+    if not isinstance(data, dict) or "instances" not in data:
+        raise ClientError('the request body must be a JSON object with "instances": a list of sentences')
+    instances = data["instances"]
+    if not isinstance(instances, list):
+        raise ClientError('"instances" must be a list of strings')
+    for i, sentence in enumerate(instances):
+        if not isinstance(sentence, str):
+            raise ClientError(f'"instances"[{i}] must be a string, got {type(sentence).__name__}')
+    configuration = data.get("configuration", {})
+    if not isinstance(configuration, dict):
+        raise ClientError('"configuration" must be an object such as {"k": 2}')
+    k = _k(configuration.get("k", 1), '"configuration"."k"')
+    return instances, [k] * len(instances)
+
+
+def _json_lines_request(data: Any) -> tuple[list[str], list[int]]:
+    records = data if isinstance(data, list) else [data]
+    sentences, ks = [], []
+    for i, record in enumerate(records):
+        if not isinstance(record, dict) or not isinstance(record.get("source"), str):
+            raise ClientError(f'line {i + 1}: each JSON Lines record must be an object with "source": a string')
+        sentences.append(record["source"])
+        ks.append(_k(record.get("k", 1), f'line {i + 1}: "k"'))
+    return sentences, ks
+
+
+def _k(value: Any, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ClientError(f"{field}={value!r}: expected a positive integer")
+    return value
