@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import uuid
 
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 from torch.distributed.launcher.api import LaunchConfig, elastic_launch
@@ -44,7 +43,8 @@ def launch(cluster: Cluster, nproc_per_node: int, command: list[str], job_id: st
         min_nodes=cluster.num_hosts,
         max_nodes=cluster.num_hosts,
         nproc_per_node=nproc_per_node,
-        run_id=job_id or os.environ.get("TRAINING_JOB_NAME") or uuid.uuid4().hex,
+        # The same on every host: the rendezvous keys are prefixed with it.
+        run_id=job_id or os.environ.get("TRAINING_JOB_NAME") or "sagetext-job",
         rdzv_backend=backend,
         rdzv_endpoint=endpoint,
         rdzv_configs=configs,
