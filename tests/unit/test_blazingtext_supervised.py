@@ -362,8 +362,8 @@ def test_bad_json_lines_requests_name_the_line(trained: Path) -> None:
 
 def test_validate_rejects_what_cannot_run(tmp_path: Path) -> None:
     ctx = context(tmp_path, {"train": SAMPLE / "train.txt"})
-    hp = parse({"mode": "cbow"}, Spec.load("blazingtext"))
-    with pytest.raises(ClientError, match="mode=cbow is not available in this build yet; supported: supervised"):
+    hp = parse({"mode": "batch_skipgram", "subwords": "true"}, Spec.load("blazingtext"))
+    with pytest.raises(ClientError, match="not supported in batch_skipgram"):
         ALGORITHM.validate(hp, ctx.channels)
     hp = parse({"mode": "supervised", "early_stopping": "True"}, Spec.load("blazingtext"))
     with pytest.raises(ClientError, match="validation"):

@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sagetext.algorithms.blazingtext import evaluation
-from sagetext.algorithms.blazingtext.vectors import (FASTTEXT_MAGIC, VectorsPredictor, WordVectors,
+from sagetext.algorithms.blazingtext.fasttext_bin import MAGIC as FASTTEXT_MAGIC
+from sagetext.algorithms.blazingtext.vectors import (VectorsPredictor, WordVectors,
                                                      load_vectors, read_vectors, write_artifacts)
 from sagetext.algorithms.blazingtext.word2vec import ChannelCorpus, read_sentences, train_word2vec
 from sagetext.contract.channels import Channel
@@ -240,3 +241,32 @@ def test_a_fasttext_trained_bin_is_served_as_fasttext_computes_it(tmp_path: Path
     words = ["the", "government", "xqzgov", "</s>"]
     for answer in predictor.predict({"instances": words}, JSON, JSON):
         np.testing.assert_allclose(answer["vector"], model.get_word_vector(answer["word"]), atol=1e-5)
+
+
+def test_algorithm_dispatches_word2vec_modes_and_picks_the_predictor_from_the_files(
+        tmp_path: Path, corpus_slice: bytes) -> None:
+    from sagetext.algorithms.blazingtext import ALGORITHM
+    from sagetext.algorithms.blazingtext.predictor import SupervisedPredictor
+
+    ctx = make_ctx(tmp_path, corpus_slice, mode="cbow")
+    ALGORITHM.train(ctx)
+    assert {p.name for p in ctx.model_dir.iterdir()} >= {"vectors.txt", "vectors.bin", "eval.json"}
+    assert isinstance(ALGORITHM.load(ctx.model_dir), VectorsPredictor)
+    fasttext = pytest.importorskip("fasttext")  # a pretrained unsupervised fastText model.bin
+    text = tmp_path / "corpus.txt"
+    text.write_bytes(corpus_slice[:100_000] + b"\n")
+    served = tmp_path / "served"
+    served.mkdir()
+    model = fasttext.train_unsupervised(str(text), model="cbow", dim=8, epoch=1, minCount=2, bucket=1000,
+                                        thread=1, verbose=0)
+    model.save_model(str(served / "model.bin"))
+    predictor = ALGORITHM.load(served)
+    assert isinstance(predictor, VectorsPredictor)
+    np.testing.assert_allclose(predictor.predict({"instances": ["the"]}, JSON, JSON)[0]["vector"],
+                               model.get_word_vector("the"), atol=1e-5)
+    supervised = tmp_path / "supervised"
+    supervised.mkdir()
+    (supervised / "train.txt").write_text("__label__a hello world\n__label__b goodbye moon\n" * 5)
+    classifier = fasttext.train_supervised(str(supervised / "train.txt"), epoch=1, thread=1, verbose=0)
+    classifier.save_model(str(supervised / "model.bin"))
+    assert isinstance(ALGORITHM.load(supervised), SupervisedPredictor)

@@ -1,9 +1,11 @@
-"""BlazingText: supervised text classification (fastText's model and ``model.bin``).
+"""BlazingText: fastText-style text classification (``mode=supervised``) and word2vec
+(``cbow``, ``skipgram``, ``batch_skipgram``).
 
 ``ALGORITHM`` is what ``sagetext.algorithms.get("blazingtext")`` returns: ``validate`` checks
-the hyperparameters against the channels, ``train`` trains and writes ``model.bin`` (fastText
-format v12), ``load`` returns the predictor for a ``model.bin`` (ours or fastText's). The
-word2vec modes (cbow, skipgram, batch_skipgram) are not in this build yet.
+the hyperparameters against the channels, ``train`` runs the mode's trainer (``trainer`` for
+supervised, ``word2vec`` for the others), and ``load`` picks the predictor from the files in
+the model folder, as SageMaker's hosting does: ``model.bin`` (a supervised model, ours or
+fastText's; an unsupervised fastText .bin is served as word vectors) or ``vectors.bin``.
 """
 
 from __future__ import annotations
@@ -11,35 +13,41 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from sagetext.algorithms.blazingtext import trainer
-from sagetext.algorithms.blazingtext.predictor import SupervisedPredictor
+from typing import Any
+
+from sagetext.algorithms.blazingtext import fasttext_bin, trainer, vectors, word2vec
+from sagetext.algorithms.blazingtext.predictor import MODEL_FILE, SupervisedPredictor
 from sagetext.contract.channels import Channel
 from sagetext.contract.context import TrainingContext
 from sagetext.contract.hyperparameters import Hyperparameters
 from sagetext.errors import ClientError
 
-SUPPORTED_MODES = ("supervised",)
-
-
 class BlazingText:
     name = "blazingtext"
 
     def validate(self, hyperparameters: Hyperparameters, channels: Mapping[str, Channel]) -> None:
-        mode = hyperparameters.mode
-        if mode not in SUPPORTED_MODES:
-            raise ClientError(f"mode={mode} is not available in this build yet; supported: {', '.join(SUPPORTED_MODES)}")
         if "train" not in channels:
             given = ", ".join(sorted(channels)) or "none"
             raise ClientError(f"the 'train' channel is required (channels given: {given})")
-        if hyperparameters.early_stopping and "validation" not in channels:
+        if hyperparameters.mode != "supervised":
+            word2vec.check_hyperparameters(hyperparameters)
+        elif hyperparameters.early_stopping and "validation" not in channels:
             raise ClientError("early_stopping=true needs a 'validation' channel; add one or set early_stopping=false")
 
     def train(self, ctx: TrainingContext) -> None:
         self.validate(ctx.hyperparameters, ctx.channels)
-        trainer.train(ctx)
+        if ctx.hyperparameters.mode == "supervised":
+            trainer.train(ctx)
+        else:
+            word2vec.train_word2vec(ctx)
 
-    def load(self, model_dir: Path) -> SupervisedPredictor:
-        return SupervisedPredictor.load(model_dir)
+    def load(self, model_dir: Path) -> Any:
+        model_bin = Path(model_dir) / MODEL_FILE
+        if model_bin.is_file() and fasttext_bin.model_name(model_bin) in ("cbow", "skipgram"):
+            return vectors.VectorsPredictor(vectors.read_vectors(model_bin))
+        if model_bin.is_file() or not (Path(model_dir) / vectors.VECTORS_BIN).is_file():
+            return SupervisedPredictor.load(model_dir)
+        return vectors.load_vectors(model_dir)
 
 
 ALGORITHM = BlazingText()

@@ -20,8 +20,10 @@ models (``.ftz``) are refused with a clear message.
 
 from __future__ import annotations
 
+import mmap
 import struct
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
@@ -77,24 +79,31 @@ class FastTextModel:
 
 def write(out: BinaryIO, model: FastTextModel) -> None:
     """Write ``model`` in format version 12."""
+    write_parts(out, model.args, model.dictionary, [model.input], model.output)
+
+
+def write_parts(out: BinaryIO, args: Args, d: Dictionary, input_parts: list[np.ndarray],
+                output: np.ndarray) -> None:
+    """Write a model whose input matrix is ``input_parts`` stacked (word rows, then n-gram
+    buckets), without building the stacked matrix in memory."""
     out.write(struct.pack("<ii", MAGIC, VERSION))
-    out.write(model.args.pack())
-    d = model.dictionary
+    out.write(args.pack())
     out.write(_DICT_HEADER.pack(d.nwords + d.nlabels, d.nwords, d.nlabels, d.ntokens, -1))
     entries = bytearray()
     for kind, names, counts in ((0, d.words, d.word_counts), (1, d.labels, d.label_counts)):
         for name, count in zip(names, counts.tolist()):
             entries += name + b"\0" + struct.pack("<qb", count, kind)
     out.write(entries)
-    for matrix in (model.input, model.output):
+    for parts in (input_parts, [output]):
         out.write(b"\0")  # not quantized
-        data = np.ascontiguousarray(matrix, dtype="<f4")
-        out.write(_MATRIX_HEADER.pack(*data.shape))
-        out.write(memoryview(data).cast("B"))
+        out.write(_MATRIX_HEADER.pack(sum(len(p) for p in parts), parts[0].shape[1]))
+        for part in parts:
+            for start in range(0, len(part), 65536):  # bounded temporary copies
+                out.write(np.ascontiguousarray(part[start:start + 65536], dtype="<f4").tobytes())
 
 
-def read(data: bytes, name: str = "model.bin") -> FastTextModel:
-    """Parse a fastText ``.bin`` held in memory; any inconsistency is a ClientError."""
+def read(data: bytes | mmap.mmap, name: str = "model.bin") -> FastTextModel:
+    """Parse a fastText ``.bin`` held in memory or mapped; any inconsistency is a ClientError."""
     reader = _Reader(data, name)
     magic, version = reader.unpack(struct.Struct("<ii"), "header")
     if magic != MAGIC:
@@ -113,6 +122,15 @@ def read(data: bytes, name: str = "model.bin") -> FastTextModel:
     matrix_out = reader.matrix("output matrix")
     _check_shapes(name, args, dictionary, matrix_in, matrix_out)
     return FastTextModel(args, dictionary, matrix_in, matrix_out, version)
+
+
+def model_name(path: Path) -> str | None:
+    """"supervised", "cbow" or "skipgram" from a fastText .bin's header; None if not fastText's."""
+    with open(path, "rb") as f:
+        head = f.read(8 + _ARGS.size)
+    if len(head) < 8 + _ARGS.size or struct.unpack_from("<i", head)[0] != MAGIC:
+        return None
+    return MODEL_NAMES.get(_ARGS.unpack_from(head, 8)[7])
 
 
 def _read_args(reader: "_Reader", version: int) -> Args:

@@ -28,6 +28,8 @@ from typing import Any, BinaryIO
 import numpy as np
 from gensim.models.fasttext import ft_ngram_hashes
 
+from sagetext.algorithms.blazingtext import fasttext_bin
+from sagetext.algorithms.blazingtext.dictionary import Dictionary
 from sagetext.contract.artifacts import write_atomic
 from sagetext.errors import ClientError
 
@@ -35,12 +37,8 @@ VECTORS_TXT = "vectors.txt"
 VECTORS_BIN = "vectors.bin"
 JSON = "application/json"
 EOS = "</s>"
-FASTTEXT_MAGIC = 793712314
-FASTTEXT_VERSION = 12
 MODEL_CODES = {"cbow": 1, "skipgram": 2}  # fastText's model_name enum (sup = 3)
 LOSS_NS = 2  # fastText's loss_name enum: hs = 1, ns = 2
-_ARGS = struct.Struct("<12id")  # dim ws epoch minCount neg wordNgrams loss model bucket minn maxn lrUpdateRate t
-_DICT_HEADER = struct.Struct("<iiiqq")  # size nwords nlabels ntokens pruneidx_size
 
 
 @dataclass(frozen=True)
@@ -139,29 +137,18 @@ def _write_word2vec_bin(f: BinaryIO, words: Sequence[str], matrix: np.ndarray) -
 
 
 def write_fasttext_bin(f: BinaryIO, vectors: WordVectors, info: dict[str, Any]) -> None:
-    """fastText .bin v12 (src/args.cc, dictionary.cc, densematrix.cc, fasttext.cc saveModel)."""
+    """fastText .bin v12 of a subword model (the format lives in ``fasttext_bin``)."""
     sub = vectors.subwords
-    assert sub is not None
-    f.write(struct.pack("<ii", FASTTEXT_MAGIC, FASTTEXT_VERSION))
-    f.write(_ARGS.pack(vectors.dim, info["window"], info["epochs"], info["min_count"], info["negative"], 1,
-                       LOSS_NS, MODEL_CODES[info["mode"]], len(sub.ngrams), sub.minn, sub.maxn, 100,
-                       float(info["sample"])))
-    n = len(vectors.words)
-    f.write(_DICT_HEADER.pack(n, n, 0, int(info["ntokens"]), -1))
-    counts = vectors.counts or [1] * n
-    for word, count in zip(vectors.words, counts):
-        f.write(word.encode("utf-8") + b"\0" + struct.pack("<qb", int(count), 0))
-    f.write(b"\0")  # quant_input = false
-    _write_matrix(f, [vectors.rows, sub.ngrams])
-    f.write(b"\0")  # qout = false
-    _write_matrix(f, [info["output"]])
-
-
-def _write_matrix(f: BinaryIO, parts: list[np.ndarray]) -> None:
-    f.write(struct.pack("<qq", sum(len(p) for p in parts), parts[0].shape[1]))
-    for part in parts:
-        for start in range(0, len(part), 65536):
-            f.write(np.ascontiguousarray(part[start:start + 65536], dtype="<f4").tobytes())
+    if sub is None:
+        raise ValueError("a fastText .bin of word vectors needs the subword table")
+    args = fasttext_bin.Args(dim=vectors.dim, word_ngrams=1, bucket=len(sub.ngrams), epoch=info["epochs"],
+                             min_count=info["min_count"], ws=info["window"], neg=info["negative"], loss=LOSS_NS,
+                             model=MODEL_CODES[info["mode"]], minn=sub.minn, maxn=sub.maxn,
+                             t=float(info["sample"]))
+    counts = np.asarray(vectors.counts or [1] * len(vectors.words), dtype=np.int64)
+    dictionary = Dictionary(tuple(w.encode("utf-8") for w in vectors.words), counts, (), np.zeros(0, np.int64),
+                            int(info["ntokens"]))
+    fasttext_bin.write_parts(f, args, dictionary, [vectors.rows, sub.ngrams], info["output"])
 
 
 # ---------------------------------------------------------------- reading
@@ -171,7 +158,7 @@ def read_vectors(path: Path) -> WordVectors:
     """A word2vec binary file or a fastText .bin (told apart by fastText's magic number)."""
     try:
         with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            if len(data) >= 4 and struct.unpack_from("<i", data)[0] == FASTTEXT_MAGIC:
+            if len(data) >= 4 and struct.unpack_from("<i", data)[0] == fasttext_bin.MAGIC:
                 return _read_fasttext(data, path)
             return _read_word2vec_bin(data, path)
     except (OSError, ValueError) as exc:  # mmap of an empty file raises ValueError
@@ -201,52 +188,13 @@ def _read_word2vec_bin(data: mmap.mmap, path: Path) -> WordVectors:
 
 
 def _read_fasttext(data: mmap.mmap, path: Path) -> WordVectors:
-    reader = _Reader(data, path)
-    magic, version = reader.unpack(struct.Struct("<ii"))
-    if version not in (11, 12):
-        raise ClientError(f"{path}: fastText .bin version {version}; only versions 11 and 12 are supported")
-    args = reader.unpack(_ARGS)
-    dim, bucket, minn, maxn = args[0], args[8], args[9], args[10]
-    size, nwords, _, _, prune = reader.unpack(_DICT_HEADER)
-    if min(size, nwords, dim, bucket) < 0 or nwords > size or size > len(data):
-        raise ClientError(f"{path}: fastText dictionary header is invalid (size={size}, nwords={nwords})")
-    words, counts = [], []
-    for i in range(size):
-        end = data.find(b"\0", reader.pos)
-        if end < 0:
-            raise ClientError(f"{path}: fastText dictionary entry {i} of {size} is truncated")
-        word = data[reader.pos:end].decode("utf-8", errors="replace")
-        reader.pos = end + 1
-        count, kind = reader.unpack(struct.Struct("<qb"))
-        if kind == 0:
-            words.append(word)
-            counts.append(count)
-    if prune > 0:
-        raise ClientError(f"{path}: pruned (quantized) fastText models are not supported; use the .bin, not .ftz")
-    if reader.unpack(struct.Struct("<?"))[0]:
-        raise ClientError(f"{path}: quantized fastText models (.ftz) are not supported")
-    m, n = reader.unpack(struct.Struct("<qq"))
-    if n != dim or m != nwords + bucket or m * n * 4 > len(data) - reader.pos:
-        raise ClientError(f"{path}: input matrix {m}x{n} does not match {nwords} words + {bucket} buckets "
-                          f"x {dim} dims or the file length {len(data)}")
-    matrix = np.frombuffer(data, "<f4", m * n, reader.pos).reshape(m, n).astype(np.float32)
-    sub = Subwords(minn, maxn, matrix[nwords:]) if maxn > 0 and bucket > 0 else None
-    return WordVectors(words, matrix[:nwords], counts, sub)
-
-
-@dataclass
-class _Reader:
-    data: mmap.mmap
-    path: Path
-    pos: int = 0
-
-    def unpack(self, layout: struct.Struct) -> tuple[Any, ...]:
-        if self.pos + layout.size > len(self.data):
-            raise ClientError(f"{self.path}: truncated fastText file (needs byte {self.pos + layout.size}, "
-                              f"has {len(self.data)})")
-        values = layout.unpack_from(self.data, self.pos)
-        self.pos += layout.size
-        return values
+    """Word vectors of a fastText .bin (ours or fastText's): words, their rows, the n-gram table."""
+    model = fasttext_bin.read(data, str(path))
+    d, args = model.dictionary, model.args
+    words = [w.decode("utf-8", errors="replace") for w in d.words]
+    matrix = np.array(model.input, dtype=np.float32)  # a copy: the file's map is closed after reading
+    sub = Subwords(args.minn, args.maxn, matrix[d.nwords:]) if args.maxn > 0 and args.bucket > 0 else None
+    return WordVectors(words, matrix[:d.nwords], d.word_counts.tolist(), sub)
 
 
 # ---------------------------------------------------------------- serving
