@@ -46,8 +46,9 @@ def main() -> None:
     subprocess.run(cli + ["train", "--algorithm", "blazingtext",
                           "--channel", f"train={SAMPLE / 'train.txt'}",
                           "--channel", f"validation={SAMPLE / 'validation.txt'}",
-                          "-p", "mode=supervised", "-p", "epochs=20", "-p", "learning_rate=0.5",
-                          "-p", "min_count=1", "-p", "vector_dim=16", "-p", "word_ngrams=2",
+                          "-p", "mode=supervised", "-p", "epochs=10", "-p", "learning_rate=0.5",
+                          "-p", "min_count=1", "-p", "vector_dim=10", "-p", "word_ngrams=2",
+                          "-p", "buckets=100000",
                           "--model-dir", str(model_dir)], check=True)
     print(f"== Model files: {sorted(p.name for p in model_dir.iterdir())}", flush=True)
     port = free_port()
@@ -57,8 +58,8 @@ def main() -> None:
     try:
         url = f"http://127.0.0.1:{port}"
         wait_for_ping(url, server)
-        body = {"instances": ["the striker scored twice in the second half",
-                              "the central bank raised interest rates again"],
+        body = {"instances": ["the striker scored twice in the second half .",
+                              "heavy rain and strong winds are expected tomorrow morning ."],
                 "configuration": {"k": 2}}
         print(f"== POST {url}/invocations {json.dumps(body)}", flush=True)
         request = urllib.request.Request(url + "/invocations", data=json.dumps(body).encode(),
