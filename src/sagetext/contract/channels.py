@@ -13,6 +13,7 @@ import io
 import json
 import os
 import time
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,11 +58,12 @@ class Channel:
         if self.mode == "Pipe":
             fifo = self._wait_for_pipe(epoch)
             with open(fifo, "rb") as raw:
-                yield fifo.name, _maybe_gunzip(raw)
+                yield fifo.name, _maybe_gunzip(raw, f"channel '{self.name}', pipe {fifo.name}")
             return
         for path in self.files():
             with open(path, "rb") as raw:
-                yield str(path.relative_to(self.directory)), _maybe_gunzip(raw)
+                name = str(path.relative_to(self.directory))
+                yield name, _maybe_gunzip(raw, f"channel '{self.name}', file {name}")
 
     def _wait_for_pipe(self, epoch: int) -> Path:
         fifo = self.paths.pipe_path(self.name, epoch)
@@ -73,11 +75,37 @@ class Channel:
         return fifo
 
 
-def _maybe_gunzip(raw: BinaryIO) -> BinaryIO:
+def _maybe_gunzip(raw: BinaryIO, name: str) -> BinaryIO:
     buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
     if buffered.peek(2)[:2] == _GZIP_MAGIC:
-        return gzip.GzipFile(fileobj=buffered)  # type: ignore[return-value]
+        return _CheckedGzip(buffered, name)  # type: ignore[return-value]
     return buffered
+
+
+def _gzip_errors_are_the_users(method: Any) -> Any:
+    def call(self: "_CheckedGzip", *args: Any) -> Any:
+        try:
+            return method(self, *args)
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            raise ClientError(f"{self.channel_file}: starts like a gzip file but cannot be decompressed "
+                              f"({exc}); upload it again, or uncompressed") from None
+    return call
+
+
+class _CheckedGzip(gzip.GzipFile):
+    """A gzip stream whose corrupt or truncated data is reported as the user's mistake, naming
+    the file, wherever a reader meets it (the first read, or the middle of a pass)."""
+
+    def __init__(self, fileobj: BinaryIO, channel_file: str) -> None:
+        super().__init__(fileobj=fileobj)
+        self.channel_file = channel_file
+
+    read = _gzip_errors_are_the_users(gzip.GzipFile.read)
+    read1 = _gzip_errors_are_the_users(gzip.GzipFile.read1)
+    peek = _gzip_errors_are_the_users(gzip.GzipFile.peek)
+    readline = _gzip_errors_are_the_users(gzip.GzipFile.readline)
+    readinto = _gzip_errors_are_the_users(gzip.GzipFile.readinto)
+    readinto1 = _gzip_errors_are_the_users(gzip.GzipFile.readinto1)
 
 
 def parse(config: Mapping[str, Any], paths: Paths) -> dict[str, Channel]:

@@ -127,7 +127,8 @@ def _recordio_documents(stream: BinaryIO, name: str, feature_dim: int) -> Iterat
     for number, record in enumerate(recordio.read_records(stream), start=1):
         where = f"{name}: record {number}"
         if "values" not in record.features:
-            given = ", ".join(sorted(record.features)) or "none"
+            # a name that is not valid UTF-8 comes back as bytes: show it as such
+            given = ", ".join(sorted(n if isinstance(n, str) else repr(n) for n in record.features)) or "none"
             raise ClientError(f"{where}: has no features['values'] tensor (features given: {given})")
         tensor = recordio.tensor_to_sparse(record.features["values"], f"{where} features['values']")
         yield checked_document(tensor.keys, tensor.values, tensor.shape, feature_dim, where)

@@ -34,6 +34,7 @@ import csv
 import io
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -158,11 +159,36 @@ def _parse_json(text: str, where: str) -> Any:
     if not text.strip():
         raise ClientError(f"{where} is empty; expected a JSON value")
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except RecursionError:
         raise ClientError(f"{where} nests arrays/objects too deeply") from None
     except ValueError as e:  # JSONDecodeError, or an integer with too many digits
         raise ClientError(f"{where} is not valid JSON: {e}") from None
+    if _SURROGATE_ESCAPE.search(text):
+        _check_no_lone_surrogates(value, where)
+    return value
+
+
+# An escaped UTF-16 surrogate (\uD800-\uDFFF); paired ones decode to one character, but a lone one
+# gives a string that no UTF-8 encoder (tokenizer, response) can write.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _check_no_lone_surrogates(value: Any, where: str) -> None:
+    stack = [value]
+    while stack:  # iterative: json.loads already bounded the depth, but not our recursion
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as e:
+                raise ClientError(f"{where} holds a lone UTF-16 surrogate escape "
+                                  f"(\\u{ord(item[e.start]):04x}), which is not a character") from None
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
 
 
 def _decode_json(body: bytes) -> Any:

@@ -69,8 +69,9 @@ def load(folder: Path, device: str = "cpu") -> LoadedModel:
     try:
         state = torch.load(folder / PARAMS_FILE, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
-    except (OSError, RuntimeError, ValueError) as exc:
-        raise ClientError(f"{folder / PARAMS_FILE}: cannot load the model weights ({exc})") from None
+    except Exception as exc:  # corrupt, foreign or hostile (a pickle that would run code): refuse it
+        raise ClientError(f"{folder / PARAMS_FILE}: cannot load the model weights "
+                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
     model.to(device).eval()
     inference = meta["inference"]
     subwords = {side: (folder / SUBWORD_FILES[side]).read_bytes() for side in inference.get("subwords", [])}

@@ -104,7 +104,7 @@ class Seq2SeqPredictor:
             if tensor is None:
                 raise ClientError(f"{where}: features['source'] is missing; send source token ids there")
             if isinstance(tensor, SparseTensor):
-                tensor = tensor.to_dense()
+                tensor = _leading_ids(tensor, self.loaded.config.max_seq_len_source, where)
             ids = np.asarray(tensor)
             if ids.dtype.kind not in "iu" or ids.ndim != 1:
                 raise ClientError(f"{where}: features['source'] must be a 1-D int32 tensor of token ids")
@@ -135,6 +135,16 @@ class Seq2SeqPredictor:
             for index, hypothesis in zip(chosen, found):
                 results[index] = hypothesis
         return results
+
+
+def _leading_ids(tensor: SparseTensor, length: int, where: str) -> np.ndarray:
+    """The first ``length`` ids of a 1-D sparse source, densified: only those are translated,
+    so a request of a few bytes declaring a huge shape never makes the server allocate it."""
+    if len(tensor.shape) != 1:
+        raise ClientError(f"{where}: features['source'] must be a 1-D int32 tensor of token ids")
+    length = min(tensor.shape[0], length)
+    keep = tensor.keys < length
+    return SparseTensor(tensor.keys[keep], tensor.values[keep], (length,)).to_dense()
 
 
 def _attention_requested(configuration: Any, index: int) -> bool:
