@@ -40,8 +40,45 @@ def _blazingtext_job(opt_ml: FakeOptMl, hyperparameters: dict[str, str]) -> None
     opt_ml.resources(["algo-1"], "algo-1")
 
 
+def _ntm_job(opt_ml: FakeOptMl, hyperparameters: dict[str, str]) -> None:
+    """Two separable "topics" of word counts over a 10-word vocabulary, as dense CSV."""
+    opt_ml.hyperparameters(hyperparameters)
+    rows = [",".join(str((i + j) % 3 + 1) if (j < 5) == (i % 2 == 0) else "0" for j in range(10))
+            for i in range(200)]
+    opt_ml.channel("train", {"train.csv": "\n".join(rows) + "\n"})
+    opt_ml.channel("auxiliary", {"vocab.txt": "\n".join(f"word{j}" for j in range(10)) + "\n"})
+    opt_ml.resources(["algo-1"], "algo-1")
+
+
+def _seq2seq_job(opt_ml: FakeOptMl, hyperparameters: dict[str, str]) -> None:
+    from tests.unit.test_seq2seq import write_corpus  # digit-reversal pairs through seq2seq-prepare
+
+    opt_ml.hyperparameters(hyperparameters)
+    prepared = write_corpus(opt_ml.root.parent / "corpus", train=300, validation=20)
+    opt_ml.channel("train", {"train.rec": prepared["train.rec"].read_bytes()})
+    opt_ml.channel("validation", {"val.rec": prepared["val.rec"].read_bytes()})
+    opt_ml.channel("vocab", {name: prepared[name].read_bytes() for name in ("vocab.src.json", "vocab.trg.json")})
+    opt_ml.resources(["algo-1"], "algo-1")
+
+
+def _labels(answers: list) -> None:
+    for prediction in answers:
+        assert len(prediction["label"]) == len(prediction["prob"]) == 1, answers
+        assert prediction["label"][0].startswith("__label__") and 0 <= prediction["prob"][0] <= 1.0001
+
+
+def _topic_weights(answers: list) -> None:
+    for prediction in answers:
+        assert len(prediction["topic_weights"]) == 2 and abs(sum(prediction["topic_weights"]) - 1) < 1e-3
+
+
+def _targets(answers: list) -> None:
+    assert all(isinstance(prediction["target"], str) for prediction in answers), answers
+
+
 # Per algorithm: how to lay out a small job, a hyperparameter change that must be refused,
-# the model file training must write, and one request per content type for serving.
+# the model file training must write, and for serving one request per content type with the
+# number of answers expected and a check of each answer.
 JOBS = {
     "blazingtext": {
         "layout": _blazingtext_job,
@@ -50,8 +87,32 @@ JOBS = {
         "artifact": "model.bin",
         "requests": [
             ("application/json", json.dumps({"instances": ["a good film", "an awful film"],
-                                             "configuration": {"k": 1}}).encode(), 2),
-            ("application/jsonlines", b'{"source": "a good film"}\n{"source": "an awful film"}\n', 2),
+                                             "configuration": {"k": 1}}).encode(), 2, _labels),
+            ("application/jsonlines", b'{"source": "a good film"}\n{"source": "an awful film"}\n', 2, _labels),
+        ],
+    },
+    "ntm": {
+        "layout": _ntm_job,
+        "good": {"feature_dim": "10", "num_topics": "2", "epochs": "5", "mini_batch_size": "32"},
+        "bad": {"optimizer": "lbfgs"},
+        "artifact": "model.pt",
+        "requests": [
+            ("text/csv", b"3,2,1,2,3,0,0,0,0,0\n0,0,0,0,0,1,2,3,1,2\n", 2, _topic_weights),
+            ("application/json", json.dumps({"instances": [{"features": [0, 0, 0, 0, 0, 1, 2, 3, 1, 2]}]}).encode(),
+             1, _topic_weights),
+            ("application/jsonlines", b'{"features": [3, 2, 1, 2, 3, 0, 0, 0, 0, 0]}\n', 1, _topic_weights),
+        ],
+    },
+    "seq2seq": {
+        "layout": _seq2seq_job,
+        "good": {"rnn_num_hidden": "32", "num_embed_source": "16", "num_embed_target": "16", "batch_size": "32",
+                 "checkpoint_frequency_num_batches": "10", "max_num_batches": "20", "beam_size": "2"},
+        "bad": {"rnn_num_hidden": "33"},
+        "artifact": "model.pt",
+        "requests": [
+            ("application/json", json.dumps({"instances": [{"data": "1 2 3"}, {"data": "4 5"}]}).encode(), 2,
+             _targets),
+            ("application/jsonlines", b'{"source": "1 2 3"}\n', 1, _targets),
         ],
     },
 }
@@ -112,11 +173,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _http(url: str, body: bytes | None = None, content_type: str = "", timeout: float = 5) -> tuple[int, bytes]:
+def _http(url: str, body: bytes | None = None, content_type: str = "", accept: str = "",
+          timeout: float = 5) -> tuple[int, bytes]:
     request = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET")
     if content_type:
         request.add_header("Content-Type", content_type)
-        request.add_header("Accept", content_type)
+        request.add_header("Accept", accept or content_type)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read()
@@ -125,9 +187,11 @@ def _http(url: str, body: bytes | None = None, content_type: str = "", timeout: 
 
 
 def _answers(content_type: str, body: bytes) -> list:
+    """One answer per instance: JSON Lines lines, a JSON list, or a JSON object's predictions."""
     if content_type == "application/jsonlines":
         return [json.loads(line) for line in body.decode().splitlines() if line.strip()]
-    return json.loads(body)
+    answer = json.loads(body)
+    return answer["predictions"] if isinstance(answer, dict) else answer
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
@@ -149,14 +213,13 @@ def test_serve_answers_and_stops_on_sigterm(algorithm: str, engine: Engine, imag
             state = engine.run("inspect", "--format", "{{.State.Running}}", name).stdout.strip()
             assert state == "true" and time.monotonic() < deadline, engine.run("logs", name).stderr
             time.sleep(1)
-        for content_type, body, count in job["requests"]:
-            status, answer = _http(f"http://127.0.0.1:{port}/invocations", body, content_type, timeout=60)
+        for content_type, body, count, check in job["requests"]:
+            accept = "application/json" if content_type == "text/csv" else content_type
+            status, answer = _http(f"http://127.0.0.1:{port}/invocations", body, content_type, accept, timeout=60)
             assert status == 200, (content_type, answer)
-            predictions = _answers(content_type, answer)
+            predictions = _answers(accept, answer)
             assert len(predictions) == count, answer
-            for prediction in predictions:
-                assert len(prediction["label"]) == len(prediction["prob"]) == 1, answer
-                assert prediction["label"][0].startswith("__label__") and 0 <= prediction["prob"][0] <= 1.0001
+            check(predictions)
         stopping = time.monotonic()
         engine.run("stop", "-t", "25", name, check=True)
         took = time.monotonic() - stopping
