@@ -94,3 +94,17 @@ def test_checkpoints_round_trip_and_refuse_incompatible_hyperparameters(opt_ml, 
     with pytest.raises(ClientError, match="vector_dim: checkpoint '8' vs job '16'"):
         other.load()
     assert not list(folder.glob(".*tmp"))  # no temporary files left behind
+
+
+def test_checkpoint_save_removes_leftovers_of_a_killed_write_and_reports_unwritable_paths(tmp_path: Path) -> None:
+    hp = parse({"mode": "supervised"}, Spec.load("blazingtext"))
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    leftover = folder / ".checkpoint.pt.abc123.tmp"
+    leftover.write_bytes(b"half a checkpoint")
+    Checkpoints(folder, hp).save({"epoch": 1})
+    assert not leftover.exists() and (folder / "checkpoint.pt").exists()
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    with pytest.raises(ClientError, match="cannot write the checkpoint"):
+        Checkpoints(blocked / "ckpt", hp).save({"epoch": 1})

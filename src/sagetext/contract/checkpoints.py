@@ -57,7 +57,13 @@ class Checkpoints:
         if self.path is None:
             return
         payload = dict(state, hyperparameters=self.hyperparameters.as_strings())
-        write_atomic(self.path, lambda f: torch.save(payload, f))
+        for stale in self.path.parent.glob(f".{FILE_NAME}.*.tmp"):  # left by a kill mid-write
+            stale.unlink(missing_ok=True)
+        try:
+            write_atomic(self.path, lambda f: torch.save(payload, f))
+        except OSError as exc:
+            raise ClientError(f"cannot write the checkpoint to {self.path} ({exc.strerror}); check the "
+                              "CheckpointConfig LocalPath") from None
         log.info("Saved checkpoint to %s", self.path)
 
     def load(self) -> dict[str, Any] | None:
