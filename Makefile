@@ -22,8 +22,12 @@ test: install  ## the whole test suite, as CI runs it
 test-fast: install
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
-bench: install  ## benchmarks against their anchors (needs ../shared/data); results in bench/results/
+bench: install  ## CPU benchmarks against their anchors (needs ../shared/data); results in bench/results/
 	$(PY) bench/imdb_supervised.py
+	$(PY) bench/text8_word2vec.py cbow skipgram
+	$(PY) bench/ntm_20news.py
+	$(PY) bench/server_load.py
+	$(PY) bench/peak_rss.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache bench/results
