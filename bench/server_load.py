@@ -5,7 +5,7 @@ For each algorithm: a tiny model is trained through the real code (the models of
 loopback, and hit by ``wrk --latency`` with a Lua script POSTing a fixed body:
 
 1. ``single``: one instance per request, ``--duration`` s at ``--connections`` connections;
-2. ``batch100``: 100 instances per request, the same;
+2. ``batch<N>``: N instances per request (``--batch``, default 100), the same;
 3. ``kill``: single-instance load again, and after a third of it one worker gets SIGKILL: the
    master must replace it (new PID, model loaded) and /ping must answer 200 within 10 s; only
    requests in flight on the killed worker may fail.
@@ -137,7 +137,7 @@ def bench_algorithm(algorithm: str, args: argparse.Namespace, work: Path) -> dic
     server.wait_ready()
     result: dict = {"algorithm": algorithm, "content_type": None, "runs": {}}
     try:
-        for kind, count in (("single", 1), ("batch100", 100)):
+        for kind, count in (("single", 1), (f"batch{args.batch}", args.batch)):
             content_type, body = next(iter(good_bodies(algorithm, count).items()))
             result["content_type"] = content_type
             body_file = work / f"{algorithm}-{kind}.body"
@@ -181,7 +181,7 @@ def bench_algorithm(algorithm: str, args: argparse.Namespace, work: Path) -> dic
 
 def check(result: dict) -> list[str]:
     problems = []
-    for kind in ("single", "batch100"):
+    for kind in (k for k in result["runs"] if k != "kill"):
         run = result["runs"].get(kind, {})
         if run.get("socket_errors") or run.get("non_2xx"):
             problems.append(f"{result['algorithm']} {kind}: {run['socket_errors']} socket errors, "
@@ -207,6 +207,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=100, help="instances per request in the batch run")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install wrk (Debian), or see the docstring")
