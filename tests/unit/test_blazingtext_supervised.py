@@ -137,13 +137,19 @@ def test_log_lines_and_metrics(tmp_path: Path, caplog: pytest.LogCaptureFixture)
     assert "Progress: 100.00%" in text and "##### Alpha: " in text
 
 
-def test_multi_label_lines(tmp_path: Path) -> None:
-    # Every line carries its topic and a length label; both must come out on top.
+def multi_label_lines() -> list[str]:
+    """The sample with a second label per line (long or short), the labels anywhere on the line."""
     lines = []
     for line in (SAMPLE / "train.txt").read_text("utf-8").splitlines():
         label, text = line.split(" ", 1)
         size = "__label__long" if len(text.split()) > 13 else "__label__short"
         lines.append(f"{text} {label} {size}" if len(lines) % 2 else f"{size} {label} {text}")
+    return lines
+
+
+def test_multi_label_lines(tmp_path: Path) -> None:
+    # Every line carries its topic and a length label; both must come out on top.
+    lines = multi_label_lines()
     ctx = context(tmp_path, {"train": ("\n".join(lines) + "\n").encode()}, epochs="20")
     ALGORITHM.train(ctx)
     predictor = ALGORITHM.load(ctx.model_dir)
@@ -155,6 +161,23 @@ def test_multi_label_lines(tmp_path: Path) -> None:
     sizes = sum(bool({"__label__long", "__label__short"} & set(a["label"])) for a in answers)
     assert sizes >= 0.9 * len(texts)
     assert np.mean([sum(a["prob"]) for a in answers]) > 0.9  # the two labels of a line share the mass
+
+
+def test_one_vs_all_scores_every_label_of_a_line_and_matches_fasttext(tmp_path: Path) -> None:
+    ctx = context(tmp_path, {"train": ("\n".join(multi_label_lines()) + "\n").encode()}, epochs="20", loss="ova")
+    ALGORITHM.train(ctx)
+    predictor = ALGORITHM.load(ctx.model_dir)
+    validation = (SAMPLE / "validation.txt").read_text("utf-8").splitlines()
+    texts = [line.split(" ", 1)[1] for line in validation]
+    answers = predictor.predict({"instances": texts, "configuration": {"k": 2}}, "application/json",
+                                "application/json")
+    # With one sigmoid per label both labels of a line score high (softmax would split the mass).
+    both = [a for a, line in zip(answers, validation) if line.split(" ", 1)[0] in a["label"]
+            and min(a["prob"]) > 0.5]
+    assert len(both) >= 0.8 * len(texts)
+    reference = fasttext.load_model(str(ctx.model_dir / "model.bin"))
+    assert reference.f.getArgs().loss.name == "ova"
+    assert_same_predictions(answers, fasttext_predictions(reference, texts, 2))
 
 
 def test_early_stopping_keeps_the_best_weights(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

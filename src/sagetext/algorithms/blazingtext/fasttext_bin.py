@@ -36,6 +36,7 @@ VERSION = 12
 READABLE_VERSIONS = (11, 12)
 MODEL_NAMES = {1: "cbow", 2: "skipgram", 3: "supervised"}
 LOSS_NAMES = {1: "hs", 2: "ns", 3: "softmax", 4: "ova"}
+LOSS_CODES = {name: code for code, name in LOSS_NAMES.items()}
 _ARGS = struct.Struct("<12id")
 _DICT_HEADER = struct.Struct("<3iqq")
 _MATRIX_HEADER = struct.Struct("<qq")

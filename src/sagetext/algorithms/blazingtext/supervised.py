@@ -2,7 +2,8 @@
 
 The model is fastText's: a line's hidden vector is the mean of its input rows (words,
 ``</s>`` and hashed word n-grams), the scores are ``output @ hidden``, the loss is softmax
-cross-entropy. fastText trains it one line at a time with Hogwild SGD in C++; here a step
+cross-entropy (or, with ``loss=ova``, an independent sigmoid per label against every label of
+the line, fastText's one-vs-all). fastText trains it one line at a time with Hogwild SGD in C++; here a step
 takes a mini-batch of consecutive lines and applies the sum of their per-line updates, each
 computed as fastText computes it (``alpha = lr * (onehot - p)``, input gradient divided by
 the number of input rows), so a small batch behaves like the sequence of per-line updates.
@@ -115,13 +116,40 @@ def _plan_batch(ids: np.ndarray, lengths: np.ndarray, weights: np.ndarray, last_
                  put(weights[by_row]), ntokens)
 
 
-def sgd_step(model: Model, batch: Batch, targets: torch.Tensor, lr: float) -> None:
-    """One softmax SGD update from the batch's lines; ``targets`` holds one label per line."""
+@dataclass(frozen=True)
+class LabelSets:
+    """Every label of every line, for one-vs-all: ``labels[offsets[j]:offsets[j+1]]`` are line j's."""
+
+    labels: torch.Tensor  # int64
+    line_of_label: torch.Tensor  # int64
+    offsets: np.ndarray  # int64, num_lines + 1
+
+    @classmethod
+    def of(cls, data: Encoded, device: str) -> "LabelSets":
+        lines = np.repeat(np.arange(data.num_lines, dtype=np.int64), np.diff(data.label_offsets))
+        return cls(torch.from_numpy(data.labels.astype(np.int64)).to(device), torch.from_numpy(lines).to(device),
+                   data.label_offsets)
+
+    def multi_hot(self, first: int, last: int, nlabels: int) -> torch.Tensor:
+        a, b = int(self.offsets[first]), int(self.offsets[last])
+        hot = torch.zeros(last - first, nlabels, device=self.labels.device)
+        hot[self.line_of_label[a:b] - first, self.labels[a:b]] = 1.0
+        return hot
+
+
+def sgd_step(model: Model, batch: Batch, targets: torch.Tensor | LabelSets, lr: float) -> None:
+    """One SGD update from the batch's lines: softmax when ``targets`` holds one label per line,
+    one-vs-all (a sigmoid per label, fastText's ``ova``) when it holds every line's ``LabelSets``."""
     touched = model.input.index_select(0, batch.rows)
     hidden = F.embedding_bag(batch.local_inputs, touched, batch.line_offsets, mode="mean")
-    probs = torch.softmax(hidden @ model.output.T, dim=1)
-    alpha = torch.zeros_like(probs).scatter_(1, targets[batch.first_line:batch.last_line, None], 1.0)
-    alpha.sub_(probs).mul_(lr)
+    scores = hidden @ model.output.T
+    if isinstance(targets, LabelSets):
+        alpha = targets.multi_hot(batch.first_line, batch.last_line, scores.shape[1]).sub_(torch.sigmoid(scores))
+    else:
+        probs = torch.softmax(scores, dim=1)
+        alpha = torch.zeros_like(probs).scatter_(1, targets[batch.first_line:batch.last_line, None], 1.0)
+        alpha.sub_(probs)
+    alpha.mul_(lr)
     grad_hidden = alpha @ model.output  # before the output update, as fastText does
     model.output.addmm_(alpha.T, hidden)
     delta = F.embedding_bag(batch.lines_by_row, grad_hidden, batch.row_offsets, mode="sum",

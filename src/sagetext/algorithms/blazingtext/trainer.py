@@ -28,8 +28,8 @@ from sagetext.algorithms.blazingtext import fasttext_bin, state as checkpointing
 from sagetext.algorithms.blazingtext.corpus import PreparedData, prepare
 from sagetext.algorithms.blazingtext.encoding import Encoded
 from sagetext.algorithms.blazingtext.state import TrainState
-from sagetext.algorithms.blazingtext.supervised import (Batch, Model, accuracy_counts, choose_targets, plan_batches,
-                                                        sgd_step)
+from sagetext.algorithms.blazingtext.supervised import (Batch, LabelSets, Model, accuracy_counts, choose_targets,
+                                                        plan_batches, sgd_step)
 from sagetext.contract.artifacts import write_atomic
 from sagetext.contract.context import TrainingContext, TrainingStopped
 from sagetext.distributed import runtime
@@ -138,7 +138,8 @@ def _train(ctx: TrainingContext) -> None:
 def _run_epoch(run: Run, state: TrainState) -> None:
     ctx = run.ctx
     rng = np.random.default_rng([run.hp.seed, ctx.rank, state.epoch])
-    targets = choose_targets(run.data.train, rng, ctx.device)
+    targets = (LabelSets.of(run.data.train, ctx.device) if run.hp.loss == "ova"
+               else choose_targets(run.data.train, rng, ctx.device))
     while state.batch < len(run.batches):
         end = min(state.batch + SEGMENT_BATCHES, len(run.batches))
         upcoming = [p for p in run.points if p >= state.batch]
@@ -161,7 +162,7 @@ def _run_epoch(run: Run, state: TrainState) -> None:
     run.log_progress(state, force=True)
 
 
-def _run_segment(run: Run, batches: list[Batch], targets: torch.Tensor, state: TrainState) -> None:
+def _run_segment(run: Run, batches: list[Batch], targets: torch.Tensor | LabelSets, state: TrainState) -> None:
     """SGD over ``batches``, shared out to the threads in contiguous parts (Hogwild)."""
     shares = min(run.threads, len(batches))
     start, clock = state.tokens_done, time.monotonic()
@@ -274,7 +275,7 @@ def write_model(ctx: TrainingContext, data: PreparedData, model: Model) -> None:
     """``model.bin`` in fastText's format, written atomically."""
     hp = ctx.hyperparameters
     args = fasttext_bin.Args(dim=hp.vector_dim, word_ngrams=hp.word_ngrams, bucket=data.buckets,
-                             epoch=hp.epochs, min_count=hp.min_count)
+                             epoch=hp.epochs, min_count=hp.min_count, loss=fasttext_bin.LOSS_CODES[hp.loss])
     ft = fasttext_bin.FastTextModel(args, data.dictionary, model.input.cpu().numpy(), model.output.cpu().numpy())
     write_atomic(ctx.model_dir / MODEL_FILE, lambda f: fasttext_bin.write(f, ft))
     log.info("Saved %s (%d words, %d labels, %d buckets)", ctx.model_dir / MODEL_FILE, data.dictionary.nwords,
