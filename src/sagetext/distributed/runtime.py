@@ -9,14 +9,13 @@ every helper here degrades to a no-op.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 import torch.distributed as dist
 
-T = TypeVar("T")
 DEVICE_ENV = "SAGETEXT_DEVICE"  # force "cpu" or "cuda"
 
 
@@ -62,13 +61,6 @@ def shutdown() -> None:
 
 def active() -> bool:
     return dist.is_initialized() and dist.get_world_size() > 1
-
-
-def shard(items: Iterable[T], rank: int, world_size: int) -> Iterator[T]:
-    """Every ``world_size``-th item starting at ``rank``: disjoint shards that cover everything."""
-    for i, item in enumerate(items):
-        if i % world_size == rank:
-            yield item
 
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
