@@ -17,25 +17,19 @@ import pytest
 import scipy.sparse as sp
 from sagemaker_training import recordio as sdk
 
-from sagetext import algorithms
 from tests.conftest import REPO, FakeOptMl
 
 NEWS = Path("20newsgroups") / "prodlda_20news_clean"
 V = 1994
 GOOD = {"feature_dim": str(V), "num_topics": "8", "epochs": "3", "mini_batch_size": "64",
         "optimizer": "adam", "learning_rate": "0.01", "encoder_layers": "[32, 16]"}
-# Until the lead registers "ntm" in sagetext.algorithms.MODULES, run the same entrypoint with
-# the entry added in-process; afterwards the plain ``train`` executable is used.
-_SHIM = ("import sys; sys.path.insert(0, %r); import sagetext.algorithms as a; "
-         "a.MODULES.setdefault('ntm', 'sagetext.algorithms.ntm'); "
-         "from sagetext.training import main; sys.exit(main())" % str(REPO / "src"))
 
 
-def run_train(opt_ml: FakeOptMl, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+def run_train(opt_ml: FakeOptMl, timeout: float = 240, **extra_env: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SAGEMAKER_BASE_DIR": str(opt_ml.root), "SAGETEXT_ALGORITHM": "ntm",
-           "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, str(REPO / "train")] if "ntm" in algorithms.MODULES else [sys.executable, "-c", _SHIM]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+           "OMP_NUM_THREADS": "1", **extra_env}
+    return subprocess.run([sys.executable, str(REPO / "train")], env=env, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def ldac_slice(path: Path, start: int, count: int) -> sp.csr_matrix:
@@ -117,18 +111,11 @@ def test_bad_record_fails_naming_file_and_record(opt_ml: FakeOptMl) -> None:
 
 
 @pytest.mark.slow
-def test_two_cpu_workers_train_with_ddp(opt_ml: FakeOptMl, shared_data: Path, tmp_path: Path) -> None:
+def test_two_cpu_workers_train_with_ddp(opt_ml: FakeOptMl, shared_data: Path) -> None:
     """Two gloo workers on one host (torch's elastic launcher), each on its half of the records."""
     opt_ml.hyperparameters({**GOOD, "epochs": "2"})
     set_channels(opt_ml, shared_data)
-    worker = tmp_path / "worker.py"
-    worker.write_text("import sys; sys.path.insert(0, %r); import sagetext.algorithms as a; "
-                      "a.MODULES.setdefault('ntm', 'sagetext.algorithms.ntm'); "
-                      "from sagetext.training import worker_main; sys.exit(worker_main())\n" % str(REPO / "src"))
-    env = {**os.environ, "SAGEMAKER_BASE_DIR": str(opt_ml.root), "SAGETEXT_ALGORITHM": "ntm",
-           "SAGETEXT_DEVICE": "cpu", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                             str(worker)], env=env, capture_output=True, text=True, timeout=300)
+    result = run_train(opt_ml, timeout=300, SAGETEXT_DEVICE="cpu", SAGETEXT_CPU_WORKERS="2")
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     assert len(re.findall(r"#validation:total_loss: ", out)) == 2  # rank 0 alone prints metrics

@@ -12,24 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from sagetext import algorithms, specs
+from sagetext import specs
 from tests.conftest import REPO, FakeOptMl
 from tests.unit.test_seq2seq import write_corpus
 
 TINY = {"rnn_num_hidden": "32", "num_embed_source": "16", "num_embed_target": "16", "batch_size": "32",
         "learning_rate": "0.003", "checkpoint_frequency_num_batches": "20", "max_num_batches": "40",
         "bleu_sample_size": "20", "beam_size": "2", "sagemaker_region": "us-east-1"}
-# Until the lead registers seq2seq in sagetext.algorithms.MODULES, run the same entry point
-# with the module registered; afterwards this is exactly the image's `train`.
-_SHIM = ("import sys; sys.path.insert(0, {src!r}); from sagetext import algorithms; "
-         "algorithms.MODULES.setdefault('seq2seq', 'sagetext.algorithms.seq2seq'); "
-         "from sagetext.training import main; sys.exit(main())")
 
 
 def train_command() -> list[str]:
-    if "seq2seq" in algorithms.MODULES:
-        return [sys.executable, str(REPO / "train")]
-    return [sys.executable, "-c", _SHIM.format(src=str(REPO / "src"))]
+    return [sys.executable, str(REPO / "train")]
 
 
 def environment(opt_ml: FakeOptMl) -> dict[str, str]:
@@ -122,8 +115,6 @@ def test_sigterm_saves_a_checkpoint_and_stops(opt_ml: FakeOptMl, prepared: dict[
 
 
 @pytest.mark.slow
-@pytest.mark.skipif("seq2seq" not in algorithms.MODULES,
-                    reason="launched workers find seq2seq only once it is registered in sagetext.algorithms")
 def test_two_cpu_workers_train_data_parallel(opt_ml: FakeOptMl, prepared: dict[str, Path]) -> None:
     opt_ml.hyperparameters(TINY)
     add_channels(opt_ml, prepared)
