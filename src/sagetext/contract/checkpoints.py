@@ -3,7 +3,8 @@ resuming a training state safely.
 
 A checkpoint is a ``torch.save`` dict of tensors and plain values, written atomically and
 read back with ``weights_only=True`` (nothing is unpickled). It carries the job's
-hyperparameters; resuming with different ones that matter is refused, naming them.
+hyperparameters; resuming with different ones is refused, naming them, except those the spec in
+``configs/`` marks ``may_differ_on_resume`` (e.g. a longer ``epochs``).
 """
 
 from __future__ import annotations
@@ -23,12 +24,6 @@ from sagetext.errors import ClientError
 log = logging.getLogger(__name__)
 
 FILE_NAME = "checkpoint.pt"
-# Hyperparameters that may change between a run and its resumption.
-MAY_DIFFER = frozenset({
-    "epochs", "early_stopping", "patience", "min_epochs", "evaluation",  # BlazingText, NTM
-    "num_patience_epochs", "tolerance",  # NTM
-    "max_num_epochs", "min_num_epochs", "max_num_batches", "checkpoint_threshold", "bleu_sample_size",  # Seq2Seq
-})
 
 
 def directory(paths: Paths) -> Path | None:
@@ -78,7 +73,7 @@ class Checkpoints:
         saved = state.get("hyperparameters", {}) if isinstance(state, dict) else {}
         current = self.hyperparameters.as_strings()
         differ = sorted(k for k in saved.keys() | current.keys()
-                        if k not in MAY_DIFFER and saved.get(k) != current.get(k))
+                        if k not in self.hyperparameters.may_differ_on_resume and saved.get(k) != current.get(k))
         if differ:
             detail = ", ".join(f"{k}: checkpoint {saved.get(k)!r} vs job {current.get(k)!r}" for k in differ)
             raise ClientError(f"checkpoint {self.path} was written with different hyperparameters ({detail}); "

@@ -33,6 +33,7 @@ class Hyperparameters(Mapping[str, Any]):
     given: frozenset[str] = frozenset()  # names the user set explicitly
     unused: tuple[str, ...] = ()  # names the user set that the chosen mode ignores
     algorithm: str = ""
+    may_differ_on_resume: frozenset[str] = frozenset()  # may change between a checkpoint and its resumption
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]
@@ -89,7 +90,8 @@ def parse(raw: Mapping[str, Any], spec: Spec) -> Hyperparameters:
     mode = values.get(spec.mode_key) if spec.mode_key else None
     unused = tuple(sorted(k for k in given & spec.entries.keys()
                           if mode is not None and mode not in spec.entries[k].get("modes", [mode])))
-    return Hyperparameters(values, frozenset(given & spec.entries.keys()), unused, spec.algorithm)
+    resumable = frozenset(k for k, entry in spec.entries.items() if entry.get("may_differ_on_resume"))
+    return Hyperparameters(values, frozenset(given & spec.entries.keys()), unused, spec.algorithm, resumable)
 
 
 def _reserved(key: str) -> bool:
