@@ -26,10 +26,9 @@ from sagetext.contract.context import TrainingContext, TrainingStopped
 from sagetext.contract.hyperparameters import Spec, parse
 from sagetext.contract.paths import Paths
 from sagetext.errors import ClientError
+from tests.conftest import REPO, SHARED_DATA
 
-REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "samples" / "blazingtext"
-SHARED_DATA = REPO.parent / "shared" / "data"
 FAST = {"learning_rate": "0.5", "vector_dim": "10", "min_count": "1", "buckets": "20000", "epochs": "5"}
 ALGORITHM = get("blazingtext")
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 import torch
 from sagemaker_training import recordio as sdk
 
@@ -18,6 +17,7 @@ from sagetext.algorithms.ntm import model as ntm_model
 from sagetext.data import recordio
 from sagetext.errors import ClientError
 from sagetext.serving import codecs
+from tests.unit.test_ntm_data import recordio_bytes
 
 D, K = 12, 4
 DOCS = np.array([[0, 3, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0],
@@ -45,12 +45,7 @@ def sparse_instance(row: np.ndarray) -> dict:
 
 
 def sdk_recordio(sparse: bool, dtype: type = np.float32) -> bytes:
-    out = io.BytesIO()
-    if sparse:
-        sdk._write_spmatrix_to_sparse_tensor(out, sp.csr_matrix(DOCS.astype(dtype)))
-    else:
-        sdk._write_numpy_to_dense_tensor(out, DOCS.astype(dtype))
-    return out.getvalue()
+    return recordio_bytes(DOCS, dtype, sparse)
 
 
 REQUESTS = {

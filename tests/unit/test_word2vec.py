@@ -26,8 +26,8 @@ from sagetext.contract.hyperparameters import Spec, parse
 from sagetext.contract.metrics import MetricLogger
 from sagetext.contract.paths import Paths
 from sagetext.errors import ClientError
+from tests.conftest import SHARED_DATA
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 CORPUS = SHARED_DATA / "wiki_en_text8like" / "wiki2015_text8like.xz"
 JSON = "application/json"
 
