@@ -34,8 +34,7 @@ class BlazingText:
         elif hyperparameters.early_stopping and "validation" not in channels:
             raise ClientError("early_stopping=true needs a 'validation' channel; add one or set early_stopping=false")
 
-    def train(self, ctx: TrainingContext) -> None:
-        self.validate(ctx.hyperparameters, ctx.channels)
+    def train(self, ctx: TrainingContext) -> None:  # the runner has called validate
         if ctx.hyperparameters.mode == "supervised":
             trainer.train(ctx)
         else:

@@ -52,8 +52,7 @@ class Seq2Seq:
 
     def train(self, ctx: TrainingContext) -> None:
         from sagetext.algorithms.seq2seq import config, data, trainer
-        hp = ctx.hyperparameters
-        self.validate(hp, ctx.channels)
+        hp = ctx.hyperparameters  # the runner has called validate
         data_config = config.data_config(hp)
         read = read_inputs(ctx.channels, hp)
         inputs = trainer.Inputs(data.truncate(read.train, data_config), data.truncate(read.validation, data_config),
