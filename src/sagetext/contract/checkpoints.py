@@ -13,8 +13,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from sagetext.contract.artifacts import write_atomic
 from sagetext.contract.channels import read_json
 from sagetext.contract.hyperparameters import Hyperparameters
@@ -54,6 +52,8 @@ class Checkpoints:
         payload = dict(state, hyperparameters=self.hyperparameters.as_strings())
         for stale in self.path.parent.glob(f".{FILE_NAME}.*.tmp"):  # left by a kill mid-write
             stale.unlink(missing_ok=True)
+        import torch  # here, not at the top: `sagetext --help` and the server's master never need it
+
         try:
             write_atomic(self.path, lambda f: torch.save(payload, f))
         except OSError as exc:
@@ -65,6 +65,8 @@ class Checkpoints:
         """The saved state, or None; a state from incompatible hyperparameters is a ClientError."""
         if self.path is None or not self.path.exists():
             return None
+        import torch
+
         try:
             state = torch.load(self.path, map_location="cpu", weights_only=True)
         except Exception as exc:  # a corrupt or foreign file: say so, do not guess
