@@ -9,7 +9,6 @@ per token. Training, validation and serving requests go through the same ``encod
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import repeat
 
@@ -50,43 +49,31 @@ class TokenTable:
         return numbers.astype(np.int32)
 
 
-@dataclass
-class TokenizedCorpus:
-    """Lines as token numbers of one ``TokenTable`` (labels included), block by block."""
+class TokenCounts:
+    """Word and label counts by token number, added up block by block as a channel is read."""
 
-    table: TokenTable
-    ids: list[np.ndarray]
-    is_label: list[np.ndarray]
-    line_lengths: list[np.ndarray]
+    def __init__(self) -> None:
+        self.words = np.zeros(0, dtype=np.int64)
+        self.labels = np.zeros(0, dtype=np.int64)
+        self.lines = 0
 
-    @classmethod
-    def from_blocks(cls, blocks: Iterable[LabeledBlock], table: TokenTable) -> "TokenizedCorpus":
-        corpus = cls(table, [], [], [])
-        for block in blocks:
-            corpus.ids.append(table.ids(block))
-            corpus.is_label.append(block.is_label)
-            corpus.line_lengths.append(block.line_lengths)
-        return corpus
+    def add(self, ids: np.ndarray, is_label: np.ndarray, num_lines: int, table_size: int) -> None:
+        if len(self.words) < table_size:
+            grown = max(table_size, 2 * len(self.words))
+            self.words = np.pad(self.words, (0, grown - len(self.words)))
+            self.labels = np.pad(self.labels, (0, grown - len(self.labels)))
+        self.words[:table_size] += np.bincount(ids[~is_label], minlength=table_size)
+        self.labels[:table_size] += np.bincount(ids[is_label], minlength=table_size)
+        self.lines += num_lines
 
-    @property
-    def num_lines(self) -> int:
-        return int(sum(len(x) for x in self.line_lengths))
-
-    def counts(self) -> tuple[dict[bytes, int], dict[bytes, int], int]:
+    def by_token(self, table: TokenTable) -> tuple[dict[bytes, int], dict[bytes, int], int]:
         """Word counts (``</s>`` once per line), label counts, and all tokens read."""
-        size = len(self.table.tokens)
-        words = np.zeros(size, dtype=np.int64)
-        labels = np.zeros(size, dtype=np.int64)
-        for ids, flags in zip(self.ids, self.is_label):
-            words += np.bincount(ids[~flags], minlength=size)
-            labels += np.bincount(ids[flags], minlength=size)
-        tokens = self.table.tokens
-        word_ids, label_ids = np.flatnonzero(words), np.flatnonzero(labels)
-        word_counts = dict(zip([tokens[i] for i in word_ids.tolist()], words[word_ids].tolist()))
-        lines = self.num_lines
-        word_counts[EOS] = word_counts.get(EOS, 0) + lines
-        label_counts = dict(zip([tokens[i] for i in label_ids.tolist()], labels[label_ids].tolist()))
-        return word_counts, label_counts, int(words.sum() + labels.sum()) + lines
+        tokens = table.tokens
+        word_ids, label_ids = np.flatnonzero(self.words), np.flatnonzero(self.labels)
+        word_counts = dict(zip([tokens[i] for i in word_ids.tolist()], self.words[word_ids].tolist()))
+        word_counts[EOS] = word_counts.get(EOS, 0) + self.lines
+        label_counts = dict(zip([tokens[i] for i in label_ids.tolist()], self.labels[label_ids].tolist()))
+        return word_counts, label_counts, int(self.words.sum() + self.labels.sum()) + self.lines
 
 
 @dataclass(frozen=True)
@@ -130,6 +117,13 @@ class Encoded:
         inputs, offsets = _select_ragged(self.inputs, self.offsets, keep)
         labels, label_offsets = _select_ragged(self.labels, self.label_offsets, keep)
         return Encoded(inputs, offsets, labels, label_offsets, self.ntokens[keep])
+
+    def lines(self, first: int, last: int) -> "Encoded":
+        """Lines ``first`` to ``last`` (exclusive), as views."""
+        a, b = int(self.offsets[first]), int(self.offsets[last])
+        la, lb = int(self.label_offsets[first]), int(self.label_offsets[last])
+        return Encoded(self.inputs[a:b], self.offsets[first:last + 1] - a, self.labels[la:lb],
+                       self.label_offsets[first:last + 1] - la, self.ntokens[first:last])
 
     def trainable(self) -> "Encoded":
         """Lines with at least one input row and one known label (fastText skips the others)."""
@@ -178,12 +172,6 @@ def encode(ids: np.ndarray, is_label: np.ndarray, line_lengths: np.ndarray, maps
     known_labels = label_ids >= 0
     labels, label_offsets = _group_by_line([(label_lines[known_labels], label_ids[known_labels])], num_lines)
     return Encoded(inputs, offsets, labels, label_offsets, (line_lengths + 1).astype(np.int64))
-
-
-def encode_corpus(corpus: TokenizedCorpus, maps: TokenMaps, nwords: int, word_ngrams: int,
-                  buckets: int) -> Encoded:
-    return Encoded.concatenate([encode(ids, flags, lengths, maps, nwords, word_ngrams, buckets)
-                                for ids, flags, lengths in zip(corpus.ids, corpus.is_label, corpus.line_lengths)])
 
 
 def _group_by_line(parts: list[tuple[np.ndarray, np.ndarray]], num_lines: int) -> tuple[np.ndarray, np.ndarray]:

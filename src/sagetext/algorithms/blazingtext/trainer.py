@@ -21,15 +21,13 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import torch
 
 from sagetext.algorithms.blazingtext import fasttext_bin, state as checkpointing
-from sagetext.algorithms.blazingtext.corpus import PreparedData, prepare
-from sagetext.algorithms.blazingtext.encoding import Encoded
+from sagetext.algorithms.blazingtext.batches import Batch, PlannedBatches
+from sagetext.algorithms.blazingtext.corpus import EncodedLines, PreparedData, prepare
 from sagetext.algorithms.blazingtext.state import TrainState
-from sagetext.algorithms.blazingtext.supervised import (Batch, LabelSets, Model, accuracy_counts, choose_targets,
-                                                        plan_batches, sgd_step)
+from sagetext.algorithms.blazingtext.supervised import Model, accuracy_counts, sgd_step
 from sagetext.contract.artifacts import write_atomic
 from sagetext.contract.context import TrainingContext, TrainingStopped
 from sagetext.distributed import runtime
@@ -37,11 +35,7 @@ from sagetext.errors import ClientError
 
 log = logging.getLogger(__name__)
 
-# Lines per SGD step. A step applies the sum of its lines' updates, like that many steps of
-# fastText's per-line SGD without the feedback between them: 16 keeps fastText's accuracy
-# (IMDB: 0.895 at 16, 0.891 at 32, 0.883 at 64); on short lines 64 already diverges at lr 0.5.
-LINES_PER_BATCH = 16
-SEGMENT_BATCHES = 64
+SEGMENT_BATCHES = 64  # batches read from the spill at a time
 AVERAGES_PER_EPOCH = 4  # 1, 4 and 16 give the same accuracy on IMDB; each costs one all-reduce of the model
 PROGRESS_SECONDS = 5.0
 THREADS_ENV = "SAGETEXT_TRAIN_THREADS"
@@ -51,14 +45,14 @@ MODEL_FILE = "model.bin"
 class Run:
     """One training run's fixed parts: context, data, model, batches, threads, clocks."""
 
-    def __init__(self, ctx: TrainingContext, data: PreparedData, model: Model, batches: list[Batch]) -> None:
+    def __init__(self, ctx: TrainingContext, data: PreparedData, model: Model) -> None:
         self.ctx = ctx
         self.hp = ctx.hyperparameters
         self.data = data
         self.model = model
-        self.batches = batches
-        self.total_tokens = self.hp.epochs * int(data.train.ntokens.sum())
-        self.points = averaging_points(len(batches), ctx.world_size)
+        self.batches = data.train
+        self.total_tokens = self.hp.epochs * data.train.ntokens
+        self.points = averaging_points(len(data.train), ctx.world_size)
         self.threads = training_threads(ctx)
         self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="sgd") if self.threads > 1 else None
         self.sgd_seconds = 0.0
@@ -112,11 +106,11 @@ def _train(ctx: TrainingContext) -> None:
     data = prepare(ctx)
     prepared = time.monotonic()
     model = Model.initial(data.input_rows, data.dictionary.nlabels, hp.vector_dim, hp.seed, ctx.device)
-    run = Run(ctx, data, model, plan_batches(data.train, LINES_PER_BATCH, data.input_rows, ctx.device))
+    run = Run(ctx, data, model)
     state = checkpointing.resume(ctx, data.dictionary, model, run.total_tokens, run.points)
-    log.info("Training on %s with %d thread(s): %d lines in %d batches; data ready in %.2f s, model and batches "
-             "in %.2f s", ctx.device, run.threads, data.train.num_lines, len(run.batches), prepared - clock,
-             time.monotonic() - prepared)
+    log.info("Training on %s with %d thread(s): %d lines in %d batches (%.0f MB spilled); data ready in %.2f s, "
+             "model in %.2f s", ctx.device, run.threads, data.train.num_lines, len(run.batches),
+             data.train.nbytes / 1e6, prepared - clock, time.monotonic() - prepared)
     try:
         while state.epoch < hp.epochs:
             _run_epoch(run, state)
@@ -127,24 +121,22 @@ def _train(ctx: TrainingContext) -> None:
             checkpointing.save(ctx, data.dictionary, model, state, run.total_tokens)
             if stop:
                 break
+        if state.best is not None:
+            model.copy_(state.best)
+        _finish(run, clock)
     finally:
         if run.pool is not None:
             run.pool.shutdown()
-    if state.best is not None:
-        model.copy_(state.best)
-    _finish(run, clock)
+        data.close()
 
 
 def _run_epoch(run: Run, state: TrainState) -> None:
     ctx = run.ctx
-    rng = np.random.default_rng([run.hp.seed, ctx.rank, state.epoch])
-    targets = (LabelSets.of(run.data.train, ctx.device) if run.hp.loss == "ova"
-               else choose_targets(run.data.train, rng, ctx.device))
     while state.batch < len(run.batches):
         end = min(state.batch + SEGMENT_BATCHES, len(run.batches))
         upcoming = [p for p in run.points if p >= state.batch]
         end = min(end, upcoming[0] + 1) if upcoming else end
-        _run_segment(run, run.batches[state.batch:end], targets, state)
+        _run_segment(run, run.batches.read(state.batch, end, ctx.device), state)
         state.batch = end
         averaged = run.points.count(end - 1)
         for _ in range(averaged):
@@ -162,15 +154,16 @@ def _run_epoch(run: Run, state: TrainState) -> None:
     run.log_progress(state, force=True)
 
 
-def _run_segment(run: Run, batches: list[Batch], targets: torch.Tensor | LabelSets, state: TrainState) -> None:
+def _run_segment(run: Run, batches: list[Batch], state: TrainState) -> None:
     """SGD over ``batches``, shared out to the threads in contiguous parts (Hogwild)."""
     shares = min(run.threads, len(batches))
     start, clock = state.tokens_done, time.monotonic()
+    one_vs_all, seed = run.hp.loss == "ova", (run.hp.seed, run.ctx.rank, state.epoch)
 
     def work(part: list[Batch]) -> int:
         done = 0
         for batch in part:  # the rate follows the tokens of all threads together
-            sgd_step(run.model, batch, targets, run.lr(start + done * shares))
+            sgd_step(run.model, batch, run.lr(start + done * shares), one_vs_all, seed)
             done += batch.ntokens
         return done
 
@@ -240,10 +233,16 @@ def _validate(run: Run, state: TrainState) -> bool:
     return False
 
 
-def _accuracy(ctx: TrainingContext, model: Model, data: Encoded) -> float:
-    hits, total = accuracy_counts(model, data)
+def _accuracy(ctx: TrainingContext, model: Model, data: PlannedBatches | EncodedLines) -> float:
+    hits, total = _hits(model, data), data.num_lines
     hits_all, total_all = _sum(ctx, hits), _sum(ctx, total)
     return hits_all / total_all if total_all else 0.0
+
+
+def _hits(model: Model, data: PlannedBatches | EncodedLines) -> int:
+    """Lines of ``data`` whose top label is one of theirs (fastText's precision@1 numerator)."""
+    blocks = data.blocks() if isinstance(data, EncodedLines) else data.lines()
+    return sum(accuracy_counts(model, block)[0] for block in blocks)
 
 
 def _sum(ctx: TrainingContext, value: int) -> int:
