@@ -11,6 +11,8 @@ import pytest
 import scipy.sparse as sp
 from sagemaker_training import recordio as sdk
 
+from sagetext.algorithms.ntm import documents
+from sagetext.algorithms.ntm.documents import DocumentStore
 from sagetext.contract.channels import Channel
 from sagetext.contract.paths import Paths
 from sagetext.data import bow
@@ -49,7 +51,7 @@ def channel(tmp_path: Path, files: dict[str, bytes], content_type: str | None = 
     return Channel(name, content_type=content_type, paths=paths)
 
 
-def as_dense(corpus: bow.Corpus) -> np.ndarray:
+def as_dense(corpus: DocumentStore) -> np.ndarray:
     return corpus.dense(np.arange(len(corpus)))
 
 
@@ -58,20 +60,21 @@ def as_dense(corpus: bow.Corpus) -> np.ndarray:
 @pytest.mark.parametrize("content_type", [bow.RECORDIO, None])
 def test_sdk_recordio_reads_like_csv(tmp_path: Path, dtype: type, sparse: bool, content_type: str | None) -> None:
     matrix = counts()
-    from_csv = bow.read_corpus(channel(tmp_path / "csv", {"a.csv": csv_bytes(matrix)}, bow.CSV), D)
-    from_rec = bow.read_corpus(channel(tmp_path / "rec", {"a.rec": recordio_bytes(matrix, dtype, sparse)},
+    from_csv = DocumentStore.read(channel(tmp_path / "csv", {"a.csv": csv_bytes(matrix)}, bow.CSV), D)
+    from_rec = DocumentStore.read(channel(tmp_path / "rec", {"a.rec": recordio_bytes(matrix, dtype, sparse)},
                                        content_type), D)
     assert len(from_csv) == len(from_rec) == len(matrix)
     np.testing.assert_array_equal(as_dense(from_rec), matrix.astype(np.float32))
     np.testing.assert_array_equal(as_dense(from_csv), as_dense(from_rec))
-    np.testing.assert_array_equal(from_csv.indptr, from_rec.indptr)
+    assert ([ids.tolist() for ids in from_csv.word_ids(0, len(matrix))]
+            == [ids.tolist() for ids in from_rec.word_ids(0, len(matrix))])
 
 
 def test_workers_take_disjoint_shards_by_record_index_across_files(tmp_path: Path) -> None:
     matrix = counts(11)
     ch = channel(tmp_path, {"a.rec": recordio_bytes(matrix[:4], np.float32, True),
                             "b.csv": csv_bytes(matrix[4:])}, None)
-    shards = [as_dense(bow.read_corpus(ch, D, rank=r, world_size=3)) for r in range(3)]
+    shards = [as_dense(DocumentStore.read(ch, D, rank=r, world_size=3)) for r in range(3)]
     for r, shard in enumerate(shards):
         np.testing.assert_array_equal(shard, matrix[r::3].astype(np.float32))
 
@@ -87,7 +90,7 @@ def test_workers_take_disjoint_shards_by_record_index_across_files(tmp_path: Pat
 def test_bad_recordio_records_name_file_and_record(tmp_path: Path, make, needles) -> None:
     ch = channel(tmp_path, {"bad.rec": make(counts())}, bow.RECORDIO)
     with pytest.raises(ClientError) as info:
-        bow.read_corpus(ch, D)
+        DocumentStore.read(ch, D)
     for needle in ["bad.rec", *needles]:
         assert needle in info.value.message
 
@@ -102,7 +105,7 @@ def test_sparse_key_beyond_feature_dim_is_refused(tmp_path: Path) -> None:
     out = io.BytesIO()
     recordio.write_records(out, [record])
     with pytest.raises(ClientError, match=r"bad\.rec: record 1.*key 35 is out of range"):
-        bow.read_corpus(channel(tmp_path, {"bad.rec": out.getvalue()}, bow.RECORDIO), D)
+        DocumentStore.read(channel(tmp_path, {"bad.rec": out.getvalue()}, bow.RECORDIO), D)
 
 
 @pytest.mark.parametrize("text,needles", [
@@ -113,16 +116,16 @@ def test_sparse_key_beyond_feature_dim_is_refused(tmp_path: Path) -> None:
 ])
 def test_bad_csv_lines_name_file_and_line(tmp_path: Path, text: str, needles: list[str]) -> None:
     with pytest.raises(ClientError) as info:
-        bow.read_corpus(channel(tmp_path, {"bad.csv": text.encode()}, bow.CSV), D)
+        DocumentStore.read(channel(tmp_path, {"bad.csv": text.encode()}, bow.CSV), D)
     for needle in ["bad.csv", *needles]:
         assert needle in info.value.message
 
 
 def test_unsupported_content_type_and_empty_channel(tmp_path: Path) -> None:
     with pytest.raises(ClientError, match="application/json.*not supported"):
-        bow.read_corpus(channel(tmp_path / "a", {"x": b"{}"}, "application/json"), D)
+        DocumentStore.read(channel(tmp_path / "a", {"x": b"{}"}, "application/json"), D)
     with pytest.raises(ClientError, match="no documents"):
-        bow.read_corpus(channel(tmp_path / "b", {"x.csv": b"\n\n"}, bow.CSV), D)
+        DocumentStore.read(channel(tmp_path / "b", {"x.csv": b"\n\n"}, bow.CSV), D)
 
 
 def test_vocab_plain_and_word_id_lines(tmp_path: Path) -> None:
@@ -138,3 +141,23 @@ def test_word_vectors_keep_vocabulary_words_only(tmp_path: Path) -> None:
     vectors, found = bow.read_word_vectors(tmp_path / "vectors.txt", ["apple", "banana", "cherry"])
     np.testing.assert_array_equal(vectors, [[0, 1], [1, 0], [0, 0]])
     assert found.tolist() == [True, True, False]
+
+
+def test_the_document_store_reads_back_any_rows_across_windows(monkeypatch: pytest.MonkeyPatch,
+                                                               tmp_path: Path) -> None:
+    """Documents spilled to disk come back exactly, by range or shuffled, window by window."""
+    monkeypatch.setattr(documents, "WINDOW_DOCS", 7)
+    matrix = counts(n=60, seed=4)
+    store = DocumentStore.read(channel(tmp_path, {"a.csv": csv_bytes(matrix)}, bow.CSV), D)
+    assert len(store) == 60 and store.total_words() == matrix.sum()
+    np.testing.assert_array_equal(store.dense(np.arange(60)), matrix)
+    rng = np.random.default_rng(0)
+    rows = store.shuffled(rng, 45)
+    assert len(set(rows.tolist())) == 45 and rows.max() < 60
+    windows = rows // 7
+    assert (np.diff(windows) != 0).sum() == len(np.unique(windows)) - 1  # one window after another
+    for b in range(0, 45, 8):
+        np.testing.assert_array_equal(store.dense(rows[b:b + 8]), matrix[rows[b:b + 8]])
+    assert [ids.tolist() for ids in store.word_ids(10, 13)] == [np.flatnonzero(r).tolist() for r in matrix[10:13]]
+    assert sorted(store.shuffled(np.random.default_rng(1), 60).tolist()) == list(range(60))
+    store.close()

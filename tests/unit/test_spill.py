@@ -102,3 +102,16 @@ def test_a_batch_plan_maps_each_input_to_its_row() -> None:
     targets = batch.targets((0, 0, 0)).numpy()
     for j, target in enumerate(targets):
         assert target in data.labels[data.label_offsets[j]:data.label_offsets[j + 1]]
+
+
+def test_take_reads_any_records_in_the_order_asked() -> None:
+    rng = np.random.default_rng(3)
+    written = [random_record(rng) for _ in range(3000)]  # several buffered writes
+    spill = Spill(FIELDS)
+    for record in written:
+        spill.append(**record)
+    order = rng.permutation(3000)[:500].tolist() + [5, 5]
+    for index, got in zip(order, spill.take(order)):
+        for name, _ in FIELDS:
+            np.testing.assert_array_equal(got[name], written[index][name])
+    spill.close()

@@ -13,6 +13,7 @@ anonymous temporary file (``$TMPDIR``): it disappears when closed or when the pr
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 ALIGN = 8
+WRITE_BYTES = 1 << 20  # records are handed to the file in writes of about this size
 
 
 @dataclass(frozen=True)
@@ -33,52 +35,50 @@ def _padded(nbytes: int) -> int:
 
 
 class Spill:
-    """Append records of arrays (``append``), then read them back by index range (``read``)."""
+    """Append records of arrays (``append``), then read them back by index range (``read``) or
+    by any indices (``take``: one small read per record, for shuffled mini-batches)."""
 
     def __init__(self, fields: Sequence[tuple[str, type | np.dtype]]) -> None:
         self.fields = tuple(Field(name, np.dtype(dtype)) for name, dtype in fields)
         self._file = tempfile.TemporaryFile(prefix="sagetext-spill-")
-        self._starts = [0]  # byte offset of each record, and the end
+        self._starts = np.zeros(1024, dtype=np.int64)  # byte offset of each record, and the end
+        self._count = 0
+        self._pending = bytearray()  # written records not yet handed to the file
+        self._flushed = 0  # bytes in the file
 
     def __len__(self) -> int:
-        return len(self._starts) - 1
+        return self._count
 
     @property
     def nbytes(self) -> int:
-        return self._starts[-1]
+        return int(self._starts[self._count])
 
     def append(self, **arrays: np.ndarray) -> None:
         """Write one record; every field of the schema must be given, as a 1-D array."""
-        lengths = np.array([len(arrays[f.name]) for f in self.fields], dtype=np.int64)
-        parts = [lengths.tobytes()]
+        pending = self._pending
+        size = len(pending)
+        pending += np.array([len(arrays[f.name]) for f in self.fields], dtype=np.int64).tobytes()
         for field in self.fields:
             data = np.ascontiguousarray(arrays[field.name], dtype=field.dtype).tobytes()
-            parts.append(data + bytes(_padded(len(data)) - len(data)))
-        self._file.seek(self._starts[-1])
-        for part in parts:
-            self._file.write(part)
-        self._starts.append(self._starts[-1] + sum(len(p) for p in parts))
+            pending += data
+            pending += bytes(_padded(len(data)) - len(data))
+        if self._count + 1 >= len(self._starts):
+            self._starts = np.resize(self._starts, 2 * len(self._starts))
+        self._count += 1
+        self._starts[self._count] = self._starts[self._count - 1] + len(pending) - size
+        if len(pending) >= WRITE_BYTES:
+            self._flush()
 
     def read(self, first: int, last: int) -> list[dict[str, np.ndarray]]:
         """Records ``first`` to ``last`` (exclusive), as writable arrays over one fresh buffer."""
-        begin, end = self._starts[first], self._starts[last]
-        buffer = np.empty(end - begin, dtype=np.uint8)
-        self._file.flush()
-        self._file.seek(begin)
-        if self._file.readinto(memoryview(buffer)) != len(buffer):
-            raise OSError(f"spill file {self._file.name} is shorter than what was written to it")
-        records, at = [], 0
-        header = len(self.fields) * 8
-        for _ in range(first, last):
-            lengths = buffer[at:at + header].view(np.int64)
-            at += header
-            record = {}
-            for field, length in zip(self.fields, lengths.tolist()):
-                nbytes = length * field.dtype.itemsize
-                record[field.name] = buffer[at:at + nbytes].view(field.dtype)
-                at += _padded(nbytes)
-            records.append(record)
-        return records
+        begin, end = int(self._starts[first]), int(self._starts[last])
+        buffer = self._bytes(begin, end)
+        return [self._parse(buffer, int(self._starts[i]) - begin) for i in range(first, last)]
+
+    def take(self, indices: Sequence[int] | np.ndarray) -> list[dict[str, np.ndarray]]:
+        """Records at ``indices`` (any order, repeats allowed), in that order."""
+        return [self._parse(self._bytes(int(self._starts[i]), int(self._starts[i + 1])), 0)
+                for i in np.asarray(indices, dtype=np.int64).tolist()]
 
     def records(self, per_read: int = 64) -> Iterator[dict[str, np.ndarray]]:
         """Every record in order, ``per_read`` at a time from the file."""
@@ -87,3 +87,31 @@ class Spill:
 
     def close(self) -> None:
         self._file.close()
+
+    def _flush(self) -> None:
+        if self._pending:
+            os.pwrite(self._file.fileno(), self._pending, self._flushed)
+            self._flushed += len(self._pending)
+            self._pending = bytearray()
+
+    def _bytes(self, begin: int, end: int) -> np.ndarray:
+        self._flush()
+        buffer = np.empty(end - begin, dtype=np.uint8)
+        view, done = memoryview(buffer), 0
+        while done < len(buffer):  # one read returns at most about 2 GB
+            got = os.preadv(self._file.fileno(), [view[done:]], begin + done)
+            if got <= 0:
+                raise OSError(f"spill file {self._file.name} is shorter than what was written to it")
+            done += got
+        return buffer
+
+    def _parse(self, buffer: np.ndarray, at: int) -> dict[str, np.ndarray]:
+        header = len(self.fields) * 8
+        lengths = buffer[at:at + header].view(np.int64).tolist()
+        at += header
+        record = {}
+        for field, length in zip(self.fields, lengths):
+            nbytes = length * field.dtype.itemsize
+            record[field.name] = buffer[at:at + nbytes].view(field.dtype)
+            at += _padded(nbytes)
+        return record

@@ -14,8 +14,9 @@ and after training ``#test:total_loss`` / ``#test:perplexity`` with a test chann
 summary, ``#tu``, ``#wetc`` (with word vectors) and ``#npmi``. Losses are per document
 (reconstruction negative log-likelihood + KL); perplexity is exp(total loss / total words).
 
-The training shard is held as compact counts (``bow.Corpus``); File mode reads it once, Pipe
-mode re-reads each epoch's FIFO. A checkpoint is saved every epoch (when configured) and on
+Channels are read as streams into a ``DocumentStore`` on disk (memory holds an offset per
+document, not the documents); File mode reads a channel once, Pipe mode re-reads each epoch's
+FIFO. A checkpoint is saved every epoch (when configured) and on
 SIGTERM; a restarted job resumes from it.
 """
 
@@ -33,6 +34,7 @@ from torch import nn
 
 from sagetext.algorithms.ntm import coherence, topics
 from sagetext.algorithms.ntm import model as ntm_model
+from sagetext.algorithms.ntm.documents import DocumentStore
 from sagetext.algorithms.ntm.model import ModelConfig, ProdLDA
 from sagetext.contract.artifacts import write_bytes_atomic
 from sagetext.contract.context import TrainingContext, TrainingStopped
@@ -72,10 +74,10 @@ class Data:
 
     ctx: TrainingContext
     feature_dim: int
-    cache: dict[str, bow.Corpus] = field(default_factory=dict)
+    cache: dict[str, DocumentStore] = field(default_factory=dict)
     passes: dict[str, int] = field(default_factory=dict)
 
-    def corpus(self, name: str, new_pass: bool = True) -> bow.Corpus | None:
+    def corpus(self, name: str, new_pass: bool = True) -> DocumentStore | None:
         channel = self.ctx.optional_channel(name)
         if channel is None:
             return None
@@ -83,13 +85,19 @@ class Data:
             return self.cache[name]
         number = self.passes.get(name, 0)
         started = time.monotonic()
-        corpus = bow.read_corpus(channel, self.feature_dim, number, self.ctx.rank, self.ctx.world_size)
+        corpus = DocumentStore.read(channel, self.feature_dim, number, self.ctx.rank, self.ctx.world_size)
+        if name in self.cache:
+            self.cache[name].close()
         if number == 0:
             log.info("Read %d %s documents (%d words) in %.1f s", len(corpus), name,
                      corpus.total_words(), time.monotonic() - started)
         self.passes[name] = number + 1
         self.cache[name] = corpus
         return corpus
+
+    def close(self) -> None:
+        for corpus in self.cache.values():
+            corpus.close()
 
 
 def train(ctx: TrainingContext) -> None:
@@ -127,6 +135,7 @@ def train(ctx: TrainingContext) -> None:
                      "(best %.4f)", epoch + 1, hp["tolerance"], hp["num_patience_epochs"], stopper.best)
             break
     finish(ctx, model, data, vocab, vectors)
+    data.close()
 
 
 def finish(ctx: TrainingContext, model: ProdLDA, data: Data, vocab: list[str] | None,
@@ -144,7 +153,7 @@ def finish(ctx: TrainingContext, model: ProdLDA, data: Data, vocab: list[str] | 
     assert corpus is not None
     for lo in range(0, len(corpus), EVAL_BATCH):
         rows = range(lo, min(lo + EVAL_BATCH, len(corpus)))
-        counter.add([corpus.ids[corpus.indptr[i]:corpus.indptr[i + 1]] for i in rows])
+        counter.add(corpus.word_ids(rows.start, rows.stop))
     pair_docs = runtime.all_reduce_sum(torch.from_numpy(counter.pair_docs))
     counter.pair_docs = pair_docs.numpy()
     counter.num_docs = int(runtime.all_reduce_sum(torch.tensor([counter.num_docs]))[0])
@@ -165,12 +174,12 @@ def finish(ctx: TrainingContext, model: ProdLDA, data: Data, vocab: list[str] | 
 
 
 def train_epoch(ctx: TrainingContext, network: nn.Module, model: ProdLDA, optimizer: torch.optim.Optimizer,
-                corpus: bow.Corpus, epoch: int, batch_size: int, stopper: EarlyStopping) -> float:
+                corpus: DocumentStore, epoch: int, batch_size: int, stopper: EarlyStopping) -> float:
     """One pass; returns the mean per-document loss (over workers)."""
     hp = ctx.hyperparameters
     rng = np.random.default_rng([hp["seed"], ctx.rank, epoch])
     keep = max(1, round(hp["sub_sample"] * len(corpus)))
-    rows = rng.permutation(len(corpus))[:keep]
+    rows = corpus.shuffled(rng, keep)
     batches = equal_batch_count(math.ceil(len(rows) / batch_size))
     model.train()
     totals = torch.zeros(3, dtype=torch.float64)  # recon, kl, documents
@@ -204,7 +213,7 @@ def train_epoch(ctx: TrainingContext, network: nn.Module, model: ProdLDA, optimi
 
 
 @torch.no_grad()
-def evaluate(model: ProdLDA, corpus: bow.Corpus, device: str, seed: int) -> tuple[float, float]:
+def evaluate(model: ProdLDA, corpus: DocumentStore, device: str, seed: int) -> tuple[float, float]:
     """(mean per-document total loss, perplexity) over every worker's shard; eval mode, one
     posterior sample from a fixed-seed generator so that repeated evaluations agree."""
     was_training = model.training
