@@ -40,7 +40,7 @@ class Server:
             try:
                 if self.ping() == 200:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # a worker still loading: busy machine
                 pass
             time.sleep(0.1)
         self.stop()
@@ -91,7 +91,7 @@ def model_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """Two workers, a 0.01 MB (10485-byte) payload limit."""
+    """Two workers, a 0.01 MB (10485-byte) payload limit, at most 50 instances per request."""
     root = tmp_path_factory.mktemp("server")
     model = root / "model"
     model.mkdir()
@@ -100,6 +100,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "SAGEMAKER_MODEL_SERVER_WORKERS": "2",
         "SAGEMAKER_MAX_PAYLOAD_IN_MB": "0.01",
         "SAGEMAKER_MODEL_SERVER_TIMEOUT": "30",
+        "SAGETEXT_MAX_INSTANCES_PER_REQUEST": "50",
     })
     started.wait_ready()
     yield started

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from sagetext.serving.codecs import CSV, JSON, JSONLINES, RECORDIO
 from tests.serving.conftest import server_env
 
 LIMIT = int(0.01 * 1024 * 1024)  # SAGEMAKER_MAX_PAYLOAD_IN_MB=0.01 in the fixture
+MAX_INSTANCES = 50  # SAGETEXT_MAX_INSTANCES_PER_REQUEST in the fixture
 
 
 def invoke(server, body: bytes | str, content_type: str | None = JSON,
@@ -116,6 +118,11 @@ ERROR_CASES = {
     "too large": (413, lambda s: invoke(s, b" " * (LIMIT + 1)),
                   f"larger than {LIMIT} bytes, the limit set by SAGEMAKER_MAX_PAYLOAD_IN_MB=0.01"),
     "too large, chunked": (413, lambda s: invoke(s, chunks(30_000)), "SAGEMAKER_MAX_PAYLOAD_IN_MB"),
+    "too many instances": (413, lambda s: invoke(s, "\n".join(["{}"] * (MAX_INSTANCES + 1)), JSONLINES),
+                           f"the request holds {MAX_INSTANCES + 1} instances, more than the "
+                           f"{MAX_INSTANCES} this server answers per request; send at most "
+                           f"{MAX_INSTANCES} per request, or raise SAGETEXT_MAX_INSTANCES_PER_REQUEST "
+                           "(each request must finish within SAGEMAKER_MODEL_SERVER_TIMEOUT=30 s)"),
     "unsupported type": (415, lambda s: invoke(s, b"hi", "text/plain; charset=utf-8"),
                          "'text/plain; charset=utf-8' is not accepted by this model; it accepts "
                          "application/json, application/jsonlines, text/csv"),
@@ -150,6 +157,11 @@ def test_a_body_at_the_limit_is_accepted_and_one_byte_more_is_not(server, chunke
     send = (lambda data: iter([data[:100], data[100:]])) if chunked else (lambda data: data)
     assert invoke(server, send(body)).status_code == 200
     assert invoke(server, send(body + b" ")).status_code == 413
+
+
+def test_a_request_at_the_instance_cap_is_answered(server):
+    response = invoke(server, json.dumps({"instances": list(range(MAX_INSTANCES))}))
+    assert response.status_code == 200 and response.json()["predictions"] == list(range(MAX_INSTANCES))
 
 
 def test_internal_errors_are_logged_with_their_traceback(server):

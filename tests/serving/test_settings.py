@@ -6,7 +6,8 @@ import pytest
 
 from sagetext import specs
 from sagetext.errors import ClientError
-from sagetext.serving.gunicorn import gunicorn_options
+from sagetext import algorithms
+from sagetext.serving.gunicorn import JsonErrorWorker, gunicorn_options
 from sagetext.serving.settings import ServerSettings, cpu_count, env_var
 
 
@@ -20,6 +21,21 @@ def test_defaults_come_from_the_spec():
     assert settings.workers == cpu_count()  # default 0 = one per CPU
     assert settings.max_concurrent_transforms == settings.workers
     assert settings.default_accept == "" and settings.batch_strategy == "MULTI_RECORD"
+    assert settings.max_instances_per_request == spec["max_instances_per_request"]["default"] == 100_000
+
+
+def test_an_algorithm_may_have_its_own_default():
+    entry = specs.load("serving")["settings"]["max_instances_per_request"]
+    own = entry["algorithm_defaults"]
+    assert set(own) <= set(algorithms.MODULES)
+    assert ServerSettings.from_env({}, algorithm="seq2seq").max_instances_per_request == own["seq2seq"] == 100
+    for name in set(algorithms.MODULES) - set(own):
+        assert ServerSettings.from_env({}, algorithm=name).max_instances_per_request == entry["default"]
+    # The environment variable, when set, wins for every algorithm.
+    env = {"SAGETEXT_MAX_INSTANCES_PER_REQUEST": "5000"}
+    assert {ServerSettings.from_env(env, algorithm=name).max_instances_per_request
+            for name in algorithms.MODULES} == {5000}
+    assert env_var("max_instances_per_request") == "SAGETEXT_MAX_INSTANCES_PER_REQUEST"
 
 
 def test_environment_overrides_by_the_names_sagemaker_uses():
@@ -47,12 +63,14 @@ def test_every_bad_value_is_reported_at_once():
             "SAGEMAKER_MODEL_SERVER_TIMEOUT": "1.5",
             "SAGEMAKER_MAX_PAYLOAD_IN_MB": "-1",
             "SAGEMAKER_BATCH_STRATEGY": "ALL_AT_ONCE",
+            "SAGETEXT_MAX_INSTANCES_PER_REQUEST": "0",
         })
     message = raised.value.message
     assert "SAGEMAKER_BIND_TO_PORT=70000: expected a port in [1, 65535]" in message
     assert "SAGEMAKER_MODEL_SERVER_TIMEOUT='1.5': expected an integer" in message
     assert "SAGEMAKER_MAX_PAYLOAD_IN_MB=-1.0: expected a number of MB > 0" in message
     assert "SAGEMAKER_BATCH_STRATEGY='ALL_AT_ONCE': expected one of MULTI_RECORD, SINGLE_RECORD" in message
+    assert "SAGETEXT_MAX_INSTANCES_PER_REQUEST=0: expected an integer >= 1" in message
 
 
 def test_gunicorn_gets_our_settings():
@@ -60,5 +78,5 @@ def test_gunicorn_gets_our_settings():
         "SAGEMAKER_BIND_TO_PORT": "8081", "SAGEMAKER_MODEL_SERVER_WORKERS": "2",
         "SAGEMAKER_MODEL_SERVER_TIMEOUT": "30"}))
     assert options["bind"] == "0.0.0.0:8081"
-    assert (options["workers"], options["timeout"], options["worker_class"]) == (2, 30, "sync")
+    assert (options["workers"], options["timeout"], options["worker_class"]) == (2, 30, JsonErrorWorker)
     assert options["preload_app"] is False

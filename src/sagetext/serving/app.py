@@ -3,10 +3,13 @@
 
 A request goes ``codecs.decode`` -> ``predictor.predict`` -> ``codecs.encode``; the predictor
 sees Python values, never bytes or headers. Every error answers a JSON body
-``{"error": "<what is wrong>"}`` with its status: 400 malformed body, 404 unknown path,
-405 wrong method, 406 unacceptable Accept, 413 body over ``SAGEMAKER_MAX_PAYLOAD_IN_MB``
-(refused before it is read), 415 unsupported Content-Type, and 500 with a generic message for
-a failure inside the server, whose traceback goes only to the log.
+``{"error": "<what is wrong>"}`` (``error_body``) with its status: 400 malformed or incomplete
+body, 404 unknown path, 405 wrong method, 406 unacceptable Accept, 413 body over
+``SAGEMAKER_MAX_PAYLOAD_IN_MB`` (refused before it is read) or more instances than
+``SAGETEXT_MAX_INSTANCES_PER_REQUEST`` (refused before any prediction), 415 unsupported
+Content-Type, 501 a transfer coding other than chunked, and 500 with a generic message for a
+failure inside the server, whose traceback goes only to the log. Requests gunicorn cannot
+parse never reach the app; its worker answers them with the same body (``serving.gunicorn``).
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ import math
 from typing import TYPE_CHECKING
 
 from flask import Flask, Response, jsonify, request
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
+from werkzeug.exceptions import (ClientDisconnected, HTTPException, MethodNotAllowed, NotFound,
+                                 RequestEntityTooLarge)
 
-from sagetext.errors import ClientError, UnsupportedContentType
+from sagetext.errors import ClientError, PayloadTooLarge, UnsupportedContentType
 from sagetext.serving import codecs
 from sagetext.serving.settings import ServerSettings, env_var
 
@@ -29,6 +33,19 @@ if TYPE_CHECKING:  # importing algorithms pulls in torch, which the gunicorn mas
 log = logging.getLogger("sagetext.serving")
 
 ROUTES = "GET /ping, POST /invocations and GET /execution-parameters"
+INTERNAL_ERROR = "internal error while handling the request; the server log has the details"
+# Transfer codings the WSGI server removes before the app reads the body.
+DECODED_TRANSFER_CODINGS = ("chunked", "identity")
+
+
+def error_body(message: str) -> bytes:
+    """The body of every error answer: ``{"error": message}``, compact UTF-8 JSON."""
+    return codecs.encode(codecs.JSON, {"error": message})
+
+
+def clip(text: str, length: int = 200) -> str:
+    """``text`` cut to ``length`` characters: what a client sent is quoted, never all of it."""
+    return text if len(text) <= length else text[:length] + "..."
 
 
 def create_app(predictor: Predictor, settings: ServerSettings) -> Flask:
@@ -97,6 +114,7 @@ def _invoke(predictor: Predictor, settings: ServerSettings) -> Response:
             f"{content_type}; this model answers it with {', '.join(answers) or 'nothing'}",
             status=406)
     data = codecs.decode(content_type, _read_body(settings.max_payload_bytes))
+    _check_instance_count(codecs.instance_count(content_type, data), settings)
     result = predictor.predict(data, content_type, response_type)
     return Response(codecs.encode(response_type, result), status=200, content_type=response_type)
 
@@ -104,17 +122,54 @@ def _invoke(predictor: Predictor, settings: ServerSettings) -> Response:
 def _read_body(limit: int) -> bytes:
     """The body, or 413 if it is over ``limit`` bytes. Werkzeug refuses a Content-Length over
     MAX_CONTENT_LENGTH before reading anything, but stops reading a chunked body at that
-    maximum without an error; reading at most limit + 1 bytes tells the two apart."""
-    body = request.get_data(cache=False)
+    maximum without an error; reading at most limit + 1 bytes tells the two apart. A body
+    that ends early or whose chunked framing is broken is a 400."""
+    _check_transfer_coding()
+    try:
+        body = request.get_data(cache=False)
+    except HTTPException:  # 413, or ClientDisconnected: the connection ended mid-body
+        raise
+    except Exception as e:
+        # The WSGI server's reader refuses broken chunked framing with its own exception types
+        # (gunicorn.http.errors.InvalidChunkSize, ChunkMissingTerminator, ...), which this
+        # module, meant for any WSGI server, does not import.
+        raise ClientError(f"the request body could not be read: {clip(str(e))}") from None
     if len(body) > limit:
         raise RequestEntityTooLarge()
+    announced = request.content_length
+    if announced is not None and len(body) < announced:
+        # The server hands over what came before the client stopped sending; never predict on it.
+        raise ClientError(f"the request body ended after {len(body)} of the {announced} bytes "
+                          "its Content-Length announced")
     return body
+
+
+def _check_transfer_coding() -> None:
+    """A body still in gzip, deflate or compress transfer coding (gunicorn removes only the
+    chunked framing) is refused rather than decoded as if it were plain: 501, as gunicorn
+    answers a coding it does not know."""
+    header = request.headers.get("Transfer-Encoding", "")
+    codings = [c.strip().lower() for c in header.split(",") if c.strip()]
+    others = [c for c in codings if c not in DECODED_TRANSFER_CODINGS]
+    if others:
+        raise ClientError(f"Transfer-Encoding {header!r}: this server decodes only chunked; "
+                          f"send the body without the {', '.join(others)} transfer coding", status=501)
+
+
+def _check_instance_count(count: int | None, settings: ServerSettings) -> None:
+    limit = settings.max_instances_per_request
+    if count is not None and count > limit:
+        raise PayloadTooLarge(
+            f"the request holds {count} instances, more than the {limit} this server answers per "
+            f"request; send at most {limit} per request, or raise "
+            f"{env_var('max_instances_per_request')} (each request must finish within "
+            f"{env_var('timeout')}={settings.timeout} s)")
 
 
 def _error_response(status: int, message: str, response: Response | None = None) -> Response:
     response = response if response is not None else Response()
     response.status_code = status
-    response.set_data(codecs.encode(codecs.JSON, {"error": message}))
+    response.set_data(error_body(message))
     response.content_type = codecs.JSON
     return response
 
@@ -125,6 +180,9 @@ def _http_error(error: HTTPException, settings: ServerSettings) -> Response:
     elif isinstance(error, MethodNotAllowed):
         allowed = ", ".join(sorted(error.valid_methods or []))
         message = f"method {request.method} is not allowed on {request.path}; allowed: {allowed}"
+    elif isinstance(error, ClientDisconnected):
+        message = ("the request body is incomplete: the client stopped sending before the last "
+                   "chunk, or before the length its Content-Length announced")
     elif isinstance(error, RequestEntityTooLarge):
         message = (f"request body is larger than {settings.max_payload_bytes} bytes, the limit "
                    f"set by {env_var('max_payload_mb')}={settings.max_payload_mb:g}")
@@ -142,5 +200,4 @@ def _client_error(error: ClientError) -> Response:
 
 def _internal_error(error: Exception) -> Response:
     log.exception("%s %s failed", request.method, request.path)
-    return _error_response(500, "internal error while handling the request; "
-                                "the server log has the details")
+    return _error_response(500, INTERNAL_ERROR)

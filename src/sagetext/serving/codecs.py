@@ -26,6 +26,7 @@ types in every 415 message comes from it. What each type decodes to (and encodes
 
 A malformed body raises ``ClientError`` (400) naming the type and the problem; a type not in
 the map raises ``UnsupportedContentType`` (415). Nothing from a request is ever unpickled.
+``instance_count`` says how many instances a decoded body holds, for the server's cap.
 """
 
 from __future__ import annotations
@@ -130,6 +131,21 @@ def encode(accept: str, obj: Any) -> bytes:
     if media not in CODECS:
         raise ValueError(f"no encoder for response type {accept!r}; supported: {_supported()}")
     return CODECS[media].encode(obj)
+
+
+def instance_count(content_type: str, data: Any) -> int | None:
+    """How many instances a decoded body holds: the JSON ``"instances"`` list, the JSON Lines
+    lines, the CSV rows, the RecordIO records. None when the body does not say (a JSON value
+    without an ``"instances"`` list): the predictor judges it."""
+    media = media_type(content_type)
+    if media == JSON:
+        instances = data.get("instances") if isinstance(data, dict) else None
+        return len(instances) if isinstance(instances, list) else None
+    if media == CSV:
+        return int(np.shape(data)[0])
+    if media in (JSONLINES, RECORDIO):
+        return len(data)
+    return None
 
 
 def _codec(content_type: str) -> Codec:

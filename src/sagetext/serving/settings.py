@@ -1,5 +1,7 @@
 """The inference server's settings: names and defaults from ``configs/serving.toml``, each
-overridable by the environment variable it names (SageMaker's names, spec §2.3).
+overridable by the environment variable it names (SageMaker's names, spec §2.3, or ours,
+``SAGETEXT_*``, where SageMaker has none). A setting may give some algorithms their own
+default (``algorithm_defaults``); the environment variable, when set, wins for every algorithm.
 
 A bad value raises ``ClientError`` naming every bad variable, its value and what is accepted.
 """
@@ -12,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sagetext import specs
+from sagetext import algorithms, specs
 from sagetext.errors import ClientError
 from sagetext.serving import codecs
 
@@ -35,18 +37,20 @@ class ServerSettings:
     default_accept: str  # a canonical media type, or "" for the predictor's own choice
     max_concurrent_transforms: int  # resolved: never 0
     batch_strategy: str
+    max_instances_per_request: int
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> "ServerSettings":
-        """Defaults from the spec, overridden by the environment; 0 workers = CPU count,
-        0 concurrent transforms = the worker count."""
+    def from_env(cls, env: Mapping[str, str] = os.environ,
+                 algorithm: str | None = None) -> "ServerSettings":
+        """Defaults from the spec (``algorithm``'s own where it has one), overridden by the
+        environment; 0 workers = CPU count, 0 concurrent transforms = the worker count."""
         table = _spec()
         values: dict[str, Any] = {}
         errors: list[str] = []
         for name, entry in table.items():
             raw = env.get(entry["env"], "").strip()
             if not raw:
-                values[name] = entry["default"]
+                values[name] = entry.get("algorithm_defaults", {}).get(algorithm, entry["default"])
                 continue
             parse, expected = _PARSERS[entry["type"]]
             try:
@@ -86,6 +90,12 @@ def _spec() -> dict[str, Any]:
     if set(table) != names:  # the spec and this class must list the same settings
         raise RuntimeError(f"configs/serving.toml settings {sorted(table)} do not match "
                            f"ServerSettings fields {sorted(names)}")
+    for name, entry in table.items():
+        unknown = set(entry.get("algorithm_defaults", {})) - set(algorithms.MODULES)
+        if unknown:
+            raise RuntimeError(f"configs/serving.toml settings.{name}.algorithm_defaults names "
+                               f"{sorted(unknown)}, which are not algorithms (known: "
+                               f"{', '.join(sorted(algorithms.MODULES))})")
     return table
 
 
@@ -101,6 +111,7 @@ def _problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("max_concurrent_transforms", lambda v: v >= 0, "expected an integer >= 0"),
         ("batch_strategy", lambda v: v.upper() in BATCH_STRATEGIES,
          f"expected one of {', '.join(BATCH_STRATEGIES)}"),
+        ("max_instances_per_request", lambda v: v >= 1, "expected an integer >= 1"),
     ]
     return [(name, problem) for name, ok, problem in checks
             if name in values and not ok(values[name])]
