@@ -391,3 +391,25 @@ def test_step_by_step_decoding_equals_teacher_forcing(architecture: str) -> None
             assert torch.allclose(logits, expected[:, t], atol=1e-4), t
             assert torch.allclose(attention.sum(1), torch.ones(2), atol=1e-4)
             assert float(attention[1, 2:].abs().sum()) == 0.0  # no weight on the second sentence's padding
+
+
+def test_pairs_are_stored_on_disk_and_read_back_exactly() -> None:
+    rng = np.random.default_rng(0)
+    pairs = [(rng.integers(4, 50, rng.integers(0, 12)), rng.integers(4, 50, rng.integers(1, 9))) for _ in range(300)]
+    store = data.PairStore.of(pairs)
+    assert len(store) == 300
+    np.testing.assert_array_equal(store.source_lengths, [len(s) for s, _ in pairs])
+    np.testing.assert_array_equal(store.target_lengths, [len(t) for _, t in pairs])
+    for (s, t), (s2, t2) in zip(pairs, store):
+        assert s.tolist() == s2.tolist() and t.tolist() == t2.tolist() and s2.dtype == np.int64
+    assert store[-1][0].tolist() == pairs[-1][0].tolist()
+    assert [t.tolist() for _, t in store[10:20:3]] == [t.tolist() for _, t in pairs[10:20:3]]
+    with pytest.raises(IndexError):
+        store[300]
+    # Buckets and batches are the same from the store as from the list.
+    config = cfg.DataConfig(bucket_width=3, max_seq_len_source=20, max_seq_len_target=20)
+    buckets = data.parallel_buckets(config, data.length_ratio(pairs))
+    assert data.length_ratio(store) == pytest.approx(data.length_ratio(pairs))
+    assert data.bucket_pairs(store, buckets) == data.bucket_pairs(pairs, buckets)
+    batch, again = data.make_batch(pairs, [5, 7, 9]), data.make_batch(store, [5, 7, 9])
+    assert torch.equal(batch.source, again.source) and torch.equal(batch.target_output, again.target_output)

@@ -5,13 +5,18 @@ Each record of the ``train`` and ``validation`` channels is one pair with int32
 truncated to the maximum lengths (the target keeps one place for ``</s>``), grouped into
 Sockeye's parallel buckets, and batched by sentences or by target tokens. The batch order of
 an epoch depends only on the seed and the epoch, so a resumed job sees the same batches.
+
+Channels are read as streams into a ``PairStore``: the pairs go to a temporary file
+(``data.spill``) and memory keeps only their lengths (for bucketing), so a channel of any size
+trains in the same memory; each batch reads its pairs back.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 import torch
@@ -20,9 +25,75 @@ from sagetext.algorithms.seq2seq.config import DataConfig
 from sagetext.algorithms.seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID
 from sagetext.contract.channels import Channel
 from sagetext.data import recordio
+from sagetext.data.spill import Spill
 from sagetext.errors import ClientError
 
 Pair = tuple[np.ndarray, np.ndarray]  # source ids, target ids (int64, no BOS/EOS)
+_FIELDS = (("source", np.int32), ("target", np.int32))
+
+
+class PairStore(Sequence[Pair]):
+    """Sentence pairs on disk (see the module docstring), their lengths in memory."""
+
+    def __init__(self) -> None:
+        self._spill = Spill(_FIELDS)
+        self._lengths = np.zeros((1024, 2), dtype=np.int32)
+
+    @classmethod
+    def of(cls, pairs: Iterable[Pair]) -> "PairStore":
+        store = cls()
+        for source, target in pairs:
+            store.append(source, target)
+        return store
+
+    def append(self, source: np.ndarray, target: np.ndarray) -> None:
+        count = len(self)
+        if count == len(self._lengths):
+            self._lengths = np.resize(self._lengths, (2 * count, 2))
+        self._lengths[count] = len(source), len(target)
+        self._spill.append(source=source, target=target)
+
+    def __len__(self) -> int:
+        return len(self._spill)
+
+    @property
+    def source_lengths(self) -> np.ndarray:
+        return self._lengths[:len(self), 0]
+
+    @property
+    def target_lengths(self) -> np.ndarray:
+        return self._lengths[:len(self), 1]
+
+    @overload
+    def __getitem__(self, index: int) -> Pair: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Pair]: ...
+
+    def __getitem__(self, index: int | slice) -> Pair | list[Pair]:
+        if isinstance(index, slice):
+            return self.take(range(len(self))[index])
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        return self.take([index % len(self)])[0]
+
+    def __iter__(self) -> Iterator[Pair]:
+        for record in self._spill.records(per_read=4096):
+            yield record["source"].astype(np.int64), record["target"].astype(np.int64)
+
+    def take(self, indices: Iterable[int]) -> list[Pair]:
+        return [(r["source"].astype(np.int64), r["target"].astype(np.int64)) for r in self._spill.take(list(indices))]
+
+
+def lengths(pairs: Sequence[Pair]) -> tuple[np.ndarray, np.ndarray]:
+    """(source lengths, target lengths) of ``pairs``, without reading a stored pair."""
+    if isinstance(pairs, PairStore):
+        return pairs.source_lengths, pairs.target_lengths
+    return (np.array([len(s) for s, _ in pairs], dtype=np.int64), np.array([len(t) for _, t in pairs], dtype=np.int64))
+
+
+def take(pairs: Sequence[Pair], indices: list[int]) -> list[Pair]:
+    return pairs.take(indices) if isinstance(pairs, PairStore) else [pairs[i] for i in indices]
 
 
 @dataclass(frozen=True)
@@ -41,15 +112,15 @@ class Batch:
                      self.target_input.to(device), self.target_output.to(device))
 
 
-def read_pairs(channel: Channel, source_vocab_size: int, target_vocab_size: int) -> list[Pair]:
+def read_pairs(channel: Channel, source_vocab_size: int, target_vocab_size: int) -> PairStore:
     """Every pair of a channel; ids outside a vocabulary or a missing field name the record."""
-    pairs: list[Pair] = []
+    pairs = PairStore()
     for file_name, stream in channel.streams():
         for number, record in enumerate(recordio.read_records(stream), start=1):
             where = f"channel '{channel.name}', file {file_name}, record {number}"
-            pairs.append((_ids(record, "source", source_vocab_size, where),
-                          _ids(record, "target", target_vocab_size, where)))
-    if not pairs:
+            pairs.append(_ids(record, "source", source_vocab_size, where),
+                         _ids(record, "target", target_vocab_size, where))
+    if not len(pairs):
         raise ClientError(f"channel '{channel.name}': no sentence pairs (expected RecordIO-protobuf records "
                           "with int32 features 'source' and 'target')")
     return pairs
@@ -70,9 +141,9 @@ def _ids(record: recordio.Record, name: str, vocab_size: int, where: str) -> np.
     return values.astype(np.int64)
 
 
-def truncate(pairs: Iterable[Pair], config: DataConfig) -> list[Pair]:
+def truncate(pairs: Iterable[Pair], config: DataConfig) -> PairStore:
     """Cut sources to max_seq_len_source and targets to max_seq_len_target - 1 (room for </s>)."""
-    return [(s[:config.max_seq_len_source], t[:config.max_seq_len_target - 1]) for s, t in pairs]
+    return PairStore.of((s[:config.max_seq_len_source], t[:config.max_seq_len_target - 1]) for s, t in pairs)
 
 
 def define_buckets(max_len: int, step: int) -> list[int]:
@@ -96,25 +167,27 @@ def parallel_buckets(config: DataConfig, length_ratio: float) -> list[tuple[int,
     return sorted(set(zip((max(2, b) for b in sources), (max(2, b) for b in targets))))
 
 
-def length_ratio(pairs: list[Pair]) -> float:
-    return float(np.mean([(len(t) + 1) / max(1, len(s)) for s, t in pairs]))
+def length_ratio(pairs: Sequence[Pair]) -> float:
+    sources, targets = lengths(pairs)
+    return float(np.mean((targets + 1) / np.maximum(1, sources)))
 
 
-def bucket_pairs(pairs: list[Pair], buckets: list[tuple[int, int]]) -> list[list[int]]:
+def bucket_pairs(pairs: Sequence[Pair], buckets: list[tuple[int, int]]) -> list[list[int]]:
     """Indices of the pairs in each bucket: the first bucket that holds both sides."""
-    members: list[list[int]] = [[] for _ in buckets]
-    for index, (source, target) in enumerate(pairs):
-        for b, (source_len, target_len) in enumerate(buckets):
-            if len(source) <= source_len and len(target) + 1 <= target_len:
-                members[b].append(index)
-                break
+    sources, targets = lengths(pairs)
+    placed = np.zeros(len(sources), dtype=bool)
+    members: list[list[int]] = []
+    for source_len, target_len in buckets:
+        fits = ~placed & (sources <= source_len) & (targets + 1 <= target_len)
+        members.append(np.flatnonzero(fits).tolist())
+        placed |= fits
     return members
 
 
 class BatchPlan:
     """The batches of each epoch as lists of pair indices, reproducible from (seed, epoch)."""
 
-    def __init__(self, pairs: list[Pair], config: DataConfig, seed: int) -> None:
+    def __init__(self, pairs: Sequence[Pair], config: DataConfig, seed: int) -> None:
         self.pairs = pairs
         self.config = config
         self.seed = seed
@@ -141,9 +214,9 @@ class BatchPlan:
         return self.config.batch_size
 
 
-def make_batch(pairs: list[Pair], indices: list[int]) -> Batch:
+def make_batch(pairs: Sequence[Pair], indices: list[int]) -> Batch:
     """Pad the chosen pairs to the longest in the batch; the target gets <s> / </s>."""
-    chosen = [pairs[i] for i in indices]
+    chosen = take(pairs, indices)
     source_len = max(1, max(len(s) for s, _ in chosen))
     target_len = max(len(t) for _, t in chosen) + 1
     source = torch.full((len(chosen), source_len), PAD_ID, dtype=torch.long)
@@ -161,8 +234,9 @@ def make_batch(pairs: list[Pair], indices: list[int]) -> Batch:
     return Batch(source, lengths, target_in, target_out)
 
 
-def sequential_batches(pairs: list[Pair], batch_size: int) -> Iterator[Batch]:
+def sequential_batches(pairs: Sequence[Pair], batch_size: int) -> Iterator[Batch]:
     """Batches in data order (validation), pairs of similar length together for speed."""
-    order = sorted(range(len(pairs)), key=lambda i: (len(pairs[i][0]), len(pairs[i][1])))
+    sources, targets = lengths(pairs)
+    order = np.lexsort((targets, sources)).tolist()
     for start in range(0, len(order), batch_size):
         yield make_batch(pairs, order[start:start + batch_size])

@@ -16,12 +16,13 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import sacrebleu
 import torch
 from torch import nn
@@ -29,7 +30,7 @@ from torch import nn
 from sagetext.algorithms.seq2seq import artifacts
 from sagetext.algorithms.seq2seq.beam import beam_search
 from sagetext.algorithms.seq2seq.config import DataConfig, ModelConfig, TrainerConfig
-from sagetext.algorithms.seq2seq.data import Batch, BatchPlan, Pair, make_batch, sequential_batches
+from sagetext.algorithms.seq2seq.data import Batch, BatchPlan, Pair, lengths, make_batch, sequential_batches
 from sagetext.algorithms.seq2seq.model import build_model
 from sagetext.algorithms.seq2seq.vocab import PAD_ID, Vocab
 from sagetext.contract.checkpoints import Checkpoints
@@ -59,8 +60,8 @@ class TrainState:
 
 @dataclass(frozen=True)
 class Inputs:
-    train: list[Pair]
-    validation: list[Pair]
+    train: Sequence[Pair]
+    validation: Sequence[Pair]
     source_vocab: Vocab
     target_vocab: Vocab
     detokenise: Callable[[list[int]], str] | None = None  # subwords: ids → text (BLEU on text)
@@ -238,7 +239,7 @@ class Trainer:
             metrics["bleu"] = self.bleu(pairs)
         return metrics
 
-    def bleu(self, pairs: list[Pair]) -> float:
+    def bleu(self, pairs: Sequence[Pair]) -> float:
         hypotheses = translate_pairs(self.model, pairs, self.config.beam_size,
                                      self.model_config.max_seq_len_target, self.device)
         vocab, detokenise = self.inputs.target_vocab, self.inputs.detokenise
@@ -282,11 +283,11 @@ class Trainer:
             raise TrainingStopped()
 
 
-def translate_pairs(model: nn.Module, pairs: list[Pair], beam_size: int, max_len: int, device: str,
+def translate_pairs(model: nn.Module, pairs: Sequence[Pair], beam_size: int, max_len: int, device: str,
                     batch_size: int = 64) -> list[list[int]]:
     """Beam-search outputs (ids without </s>) for the sources of ``pairs``, in order."""
     model.eval()
-    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]))
+    order = np.argsort(lengths(pairs)[0], kind="stable").tolist()
     outputs: list[list[int]] = [[] for _ in pairs]
     for start in range(0, len(order), batch_size):
         chosen = order[start:start + batch_size]
