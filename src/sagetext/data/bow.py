@@ -18,6 +18,7 @@ file and the record number.
 from __future__ import annotations
 
 import math
+import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ _MAGIC = struct.pack("<I", recordio.MAGIC)
 VOCAB_FILE = "vocab.txt"
 VECTOR_SUFFIXES = (".vec", ".vectors", ".w2v")
 VECTOR_NAMES = ("vectors.txt",)
+MAX_VECTOR_DIM = 4096  # word vectors are 50 to 1,000 wide; this bounds len(vocab) * d
+_FIELD_SEPARATOR = re.compile(r"[ \t]+")
 
 
 @dataclass(frozen=True)
@@ -203,13 +206,15 @@ def auxiliary_files(channel: Channel) -> tuple[Path | None, Path | None]:
 
 def read_vocab(path: Path, feature_dim: int) -> list[str]:
     """Words by id from ``vocab.txt``: one word per line, UTF-8. A line ``word <integer>``
-    (the ``word id`` form some corpora ship) gives ``word``."""
+    (the ``word id`` form some corpora ship) gives ``word``. Lines end at ``\\n``, ``\\r\\n`` or
+    ``\\r``; other Unicode line breaks (U+0085, U+2028, form feed ...) are whitespace inside a
+    line, so they cannot shift the word ids."""
     try:
-        lines = path.read_text("utf-8").splitlines()
+        text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as e:
         raise ClientError(f"{path.name}: is not UTF-8 (byte {e.start}); expected one word per line") from None
     words = []
-    for line in lines:
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
         parts = line.split()
         if len(parts) == 2 and parts[1].isdigit():
             parts = parts[:1]
@@ -225,30 +230,57 @@ def read_vocab(path: Path, feature_dim: int) -> list[str]:
 def read_word_vectors(path: Path, vocab: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(vectors, found) for ``vocab`` from a word2vec text file (``word v1 .. vd`` per line,
     an optional ``count dim`` header): a (len(vocab), d) float32 array, zero rows for missing
-    words, and a boolean mask of the words found. Only vocabulary words are kept in memory."""
-    index = {word: i for i, word in enumerate(vocab)}
+    words, and a boolean mask of the words found. Only vocabulary words are kept in memory.
+
+    Fields are separated by spaces or tabs; every value must be a finite number, and ``d`` at
+    most ``MAX_VECTOR_DIM`` (the array is ``len(vocab) * d`` floats, so ``d`` is never taken
+    from the file unchecked). A word listed twice in ``vocab`` gets its vector at both ids."""
+    index: dict[str, list[int]] = {}
+    for i, word in enumerate(vocab):
+        index.setdefault(word, []).append(i)
     vectors: np.ndarray | None = None
     found = np.zeros(len(vocab), dtype=bool)
-    with open(path, encoding="utf-8", errors="replace") as f:
+    with open(path, encoding="utf-8", errors="replace", newline="\n") as f:
         for number, line in enumerate(f, start=1):
-            parts = line.rstrip().split(" ")
-            if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+            word, rest = (_FIELD_SEPARATOR.split(line.strip(" \t\r\n"), maxsplit=1) + [""])[:2]
+            if number == 1 and word.isascii() and word.isdigit() and rest.isascii() and rest.isdigit():
+                continue  # the "count dim" header
+            ids = index.get(word)
+            if ids is None or not rest:
                 continue
-            i = index.get(parts[0])
-            if i is None or len(parts) < 2:
+            values = _vector(word, rest, path.name, number)
+            if values is None:
                 continue
-            try:
-                values = np.array(parts[1:], dtype=np.float32)
-            except ValueError:
-                raise ClientError(f"{path.name}: line {number} is not 'word v1 v2 ...' "
-                                  "(word2vec text format)") from None
             if vectors is None:
                 vectors = np.zeros((len(vocab), len(values)), dtype=np.float32)
             if len(values) != vectors.shape[1]:
-                raise ClientError(f"{path.name}: line {number} has {len(values)} dimensions; "
+                raise ClientError(f"{path.name}: line {number} (word {word!r}) has {len(values)} dimensions; "
                                   f"earlier lines have {vectors.shape[1]}")
-            vectors[i], found[i] = values, True
+            vectors[ids], found[ids] = values, True
     if vectors is None:
         raise ClientError(f"{path.name}: no vector for any vocabulary word; expected word2vec "
                           "text format, 'word v1 v2 ...' per line")
     return vectors, found
+
+
+def _vector(word: str, rest: str, name: str, number: int) -> np.ndarray | None:
+    """The values ``v1 .. vd`` of the vector line ``number`` (``rest`` is the line after the
+    word), checked; None when there is none."""
+    fields = rest.split(maxsplit=MAX_VECTOR_DIM)  # never more than MAX_VECTOR_DIM + 1 strings
+    if not fields:
+        return None
+    if len(fields) > MAX_VECTOR_DIM:
+        raise ClientError(f"{name}: line {number} (word {word!r}) has more than {MAX_VECTOR_DIM} values; word "
+                          f"vectors of at most {MAX_VECTOR_DIM} dimensions are accepted")
+    try:
+        with np.errstate(over="ignore"):
+            values = np.array(fields, dtype=np.float32)
+    except ValueError:
+        bad = next((f for f in fields if not _is_number(f)), fields[0])
+        raise ClientError(f"{name}: line {number} (word {word!r}): {bad[:40]!r} is not a number; expected "
+                          "word2vec text format, 'word v1 v2 ...' per line") from None
+    if not np.isfinite(values).all():
+        bad = fields[int(np.flatnonzero(~np.isfinite(values))[0])]
+        raise ClientError(f"{name}: line {number} (word {word!r}): {bad[:40]!r} is not a finite float32 number; "
+                          "word vectors must be finite")
+    return values

@@ -269,7 +269,7 @@ def manifest_line(line: bytes) -> bytes | None:
     """``{"source": "...", "label": 1 | "x" | [1, 3]}`` as ``__label__1 ... source``; None if invalid."""
     try:
         record = json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, an integer of > 4300 digits, nested too deep
         return None
     if not isinstance(record, dict) or not isinstance(record.get("source"), str):
         return None
@@ -289,22 +289,27 @@ def _label_name(value: object) -> str | None:
         return str(value)
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    if isinstance(value, str) and value and not any(c.isspace() for c in value):
+    if isinstance(value, str) and value and not any(c.isspace() or c == "\0" for c in value):  # one fastText token
         return value
     return None
 
 
 def _line_chunks(stream: BinaryIO, size: int = BLOCK_BYTES) -> Iterator[bytes]:
-    """Whole lines, about ``size`` bytes at a time, each chunk ending in ``\\n``."""
-    rest = b""
+    """Whole lines, about ``size`` bytes at a time, each chunk ending in ``\\n``.
+
+    A line longer than ``size`` is gathered in pieces and joined once, so that reading it takes
+    time linear in its length.
+    """
+    pending: list[bytes] = []  # the start of a line not finished yet
     while True:
         data = stream.read(size)
         if not data:
             break
-        data = rest + data
         cut = data.rfind(b"\n") + 1
-        rest = data[cut:]
-        if cut:
-            yield data[:cut]
-    if rest:
-        yield rest + b"\n"
+        if not cut:
+            pending.append(data)
+            continue
+        yield b"".join([*pending, data[:cut]])
+        pending = [data[cut:]] if cut < len(data) else []
+    if pending:
+        yield b"".join(pending) + b"\n"

@@ -1,8 +1,12 @@
 """Extension: plain parallel text channels instead of RecordIO, optionally with subwords.
 
 A ``train`` or ``validation`` channel in text form holds exactly one ``*.src`` and one ``*.trg``
-file (e.g. ``train.src`` and ``train.trg``; ``.gz`` works), line-aligned; pairs with a blank
-side are skipped. The ``vocab`` channel is then optional:
+file (e.g. ``train.src`` and ``train.trg``; gzip works, recognised by its magic bytes, as in every
+channel), line-aligned: line ``i`` of one file is the translation of line ``i`` of the other.
+Lines end at ``\n`` only (a ``\r`` before it is dropped), so a stray ``\r`` or U+2028 inside a
+sentence cannot shift the pairs; bytes that are not UTF-8 become U+FFFD. Pairs with a blank side
+are skipped; files whose non-blank lines do not pair up (different line counts) are an error.
+The ``vocab`` channel is then optional:
 
 - ``subword_vocab_size=0`` (default): the text is whitespace-tokenised; the vocabularies come
   from the ``vocab`` channel when given, else from the training text with create_vocab_proto.py's
@@ -16,9 +20,12 @@ side are skipped. The ``vocab`` channel is then optional:
 
 from __future__ import annotations
 
+import gzip
 import io
-from collections.abc import Callable, Iterable
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import zip_longest
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +33,11 @@ import sentencepiece as spm
 
 from sagetext.algorithms.seq2seq import vocab as vocabulary
 from sagetext.algorithms.seq2seq.data import Pair
-from sagetext.algorithms.seq2seq.prepare import read_lines
 from sagetext.contract.channels import Channel
 from sagetext.errors import ClientError
 
 DEFAULT_NUM_WORDS = 50000
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclass(frozen=True)
@@ -67,7 +74,7 @@ def load(channels: dict[str, Channel], subword_vocab_size: int, seed: int) -> Te
     models: dict[str, bytes] = {}
     detokenise = None
     if subword_vocab_size > 0:
-        models = {side: learn_subwords(read_lines(path), subword_vocab_size, seed)
+        models = {side: learn_subwords(read_lines(path), subword_vocab_size, seed, path.name)
                   for side, path in zip(("source", "target"), train_files)}
         processors = {side: spm.SentencePieceProcessor(model_proto=m) for side, m in models.items()}
         vocabs = [subword_vocab(processors["source"]), subword_vocab(processors["target"])]
@@ -85,17 +92,55 @@ def load(channels: dict[str, Channel], subword_vocab_size: int, seed: int) -> Te
                       vocabs[0], vocabs[1], models, detokenise)
 
 
+def read_lines(path: Path) -> Iterator[str]:
+    """The lines of one side of a parallel text file, without their line break (see the module
+    docstring); a corrupt or truncated gzip file is a ``ClientError`` naming it."""
+    with open(path, "rb") as raw:
+        gzipped = raw.peek(2)[:2] == _GZIP_MAGIC
+        stream = gzip.GzipFile(fileobj=raw) if gzipped else raw
+        number = 0
+        while True:
+            try:
+                line = stream.readline()
+            except (OSError, EOFError, zlib.error) as exc:
+                if not gzipped:
+                    raise
+                raise ClientError(f"{path.name}: starts like a gzip file but cannot be decompressed after line "
+                                  f"{number} ({exc}); upload it again, or uncompressed") from None
+            if not line:
+                return
+            number += 1
+            yield line.removesuffix(b"\n").removesuffix(b"\r").decode("utf-8", errors="replace")
+
+
 def read_pairs(source: Path, target: Path, encode_source: Callable[[str], list[int]],
                encode_target: Callable[[str], list[int]]) -> list[Pair]:
-    pairs = [(np.array(encode_source(s), dtype=np.int64), np.array(encode_target(t), dtype=np.int64))
-             for s, t in zip(read_lines(source), read_lines(target)) if s.strip() and t.strip()]
+    """Line ``i`` of ``source`` with line ``i`` of ``target``, skipping pairs with a blank side.
+
+    Extra blank lines at the end of one file are allowed; any other difference in line counts
+    is a ``ClientError`` (the files would pair the wrong sentences)."""
+    pairs: list[Pair] = []
+    counts = [0, 0]  # lines per side
+    unpaired: tuple[int, Path] | None = None  # the first non-blank line with no partner line
+    for number, (s, t) in enumerate(zip_longest(read_lines(source), read_lines(target)), start=1):
+        counts = [counts[0] + (s is not None), counts[1] + (t is not None)]
+        if s is None or t is None:
+            if unpaired is None and (s or t or "").strip():
+                unpaired = (number, target if s is None else source)
+        elif s.strip() and t.strip():
+            pairs.append((np.array(encode_source(s), dtype=np.int64), np.array(encode_target(t), dtype=np.int64)))
+    if unpaired is not None:
+        raise ClientError(f"{source.name} has {counts[0]} lines and {target.name} has {counts[1]}: line "
+                          f"{unpaired[0]} of {unpaired[1].name} has no partner line; parallel text needs line i "
+                          f"of the *.trg file to be the translation of line i of the *.src file")
     if not pairs:
-        raise ClientError(f"{source.name} / {target.name}: no sentence pairs")
+        raise ClientError(f"{source.name} / {target.name}: no sentence pairs (every line pair has a blank side)")
     return pairs
 
 
-def learn_subwords(lines: Iterable[str], size: int, seed: int) -> bytes:
-    """A sentencepiece unigram model (bytes) with SageMaker's special ids."""
+def learn_subwords(lines: Iterable[str], size: int, seed: int, source: str = "the training text") -> bytes:
+    """A sentencepiece unigram model (bytes) with SageMaker's special ids, learned from ``lines``
+    (of the file named ``source``)."""
     out = io.BytesIO()
     spm.set_random_generator_seed(seed)
     try:
@@ -105,7 +150,9 @@ def learn_subwords(lines: Iterable[str], size: int, seed: int) -> bytes:
             unk_piece=vocabulary.UNK, bos_piece=vocabulary.BOS, eos_piece=vocabulary.EOS,
             hard_vocab_limit=False, num_threads=1, minloglevel=2)
     except RuntimeError as exc:
-        raise ClientError(f"subword_vocab_size={size}: sentencepiece could not learn a model ({exc})") from None
+        raise ClientError(f"subword_vocab_size={size}: sentencepiece could not learn a subword model from {source} "
+                          f"({exc}); it needs non-blank lines shorter than 4192 bytes, and a subword_vocab_size "
+                          "larger than the number of distinct characters in the text") from None
     return out.getvalue()
 
 
