@@ -145,17 +145,19 @@ def channel_bytes() -> st.SearchStrategy[bytes]:
 
 @pytest.mark.parametrize("content_type", [None, "text/csv", "application/x-recordio-protobuf"])
 def test_ntm_channel_reader_on_arbitrary_bytes(tmp_path: Path, content_type: str | None) -> None:
-    from sagetext.data import bow
+    from sagetext.algorithms.ntm.documents import DocumentStore
 
     @FUZZ
     @given(channel_bytes())
     def check(data: bytes) -> None:
         channel = channel_with(tmp_path, "train", {"part.bin": data}, content_type)
         try:
-            corpus = bow.read_corpus(channel, NTM_DIM)
+            corpus = DocumentStore.read(channel, NTM_DIM)
         except ClientError:
             return
         assert len(corpus) > 0
+        assert corpus.dense(range(len(corpus))).shape == (len(corpus), NTM_DIM)
+        corpus.close()
 
     check()
 

@@ -99,3 +99,21 @@ def test_vocabulary_ids_must_be_dense(tmp_path: Path) -> None:
     path.write_text('{"<pad>": 1, "<unk>": 0, "<s>": 2, "</s>": 3}')
     with pytest.raises(ClientError, match="'<pad>' has id 1; expected 0"):
         vocabulary.load(path)
+
+
+def test_files_that_do_not_pair_up_or_do_not_decompress_are_refused(tmp_path: Path) -> None:
+    """Like the training channels' text reader: mismatched line counts and broken gzip are
+    client errors, a bare carriage return does not start a new pair."""
+    vocab = vocabulary.build(vocabulary.count_tokens(["a b c"]), 100, 1)
+    source, target = tmp_path / "s.txt", tmp_path / "t.txt"
+    source.write_text("a\nb\nc\n")
+    target.write_text("a\nb\n")
+    with pytest.raises(ClientError, match="has 3 lines and t.txt has 2"):
+        prepare.write_pairs(source, target, tmp_path / "x.rec", vocab, vocab)
+    target.write_bytes(gzip.compress(b"a\nb\nc\n")[:-12])
+    with pytest.raises(ClientError, match="cannot be decompressed"):
+        prepare.write_pairs(source, target, tmp_path / "x.rec", vocab, vocab)
+    target.write_text("a\rb\nb\nc\n")
+    assert prepare.write_pairs(source, target, tmp_path / "x.rec", vocab, vocab) == (3, 0)
+    with pytest.raises(ClientError, match="no such file"):
+        prepare.write_pairs(tmp_path / "missing.txt", target, tmp_path / "x.rec", vocab, vocab)

@@ -8,9 +8,9 @@ Documents come as word-count vectors of length ``feature_dim`` (spec §5.2):
 * ``text/csv``: one dense row of counts per line, no header, no label column.
 
 The format is taken from the channel's ContentType; without one, a file starting with the
-RecordIO magic is RecordIO and anything else CSV. Records are read as a stream, one at a time;
-what is kept is the compact sparse form (``Corpus``: word ids and counts, CSR layout), never the
-raw bytes. Workers take every ``world_size``-th record starting at their ``rank``. A bad record
+RecordIO magic is RecordIO and anything else CSV. Records are read as a stream, one at a time,
+each turned into its compact sparse form (``Document``: word ids and counts); training keeps
+them on disk (``algorithms.ntm.documents``), never the raw bytes. Workers take every ``world_size``-th record starting at their ``rank``. A bad record
 (wrong length, key out of range, negative or non-finite count) raises ``ClientError`` naming the
 file and the record number.
 """
@@ -47,47 +47,6 @@ class Document:
 
     ids: np.ndarray
     counts: np.ndarray
-
-
-@dataclass
-class Corpus:
-    """Documents in CSR layout: document i has ``ids[indptr[i]:indptr[i+1]]`` and the counts."""
-
-    indptr: np.ndarray
-    ids: np.ndarray
-    counts: np.ndarray
-    feature_dim: int
-
-    def __len__(self) -> int:
-        return len(self.indptr) - 1
-
-    @classmethod
-    def from_documents(cls, documents: Iterator[Document], feature_dim: int) -> "Corpus":
-        indptr, ids, counts = [0], [], []
-        for doc in documents:
-            ids.append(doc.ids)
-            counts.append(doc.counts)
-            indptr.append(indptr[-1] + len(doc.ids))
-        return cls(np.asarray(indptr, dtype=np.int64),
-                   np.concatenate(ids) if ids else np.zeros(0, np.int64),
-                   np.concatenate(counts) if counts else np.zeros(0, np.float32), feature_dim)
-
-    def dense(self, rows: np.ndarray) -> np.ndarray:
-        """The count vectors of ``rows`` as a dense float32 (len(rows), feature_dim) array."""
-        out = np.zeros((len(rows), self.feature_dim), dtype=np.float32)
-        for i, row in enumerate(rows):
-            lo, hi = self.indptr[row], self.indptr[row + 1]
-            out[i, self.ids[lo:hi]] = self.counts[lo:hi]
-        return out
-
-    def total_words(self) -> float:
-        return float(self.counts.sum(dtype=np.float64))
-
-
-def read_corpus(channel: Channel, feature_dim: int, epoch: int = 0, rank: int = 0,
-                world_size: int = 1) -> Corpus:
-    """This worker's shard of one pass over ``channel`` as a ``Corpus``."""
-    return Corpus.from_documents(documents(channel, feature_dim, epoch, rank, world_size), feature_dim)
 
 
 def documents(channel: Channel, feature_dim: int, epoch: int = 0, rank: int = 0,

@@ -14,15 +14,13 @@ side skipped. Unlike the script, records are written in line order (deterministi
 from __future__ import annotations
 
 import argparse
-import gzip
 import logging
 import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
 
-from sagetext.algorithms.seq2seq import vocab as vocabulary
+from sagetext.algorithms.seq2seq import text_input, vocab as vocabulary
 from sagetext.algorithms.seq2seq.vocab import Vocab
 from sagetext.data import recordio
 from sagetext.errors import ClientError
@@ -85,22 +83,16 @@ def vocabularies(args: argparse.Namespace) -> tuple[Vocab, Vocab]:
 
 
 def read_lines(path: Path) -> Iterator[str]:
-    with _open(path) as f:
-        yield from f
-
-
-def _open(path: Path) -> TextIO:
     if not Path(path).is_file():
         raise ClientError(f"{path}: no such file")
-    if str(path).endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
-    return open(path, encoding="utf-8", errors="replace")
+    return text_input.read_lines(Path(path))
 
 
 def pair_records(source_path: Path, target_path: Path, source_vocab: Vocab,
                  target_vocab: Vocab, skipped: list[int]) -> Iterator[recordio.Record]:
     """One Record per line pair in line order; appends the line number of each skipped pair."""
-    for number, (source, target) in enumerate(zip(read_lines(source_path), read_lines(target_path)), start=1):
+    read_lines(source_path), read_lines(target_path)  # both must exist
+    for number, source, target in text_input.line_pairs(Path(source_path), Path(target_path)):
         if not source.strip() or not target.strip():
             skipped.append(number)
             continue

@@ -32,7 +32,7 @@ import numpy as np
 import sentencepiece as spm
 
 from sagetext.algorithms.seq2seq import vocab as vocabulary
-from sagetext.algorithms.seq2seq.data import Pair
+from sagetext.algorithms.seq2seq.data import PairStore
 from sagetext.contract.channels import Channel
 from sagetext.errors import ClientError
 
@@ -42,8 +42,8 @@ _GZIP_MAGIC = b"\x1f\x8b"
 
 @dataclass(frozen=True)
 class TextInputs:
-    train: list[Pair]
-    validation: list[Pair]
+    train: PairStore
+    validation: PairStore
     source_vocab: vocabulary.Vocab
     target_vocab: vocabulary.Vocab
     subword_models: dict[str, bytes]  # {} without subwords; else "source"/"target" → model bytes
@@ -113,13 +113,12 @@ def read_lines(path: Path) -> Iterator[str]:
             yield line.removesuffix(b"\n").removesuffix(b"\r").decode("utf-8", errors="replace")
 
 
-def read_pairs(source: Path, target: Path, encode_source: Callable[[str], list[int]],
-               encode_target: Callable[[str], list[int]]) -> list[Pair]:
-    """Line ``i`` of ``source`` with line ``i`` of ``target``, skipping pairs with a blank side.
+def line_pairs(source: Path, target: Path) -> Iterator[tuple[int, str, str]]:
+    """(line number, line ``i`` of ``source``, line ``i`` of ``target``) for every line.
 
     Extra blank lines at the end of one file are allowed; any other difference in line counts
-    is a ``ClientError`` (the files would pair the wrong sentences)."""
-    pairs: list[Pair] = []
+    is a ``ClientError`` (the files would pair the wrong sentences), raised once the shorter
+    file ends."""
     counts = [0, 0]  # lines per side
     unpaired: tuple[int, Path] | None = None  # the first non-blank line with no partner line
     for number, (s, t) in enumerate(zip_longest(read_lines(source), read_lines(target)), start=1):
@@ -127,13 +126,23 @@ def read_pairs(source: Path, target: Path, encode_source: Callable[[str], list[i
         if s is None or t is None:
             if unpaired is None and (s or t or "").strip():
                 unpaired = (number, target if s is None else source)
-        elif s.strip() and t.strip():
-            pairs.append((np.array(encode_source(s), dtype=np.int64), np.array(encode_target(t), dtype=np.int64)))
+        else:
+            yield number, s, t
     if unpaired is not None:
         raise ClientError(f"{source.name} has {counts[0]} lines and {target.name} has {counts[1]}: line "
                           f"{unpaired[0]} of {unpaired[1].name} has no partner line; parallel text needs line i "
                           f"of the *.trg file to be the translation of line i of the *.src file")
-    if not pairs:
+
+
+def read_pairs(source: Path, target: Path, encode_source: Callable[[str], list[int]],
+               encode_target: Callable[[str], list[int]]) -> PairStore:
+    """Line ``i`` of ``source`` with line ``i`` of ``target`` (``line_pairs``), encoded, into a
+    ``PairStore`` on disk; pairs with a blank side are skipped."""
+    pairs = PairStore()
+    for _, s, t in line_pairs(source, target):
+        if s.strip() and t.strip():
+            pairs.append(np.array(encode_source(s), dtype=np.int64), np.array(encode_target(t), dtype=np.int64))
+    if not len(pairs):
         raise ClientError(f"{source.name} / {target.name}: no sentence pairs (every line pair has a blank side)")
     return pairs
 
