@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import gzip
+import io
 import logging
+import os
+import threading
 import random
 from pathlib import Path
 
 import fasttext
 import numpy as np
 import pytest
+
+from sagemaker_training import recordio as sdk_recordio
 
 from sagetext.contract.channels import Channel
 from sagetext.contract.paths import Paths
@@ -150,3 +155,57 @@ def test_manifest_detected_by_content_type(tmp_path: Path) -> None:
                                   b'{"source": "x", "label": []}', b'{"source": "x", "label": "a b"}', b"[1, 2]"])
 def test_invalid_manifest_records(line: bytes) -> None:
     assert manifest_line(line) is None
+
+
+def recordio_wrapped(lines: list[bytes]) -> bytes:
+    """Lines as SageMaker's Pipe mode sends them with RecordWrapperType RecordIO (its own writer)."""
+    out = io.BytesIO()
+    for line in lines:
+        sdk_recordio._write_recordio(out, line)
+    return out.getvalue()
+
+
+MANIFEST = [b'{"source": "a fine film", "label": 1}', b'{"source": "two labels", "label": [0, 3]}',
+            b'not json', b'{"source": "line\\nbreak", "label": "x"}']  # a JSON-escaped line break
+
+
+def test_recordio_wrapped_manifest_reads_like_json_lines(tmp_path: Path) -> None:
+    plain = LabeledReader(channel(tmp_path / "plain", {"m.jsonl": b"\n".join(MANIFEST) + b"\n"}))
+    wrapped = LabeledReader(channel(tmp_path / "wrapped", {"m.rec": recordio_wrapped(MANIFEST)},
+                                    content_type="application/jsonlines"))
+    assert read_all(wrapped) == read_all(plain) == [
+        ([b"__label__1"], [b"a", b"fine", b"film"]), ([b"__label__0", b"__label__3"], [b"two", b"labels"]),
+        ([b"__label__x"], [b"line", b"break"])]
+    assert wrapped.report.skipped == plain.report.skipped == {"bad JSON record": 1}
+    # __label__ text wrapped the same way: one record is one line, a raw line break inside it a space
+    wrapped_text = recordio_wrapped([b"__label__a x\ny", b"__label__b z\n"])
+    text = LabeledReader(channel(tmp_path / "text", {"t.rec": wrapped_text}))
+    assert read_all(text) == [([b"__label__a"], [b"x", b"y"]), ([b"__label__b"], [b"z"])]
+
+
+def test_broken_recordio_wrapping_is_a_client_error(tmp_path: Path) -> None:
+    data = recordio_wrapped(MANIFEST)[:-7]
+    with pytest.raises(ClientError, match="m.rec: starts as RecordIO-wrapped records but"):
+        read_all(LabeledReader(channel(tmp_path, {"m.rec": data})))
+
+
+def test_pipe_mode_augmented_manifest_from_a_fifo(tmp_path: Path) -> None:
+    """Pipe mode: the manifest arrives RecordIO-wrapped through the epoch's FIFO."""
+    paths = Paths(tmp_path)
+    fifo = paths.pipe_path("train", 0)
+    fifo.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with open(fifo, "wb") as f:
+            f.write(recordio_wrapped(MANIFEST * 1000))
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    reader = LabeledReader(Channel("train", content_type="application/jsonlines", mode="Pipe",
+                                   record_wrapper="RecordIO", paths=paths))
+    lines = read_all(reader)
+    writer.join()
+    assert len(lines) == 3000 and lines[:3] == read_all(LabeledReader(channel(
+        tmp_path / "plain", {"m.jsonl": b"\n".join(MANIFEST) + b"\n"})))
+    assert reader.report.skipped == {"bad JSON record": 1000}

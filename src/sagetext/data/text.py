@@ -5,6 +5,10 @@ and the words, separated by fastText's whitespace: space, tab, vertical tab, car
 form feed and NUL; lines end at ``\\n``. A manifest line is ``{"source": "...", "label": 1}``
 or ``"label": [1, 3]``; each label ``x`` becomes the token ``__label__x``.
 
+In Pipe mode SageMaker may wrap each line in RecordIO framing (``RecordWrapperType:
+RecordIO``, the usual way augmented manifests arrive): a stream that starts with RecordIO's
+magic number is read record by record, one line per record, in either format.
+
 The readers work on blocks of whole lines kept as UTF-8 bytes, the way fastText reads its
 input, so that tokens and hashes match fastText byte for byte; a token is a span (start,
 end) of its block, found with numpy, so a corpus of millions of words is never cut into
@@ -17,6 +21,7 @@ line is a ``ClientError`` naming its files.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from collections.abc import Iterable, Iterator
@@ -26,12 +31,14 @@ from typing import BinaryIO
 import numpy as np
 
 from sagetext.contract.channels import Channel
+from sagetext.data import recordio
 from sagetext.errors import ClientError
 
 log = logging.getLogger(__name__)
 
 LABEL_PREFIX = b"__label__"
 JSON_LINES_TYPES = frozenset({"application/jsonlines", "application/json-lines", "application/x-jsonlines"})
+_RECORDIO_MAGIC = recordio.MAGIC.to_bytes(4, "little")
 BLOCK_BYTES = 1 << 20  # lines are handed out in blocks of about this size
 EXAMPLES_SHOWN = 5
 
@@ -168,8 +175,11 @@ class LabeledReader:
     def __iter__(self) -> Iterator[LabeledBlock]:
         for name, stream in self.channel.streams(self.epoch):
             self.report.files.append(name)
-            json_lines = self._is_json_lines(stream)
-            for line_numbers, text in self._shard(_line_chunks(stream)):
+            wrapped = stream.peek(4)[:4] == _RECORDIO_MAGIC  # type: ignore[attr-defined]
+            chunks = _record_chunks(stream, name) if wrapped else _line_chunks(stream)
+            first = next(chunks, b"")
+            json_lines = self._is_json_lines(first[:64])
+            for line_numbers, text in self._shard(itertools.chain([first] if first else [], chunks)):
                 broken: set[int] = set()
                 if json_lines:
                     text, broken = _manifest_to_lines(text)
@@ -179,14 +189,13 @@ class LabeledReader:
         self.report.log_summary()
         self.report.raise_if_empty()
 
-    def _is_json_lines(self, stream: BinaryIO) -> bool:
+    def _is_json_lines(self, head: bytes) -> bool:
         kind = (self.channel.content_type or "").split(";")[0].strip().lower()
         if kind in JSON_LINES_TYPES:
             return True
         if kind.startswith("text/"):
             return False
-        head = stream.peek(64)[:64].lstrip()  # type: ignore[attr-defined]
-        return head.startswith(b"{")
+        return head.lstrip().startswith(b"{")
 
     def _shard(self, chunks: Iterator[bytes]) -> Iterator[tuple[np.ndarray, bytes]]:
         """``(file line numbers, text)``: this worker's lines of each chunk."""
@@ -292,6 +301,26 @@ def _label_name(value: object) -> str | None:
     if isinstance(value, str) and value and not any(c.isspace() or c == "\0" for c in value):  # one fastText token
         return value
     return None
+
+
+def _record_chunks(stream: BinaryIO, name: str, size: int = BLOCK_BYTES) -> Iterator[bytes]:
+    """Lines from a RecordIO-wrapped stream (Pipe mode with ``RecordWrapperType: RecordIO``, as
+    SageMaker sends augmented manifests): one line per record, about ``size`` bytes at a time.
+    A line break inside a record is read as a space, so that a record stays one line."""
+    lines: list[bytes] = []
+    held = 0
+    try:
+        for payload in recordio.read_payloads(stream):
+            line = payload.rstrip(b"\r\n").replace(b"\n", b" ") + b"\n"
+            lines.append(line)
+            held += len(line)
+            if held >= size:
+                yield b"".join(lines)
+                lines, held = [], 0
+    except ClientError as e:
+        raise ClientError(f"{name}: starts as RecordIO-wrapped records but {e}") from None
+    if lines:
+        yield b"".join(lines)
 
 
 def _line_chunks(stream: BinaryIO, size: int = BLOCK_BYTES) -> Iterator[bytes]:
