@@ -254,6 +254,34 @@ def test_fasttext_bin_loading_on_mutated_files(trained_models: dict, kind: str, 
     check()
 
 
+def test_quantized_fasttext_loading_on_mutated_files(tmp_path: Path) -> None:
+    """A ``.ftz`` (product-quantized rows, pruned n-grams) mutated anywhere: a model or a ClientError,
+    and never a decoded matrix out of proportion to the codes in the file."""
+    import fasttext
+
+    from sagetext.algorithms.blazingtext import fasttext_bin
+    from tests.conftest import REPO
+
+    train = REPO / "samples" / "blazingtext" / "train.txt"
+    model = fasttext.train_supervised(str(train), dim=8, epoch=1, bucket=5000, minn=2, maxn=3, thread=1, verbose=0)
+    model.quantize(input=str(train), cutoff=500, qnorm=True, retrain=False, thread=1, verbose=0)
+    model.save_model(str(tmp_path / "model.ftz"))
+    base = (tmp_path / "model.ftz").read_bytes()
+    assert fasttext_bin.read(base, "model.ftz").ngram_rows is not None
+
+    @FUZZ
+    @given(st.builds(lambda seed: mutate(base, random.Random(seed)), st.integers(0, 2**32))
+           | st.builds(lambda cut: base[:cut], st.integers(0, len(base))))
+    def check(data: bytes) -> None:
+        try:
+            loaded = fasttext_bin.read(data, "model.ftz")
+        except ClientError:
+            return
+        assert loaded.input.nbytes <= 256 * len(data) + (1 << 20)
+
+    check()
+
+
 # ---- BlazingText's __label__ text and augmented-manifest JSON Lines -----------------------------
 
 QUICK = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,

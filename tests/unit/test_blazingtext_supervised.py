@@ -50,7 +50,8 @@ def context(tmp_path: Path, channels: dict[str, bytes | Path], checkpoint_dir: P
 
 def sample_sentences() -> list[str]:
     lines = (SAMPLE / "validation.txt").read_text("utf-8").splitlines()
-    return [line.split(" ", 1)[1] for line in lines] + ["", "   ", "unseenword", "__label__sports", "the the the"]
+    return [line.split(" ", 1)[1] for line in lines] + ["", "   ", "unseenword", "__label__sports", "the the the",
+                                                        "café über naïve 東京 the"]
 
 
 def fasttext_predictions(model: fasttext.FastText._FastText, sentences: list[str], k: int) -> list[list[tuple]]:
@@ -283,7 +284,8 @@ def test_our_model_bin_loads_in_fasttext_with_the_same_dictionary_and_prediction
 
 @pytest.mark.parametrize("options", [{"wordNgrams": 2}, {"wordNgrams": 1},
                                      {"wordNgrams": 3, "loss": "ova"}, {"wordNgrams": 2, "loss": "hs"},
-                                     {"wordNgrams": 2, "loss": "ns"}])
+                                     {"wordNgrams": 2, "loss": "ns"}, {"wordNgrams": 2, "minn": 2, "maxn": 4},
+                                     {"wordNgrams": 1, "minn": 3, "maxn": 3, "loss": "hs"}])
 def test_a_fasttext_model_serves_the_same_predictions(tmp_path: Path, options: dict) -> None:
     model = fasttext.train_supervised(str(SAMPLE / "train.txt"), dim=10, epoch=5, lr=0.5, bucket=50000, thread=1,
                                       verbose=0, **options)
@@ -317,12 +319,38 @@ def test_garbage_bin_files_are_client_errors(trained: Path, tmp_path: Path, muta
         ALGORITHM.load(tmp_path)
 
 
-def test_quantized_models_are_refused_clearly(tmp_path: Path) -> None:
-    model = fasttext.train_supervised(str(SAMPLE / "train.txt"), dim=10, epoch=1, bucket=1000, thread=1, verbose=0)
-    model.quantize(input=str(SAMPLE / "train.txt"), retrain=False)
+@pytest.mark.parametrize("options, quantize", [
+    ({"wordNgrams": 2}, {}),
+    ({"wordNgrams": 2}, {"cutoff": 3000, "retrain": False}),
+    ({"wordNgrams": 2, "minn": 2, "maxn": 4}, {"cutoff": 2000, "qnorm": True, "retrain": False}),
+    ({"wordNgrams": 1, "loss": "hs"}, {"dsub": 5, "retrain": False}),
+    ({"wordNgrams": 1, "loss": "ns"}, {"qout": True, "qnorm": True, "dsub": 5, "retrain": False}),
+])
+def test_a_quantized_fasttext_model_serves_the_same_predictions(tmp_path: Path, options: dict,
+                                                                quantize: dict) -> None:
+    """``fasttext quantize`` output (.ftz: product-quantized rows, pruned dictionary and n-grams)."""
+    train = SAMPLE / "train.txt"
+    if quantize.get("qout"):  # the output needs 256 labels or more: next word from the three before
+        words = " ".join(line.split(" ", 1)[1] for line in train.read_text("utf-8").splitlines()).split()
+        train = tmp_path / "next_word.txt"
+        train.write_text("".join(f"__label__{words[i]} {' '.join(words[i - 3:i])}\n" for i in range(3, len(words))))
+    model = fasttext.train_supervised(str(train), dim=12, epoch=5, lr=0.5, bucket=20000, thread=1, verbose=0,
+                                      **options)
+    assert not quantize.get("qout") or len(model.labels) >= 256
+    model.quantize(input=str(train), thread=1, verbose=0, **quantize)
     model.save_model(str(tmp_path / "model.bin"))
-    with pytest.raises(ClientError, match="quantized models are not supported yet"):
-        ALGORITHM.load(tmp_path)
+    loaded = fasttext_bin.read((tmp_path / "model.bin").read_bytes())
+    assert (loaded.ngram_rows is not None) == ("cutoff" in quantize)
+    sentences = sample_sentences()
+    ours = ALGORITHM.load(tmp_path).classify(sentences, [3] * len(sentences))
+    # Quantized rows often decode to equal vectors, so exact ties are common: each of our labels
+    # must have, in fastText's full answer, the probability we give it, and the top-3
+    # probabilities must be fastText's.
+    for mine, everything, top in zip(ours, fasttext_predictions(model, sentences, -1),
+                                     fasttext_predictions(model, sentences, 3)):
+        probability = dict(everything)
+        np.testing.assert_allclose(mine["prob"], [p for _, p in top], atol=1e-4)
+        np.testing.assert_allclose(mine["prob"], [probability[label] for label in mine["label"]], atol=1e-4)
 
 
 # -- requests -------------------------------------------------------------------------------------

@@ -166,15 +166,15 @@ def encode(ids: np.ndarray, is_label: np.ndarray, line_lengths: np.ndarray, maps
         line_ends = np.repeat(seq_ends, seq_len)
         for positions, ngram_rows in word_ngram_rows(hashes, line_ends, word_ngrams, nwords, buckets):
             parts.append((line_of_seq[positions], ngram_rows))
-    inputs, offsets = _group_by_line(parts, num_lines)
+    inputs, offsets = group_by_line(parts, num_lines)
     label_ids = maps.label_ids[ids[is_label]]
     label_lines = line_of_token[is_label]
     known_labels = label_ids >= 0
-    labels, label_offsets = _group_by_line([(label_lines[known_labels], label_ids[known_labels])], num_lines)
+    labels, label_offsets = group_by_line([(label_lines[known_labels], label_ids[known_labels])], num_lines)
     return Encoded(inputs, offsets, labels, label_offsets, (line_lengths + 1).astype(np.int64))
 
 
-def _group_by_line(parts: list[tuple[np.ndarray, np.ndarray]], num_lines: int) -> tuple[np.ndarray, np.ndarray]:
+def group_by_line(parts: list[tuple[np.ndarray, np.ndarray]], num_lines: int) -> tuple[np.ndarray, np.ndarray]:
     """Interleave per-line runs of several arrays (each sorted by line) into one ragged array."""
     counts = [np.bincount(lines, minlength=num_lines) for lines, _ in parts]
     total = np.sum(counts, axis=0) if counts else np.zeros(num_lines, dtype=np.int64)

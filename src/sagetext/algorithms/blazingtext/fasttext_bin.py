@@ -13,9 +13,13 @@ Layout (fastText ``fasttext.cc`` ``saveModel``), all little-endian:
 - uint8 quant_input, then the input matrix: int64 rows, int64 cols, float32 rows*cols;
 - uint8 qout, then the output matrix in the same form.
 
+Quantized models (``.ftz``, ``fasttext quantize``) have quant_input 1 and a product-quantized
+input matrix (``quantized``; the output too with qout 1), and usually a pruned dictionary:
+pruneidx_size > 0 pairs (n-gram bucket, row among the kept n-grams), the other n-grams being
+dropped. They are read into dense matrices, with ``ngram_rows`` mapping buckets to rows.
+
 Reading checks every size against the bytes left before allocating, so a truncated or
-foreign file is a ``ClientError`` naming what is wrong, never a huge allocation. Quantized
-models (``.ftz``) are refused with a clear message.
+foreign file is a ``ClientError`` naming what is wrong, never a huge allocation.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from sagetext.algorithms.blazingtext import quantized
 from sagetext.algorithms.blazingtext.dictionary import Dictionary
 from sagetext.errors import ClientError
 
@@ -76,6 +81,7 @@ class FastTextModel:
     input: np.ndarray  # float32 (rows, dim)
     output: np.ndarray  # float32 (labels, dim) for supervised models
     version: int = VERSION
+    ngram_rows: np.ndarray | None = None  # pruned models: n-gram bucket -> row after the words, -1 if dropped
 
 
 def write(out: BinaryIO, model: FastTextModel) -> None:
@@ -113,16 +119,21 @@ def read(data: bytes | mmap.mmap, name: str = "model.bin") -> FastTextModel:
         raise ClientError(f"{name} has fastText format version {version}; readable versions: "
                           f"{', '.join(map(str, READABLE_VERSIONS))}")
     args = _read_args(reader, version)
-    dictionary = _read_dictionary(reader)
-    if reader.flag("quant_input"):
-        raise ClientError(f"{name} is a quantized fastText model (.ftz); quantized models are not supported yet")
-    matrix_in = reader.matrix("input matrix")
+    dictionary, pruned = _read_dictionary(reader)
+    quant_input = reader.flag("quant_input")
+    matrix_in = quantized.read_matrix(reader, "input matrix") if quant_input else reader.matrix("input matrix")
     qout = reader.flag("qout")
-    if qout:
-        raise ClientError(f"{name} has a quantized output matrix; quantized models are not supported yet")
-    matrix_out = reader.matrix("output matrix")
-    _check_shapes(name, args, dictionary, matrix_in, matrix_out)
-    return FastTextModel(args, dictionary, matrix_in, matrix_out, version)
+    quant_output = quant_input and qout  # fastText quantizes the output only along with the input
+    matrix_out = quantized.read_matrix(reader, "output matrix") if quant_output else reader.matrix("output matrix")
+    ngram_rows = None
+    if pruned is not None:
+        ngram_rows = np.full(args.bucket, -1, dtype=np.int64)
+        buckets, rows = pruned
+        if len(buckets) and (buckets.min() < 0 or buckets.max() >= args.bucket):
+            raise ClientError(f"{name}: pruned n-gram index names a bucket outside 0..{args.bucket - 1}")
+        ngram_rows[buckets] = rows
+    _check_shapes(name, args, dictionary, matrix_in, matrix_out, ngram_rows)
+    return FastTextModel(args, dictionary, matrix_in, matrix_out, version, ngram_rows)
 
 
 def model_name(path: Path) -> str | None:
@@ -143,7 +154,8 @@ def _read_args(reader: "_Reader", version: int) -> Args:
                 neg=neg, loss=loss, model=model, minn=minn, maxn=maxn, lr_update_rate=lr_rate, t=t)
 
 
-def _read_dictionary(reader: "_Reader") -> Dictionary:
+def _read_dictionary(reader: "_Reader") -> tuple[Dictionary, tuple[np.ndarray, np.ndarray] | None]:
+    """The dictionary, and for a pruned one its (n-gram buckets, rows) pairs."""
     size, nwords, nlabels, ntokens, prune_size = reader.unpack(_DICT_HEADER, "dictionary header")
     if size < 0 or nwords < 0 or nlabels < 0 or nwords + nlabels != size:
         raise ClientError(f"{reader.name}: inconsistent dictionary sizes (size={size}, nwords={nwords}, "
@@ -159,17 +171,22 @@ def _read_dictionary(reader: "_Reader") -> Dictionary:
         counts[i], kinds[i] = reader.unpack(struct.Struct("<qb"), "dictionary entry")
     if (kinds[:nwords] != 0).any() or (kinds[nwords:] != 1).any():
         raise ClientError(f"{reader.name}: dictionary entry types do not match nwords={nwords}")
-    if prune_size > 0:
-        raise ClientError(f"{reader.name}: pruned (quantized) dictionaries are not supported yet")
-    return Dictionary(tuple(names[:nwords]), counts[:nwords], tuple(names[nwords:]), counts[nwords:], ntokens)
+    pruned = None
+    if prune_size >= 0:  # -1: not pruned
+        pairs = reader.array("<i4", 2 * prune_size, "pruned n-gram index").reshape(-1, 2).astype(np.int64)
+        pruned = pairs[:, 0], pairs[:, 1]
+    dictionary = Dictionary(tuple(names[:nwords]), counts[:nwords], tuple(names[nwords:]), counts[nwords:], ntokens)
+    return dictionary, pruned
 
 
-def _check_shapes(name: str, args: Args, d: Dictionary, matrix_in: np.ndarray, matrix_out: np.ndarray) -> None:
+def _check_shapes(name: str, args: Args, d: Dictionary, matrix_in: np.ndarray, matrix_out: np.ndarray,
+                  ngram_rows: np.ndarray | None) -> None:
     if matrix_in.shape[1] != args.dim or matrix_out.shape[1] != args.dim:
         raise ClientError(f"{name}: matrix widths {matrix_in.shape[1]}, {matrix_out.shape[1]} differ from dim={args.dim}")
-    if matrix_in.shape[0] != d.nwords + args.bucket:
-        raise ClientError(f"{name}: input matrix has {matrix_in.shape[0]} rows, expected words + buckets = "
-                          f"{d.nwords} + {args.bucket}")
+    ngrams = args.bucket if ngram_rows is None else int(ngram_rows.max(initial=-1)) + 1
+    if (matrix_in.shape[0] != d.nwords + ngrams) if ngram_rows is None else (matrix_in.shape[0] < d.nwords + ngrams):
+        raise ClientError(f"{name}: input matrix has {matrix_in.shape[0]} rows, expected words + n-gram rows = "
+                          f"{d.nwords} + {ngrams}")
     if args.model == 3 and matrix_out.shape[0] != d.nlabels:
         raise ClientError(f"{name}: output matrix has {matrix_out.shape[0]} rows, expected one per label ({d.nlabels})")
 
@@ -209,6 +226,16 @@ class _Reader:
         value = self.data[self.pos:end]
         self.pos = end + 1
         return value
+
+    def array(self, dtype: str, count: int, what: str) -> np.ndarray:
+        """``count`` values of ``dtype`` (a copy), after checking they are there."""
+        item = np.dtype(dtype).itemsize
+        if count < 0 or count > self.left() // item:
+            raise ClientError(f"{self.name} is truncated or corrupt: {what} of {count} values does not fit in "
+                              f"the {self.left()} bytes left")
+        values = np.frombuffer(self.data, dtype=dtype, count=count, offset=self.pos).copy()
+        self.pos += count * item
+        return values
 
     def matrix(self, what: str) -> np.ndarray:
         rows, cols = self.unpack(_MATRIX_HEADER, what)

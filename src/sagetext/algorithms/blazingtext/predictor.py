@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 
 from sagetext.algorithms.blazingtext import fasttext_bin
-from sagetext.algorithms.blazingtext.encoding import TokenMaps, TokenTable, encode
+from sagetext.algorithms.blazingtext.encoding import TokenMaps, TokenTable, encode, group_by_line
 from sagetext.algorithms.blazingtext.scoring import Scorer
-from sagetext.data.text import tokenize_lines
+from sagetext.data.text import LabeledBlock, tokenize_lines
 from sagetext.errors import ClientError
 
 MODEL_FILE = "model.bin"
@@ -35,9 +35,6 @@ class SupervisedPredictor:
         if args.model != 3:
             raise ClientError(f"{MODEL_FILE} is a word-vector model ({fasttext_bin.MODEL_NAMES.get(args.model)}), "
                               "not a text classifier; serve vectors.bin for word vectors")
-        if args.maxn > 0:
-            raise ClientError(f"{MODEL_FILE} uses character n-grams (minn={args.minn}, maxn={args.maxn}), which "
-                              "this build does not serve yet")
         self.model = model
         self.dictionary = model.dictionary
         self.buckets = args.bucket if args.word_ngrams > 1 else 0
@@ -84,12 +81,51 @@ class SupervisedPredictor:
         maps = TokenMaps.build(table, self.dictionary)
         encoded = encode(ids, block.is_label, block.line_lengths, maps, self.dictionary.nwords,
                          self.model.args.word_ngrams, self.buckets)
-        inputs = torch.from_numpy(encoded.inputs.astype(np.int64)).to(self.input.device)
-        offsets = torch.from_numpy(encoded.offsets[:-1]).to(self.input.device)
+        rows, offsets_np = encoded.inputs, encoded.offsets
+        if self.model.args.maxn > 0:
+            rows, offsets_np = self._with_char_ngrams(table, ids[~block.is_label], block, rows, offsets_np)
+        if self.model.ngram_rows is not None:
+            rows, offsets_np = self._pruned(rows, offsets_np)
+        inputs = torch.from_numpy(rows.astype(np.int64)).to(self.input.device)
+        offsets = torch.from_numpy(offsets_np[:-1]).to(self.input.device)
         with torch.no_grad():
             hidden = F.embedding_bag(inputs, self.input, offsets, mode="mean")
             probs = self.scorer.reported(hidden).cpu().numpy()
-        return probs, np.diff(encoded.offsets) == 0
+        return probs, np.diff(offsets_np) == 0
+
+    def _pruned(self, rows: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A pruned (quantized) model keeps some n-gram buckets, renumbered; the others are dropped."""
+        nwords, ngram_rows = self.dictionary.nwords, self.model.ngram_rows
+        assert ngram_rows is not None
+        rows = rows.astype(np.int64)
+        is_ngram = rows >= nwords
+        rows[is_ngram] = nwords + ngram_rows[rows[is_ngram] - nwords]
+        keep = ~is_ngram | (rows >= nwords)
+        kept_before = np.concatenate([[0], np.cumsum(keep)])  # kept rows before each position
+        return rows[keep], kept_before[offsets]
+
+    def _with_char_ngrams(self, table: TokenTable, word_ids: np.ndarray, block: LabeledBlock, rows: np.ndarray,
+                          offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each line's rows plus its words' character n-gram rows (models trained with ``minn``/``maxn``,
+        e.g. fastText's language identifier): fastText's ``computeSubwords`` over ``<word>``, n-gram
+        ``g`` at row ``nwords + hash(g) % bucket``, for known and unknown words alike."""
+        from gensim.models.fasttext import ft_ngram_hashes  # fastText's n-gram hashing, byte for byte
+
+        args, nwords = self.model.args, self.dictionary.nwords
+        per_token = [np.asarray(ft_ngram_hashes(token.decode("utf-8", "replace"), args.minn, args.maxn, args.bucket),
+                                dtype=np.int64) + nwords for token in table.tokens]
+        lengths = np.array([len(r) for r in per_token], dtype=np.int64)
+        flat = np.concatenate(per_token) if per_token else np.zeros(0, dtype=np.int64)
+        starts = np.cumsum(lengths) - lengths
+        count = lengths[word_ids]  # n-grams of each word occurrence, in line order
+        take = np.repeat(starts[word_ids] - np.cumsum(count) + count, count) + np.arange(int(count.sum()))
+        num_lines = len(block.line_lengths)
+        labels_per_line = np.bincount(np.repeat(np.arange(num_lines), block.line_lengths), weights=block.is_label,
+                                      minlength=num_lines).astype(np.int64)
+        word_line = np.repeat(np.arange(num_lines), block.line_lengths - labels_per_line)
+        row_line = np.repeat(np.arange(num_lines), np.diff(offsets))
+        return group_by_line([(row_line, rows), (np.repeat(word_line, count), flat[take].astype(np.int32))],
+                             num_lines)
 
 
 def _json_request(data: Any) -> tuple[list[str], list[int]]:

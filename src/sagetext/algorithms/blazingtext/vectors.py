@@ -190,6 +190,8 @@ def _read_word2vec_bin(data: mmap.mmap, path: Path) -> WordVectors:
 def _read_fasttext(data: mmap.mmap, path: Path) -> WordVectors:
     """Word vectors of a fastText .bin (ours or fastText's): words, their rows, the n-gram table."""
     model = fasttext_bin.read(data, str(path))
+    if model.ngram_rows is not None:
+        raise ClientError(f"{path.name} is a pruned (quantized) word-vector model; serve the unquantized .bin")
     d, args = model.dictionary, model.args
     words = [w.decode("utf-8", errors="replace") for w in d.words]
     matrix = np.array(model.input, dtype=np.float32)  # a copy: the file's map is closed after reading
