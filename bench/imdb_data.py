@@ -38,10 +38,13 @@ def normalise(text: str) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
-def prepare() -> tuple[Path, Path]:
-    """Paths of the train and test files, building them on the first call."""
+def prepare(labels: str = "sentiment") -> tuple[Path, Path]:
+    """Paths of the train and test files, building them on the first call. ``labels``:
+    "sentiment" (``__label__pos`` / ``__label__neg``) or "rating" (``__label__1`` to
+    ``__label__10``, the star rating in each review's file name: 8 classes, 5 and 6 absent)."""
     folder = cache_dir() / "imdb"
-    train, test = folder / "imdb.train", folder / "imdb.test"
+    prefix = "imdb" if labels == "sentiment" else f"imdb_{labels}"
+    train, test = folder / f"{prefix}.train", folder / f"{prefix}.test"
     if train.exists() and test.exists():
         return train, test
     if not ARCHIVE.exists():
@@ -56,7 +59,8 @@ def prepare() -> tuple[Path, Path]:
             data = tar.extractfile(member)
             assert data is not None
             text = data.read().decode("utf-8", errors="replace")
-            splits[parts[1]].append(f"__label__{parts[2]} {normalise(text)}\n")
+            label = parts[2] if labels == "sentiment" else parts[3].rsplit(".", 1)[0].split("_")[1]
+            splits[parts[1]].append(f"__label__{label} {normalise(text)}\n")
     random.Random(SHUFFLE_SEED).shuffle(splits["train"])
     for name, path in (("train", train), ("test", test)):
         tmp = path.with_suffix(".tmp")

@@ -29,7 +29,7 @@ class Scorer:
         self.loss = loss
         self.output = output
         if loss == LOSS_HS:
-            paths, codes = _huffman_paths(label_counts)
+            paths, codes = huffman_paths(label_counts)
             self.paths, self.codes = paths.to(output.device), codes.to(output.device)
         x = torch.arange(SIGMOID_TABLE_SIZE + 1, dtype=torch.float64) * 2 * MAX_SIGMOID / SIGMOID_TABLE_SIZE
         self.sigmoid_table = torch.sigmoid(x - MAX_SIGMOID).to(torch.float32).to(output.device)
@@ -58,7 +58,7 @@ class Scorer:
         return torch.where(kept, torch.exp(score), 0.0)
 
 
-def _huffman_paths(counts: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+def huffman_paths(counts: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """fastText's ``buildTree``: per label, its internal nodes (output rows) and codes, root last."""
     osz = len(counts)
     parent = [-1] * (2 * osz - 1)

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from sagetext.algorithms.blazingtext.batches import Batch
 from sagetext.algorithms.blazingtext.encoding import Encoded
+from sagetext.algorithms.blazingtext.losses import OutputLoss
 
 PREDICT_CHUNK_LINES = 4096
 
@@ -49,7 +50,7 @@ class Model:
         self.input.copy_(other.input)
         self.output.copy_(other.output)
 
-    def top_labels(self, inputs: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    def top_labels(self, inputs: torch.Tensor, offsets: torch.Tensor, loss: OutputLoss) -> torch.Tensor:
         """The most probable label of each line (lines given as ragged ``inputs``/``offsets``)."""
         num_lines = len(offsets) - 1
         out = torch.empty(num_lines, dtype=torch.int64, device=self.input.device)
@@ -58,36 +59,27 @@ class Model:
                 last = min(first + PREDICT_CHUNK_LINES, num_lines)
                 begin, end = int(offsets[first]), int(offsets[last])
                 hidden = F.embedding_bag(inputs[begin:end].long(), self.input, offsets[first:last] - begin, mode="mean")
-                out[first:last] = (hidden @ self.output.T).argmax(dim=1)  # softmax keeps the order
+                out[first:last] = loss.scores(self.output, hidden).argmax(dim=1)
         return out
 
 
-def sgd_step(model: Model, batch: Batch, lr: float, one_vs_all: bool, seed: tuple[int, ...]) -> None:
-    """One SGD update from the batch's lines: softmax over one label per line (chosen with
-    ``seed`` when a line has several), or one-vs-all (a sigmoid per label, fastText's ``ova``)."""
+def sgd_step(model: Model, batch: Batch, lr: float, loss: OutputLoss, seed: tuple[int, ...]) -> None:
+    """One SGD update from the batch's lines through ``loss`` (one label per line, chosen with
+    ``seed`` when a line has several, except for one-vs-all, which takes them all)."""
     touched = model.input.index_select(0, batch.rows)
     hidden = F.embedding_bag(batch.local_inputs, touched, batch.line_offsets, mode="mean")
-    scores = hidden @ model.output.T
-    if one_vs_all:
-        alpha = batch.multi_hot(scores.shape[1]).sub_(torch.sigmoid(scores))
-    else:
-        probs = torch.softmax(scores, dim=1)
-        alpha = torch.zeros_like(probs).scatter_(1, batch.targets(seed)[:, None], 1.0)
-        alpha.sub_(probs)
-    alpha.mul_(lr)
-    grad_hidden = alpha @ model.output  # before the output update, as fastText does
-    model.output.addmm_(alpha.T, hidden)
+    grad_hidden = loss.update(model.output, hidden, batch, lr, seed)
     delta = F.embedding_bag(batch.lines_by_row, grad_hidden, batch.row_offsets, mode="sum",
                             per_sample_weights=batch.line_scales[batch.lines_by_row])
     model.input.index_copy_(0, batch.rows, touched.add_(delta))
 
 
-def accuracy_counts(model: Model, data: Encoded) -> tuple[int, int]:
+def accuracy_counts(model: Model, data: Encoded, loss: OutputLoss) -> tuple[int, int]:
     """(lines whose top label is one of their labels, lines) — fastText's precision@1."""
     if data.num_lines == 0:
         return 0, 0
     device = model.input.device
-    top = model.top_labels(torch.from_numpy(data.inputs).to(device), torch.from_numpy(data.offsets).to(device))
+    top = model.top_labels(torch.from_numpy(data.inputs).to(device), torch.from_numpy(data.offsets).to(device), loss)
     top = top.cpu().numpy()
     line_of_label = np.repeat(np.arange(data.num_lines), np.diff(data.label_offsets))
     hit = np.zeros(data.num_lines, dtype=bool)

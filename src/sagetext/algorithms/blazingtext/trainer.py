@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from sagetext.algorithms.blazingtext import fasttext_bin, state as checkpointing
+from sagetext.algorithms.blazingtext import fasttext_bin, losses, state as checkpointing
 from sagetext.algorithms.blazingtext.batches import Batch, PlannedBatches
 from sagetext.algorithms.blazingtext.corpus import EncodedLines, PreparedData, prepare
 from sagetext.algorithms.blazingtext.state import TrainState
@@ -51,6 +51,7 @@ class Run:
         self.data = data
         self.model = model
         self.batches = data.train
+        self.loss = losses.make(self.hp.loss, data.dictionary.label_counts, self.hp.negative_samples, ctx.device)
         self.total_tokens = self.hp.epochs * data.train.ntokens
         self.points = averaging_points(len(data.train), ctx.world_size)
         self.threads = training_threads(ctx)
@@ -158,12 +159,12 @@ def _run_segment(run: Run, batches: list[Batch], state: TrainState) -> None:
     """SGD over ``batches``, shared out to the threads in contiguous parts (Hogwild)."""
     shares = min(run.threads, len(batches))
     start, clock = state.tokens_done, time.monotonic()
-    one_vs_all, seed = run.hp.loss == "ova", (run.hp.seed, run.ctx.rank, state.epoch)
+    seed = (run.hp.seed, run.ctx.rank, state.epoch)
 
     def work(part: list[Batch]) -> int:
         done = 0
         for batch in part:  # the rate follows the tokens of all threads together
-            sgd_step(run.model, batch, run.lr(start + done * shares), one_vs_all, seed)
+            sgd_step(run.model, batch, run.lr(start + done * shares), run.loss, seed)
             done += batch.ntokens
         return done
 
@@ -214,7 +215,7 @@ def _validate(run: Run, state: TrainState) -> bool:
     if run.data.validation is None:
         return False
     hp, writer = run.hp, run.ctx.is_writer
-    accuracy = _accuracy(run.ctx, run.model, run.data.validation)
+    accuracy = _accuracy(run, run.data.validation)
     if writer:
         log.info("Validation accuracy: %f", accuracy)
     if accuracy > state.best_accuracy:
@@ -233,16 +234,17 @@ def _validate(run: Run, state: TrainState) -> bool:
     return False
 
 
-def _accuracy(ctx: TrainingContext, model: Model, data: PlannedBatches | EncodedLines) -> float:
-    hits, total = _hits(model, data), data.num_lines
+def _accuracy(run: Run, data: PlannedBatches | EncodedLines) -> float:
+    ctx = run.ctx
+    hits, total = _hits(run, data), data.num_lines
     hits_all, total_all = _sum(ctx, hits), _sum(ctx, total)
     return hits_all / total_all if total_all else 0.0
 
 
-def _hits(model: Model, data: PlannedBatches | EncodedLines) -> int:
+def _hits(run: Run, data: PlannedBatches | EncodedLines) -> int:
     """Lines of ``data`` whose top label is one of theirs (fastText's precision@1 numerator)."""
     blocks = data.blocks() if isinstance(data, EncodedLines) else data.lines()
-    return sum(accuracy_counts(model, block)[0] for block in blocks)
+    return sum(accuracy_counts(run.model, block, run.loss)[0] for block in blocks)
 
 
 def _sum(ctx: TrainingContext, value: int) -> int:
@@ -251,10 +253,10 @@ def _sum(ctx: TrainingContext, value: int) -> int:
 
 def _finish(run: Run, started: float) -> None:
     ctx, data = run.ctx, run.data
-    train_accuracy = _accuracy(ctx, run.model, data.train)
+    train_accuracy = _accuracy(run, data.train)
     train_examples = _sum(ctx, data.train.num_lines)
     validation = data.validation
-    validation_accuracy = _accuracy(ctx, run.model, validation) if validation is not None else 0.0
+    validation_accuracy = _accuracy(run, validation) if validation is not None else 0.0
     validation_examples = _sum(ctx, validation.num_lines) if validation is not None else 0
     if not ctx.is_writer:
         return
@@ -274,7 +276,8 @@ def write_model(ctx: TrainingContext, data: PreparedData, model: Model) -> None:
     """``model.bin`` in fastText's format, written atomically."""
     hp = ctx.hyperparameters
     args = fasttext_bin.Args(dim=hp.vector_dim, word_ngrams=hp.word_ngrams, bucket=data.buckets,
-                             epoch=hp.epochs, min_count=hp.min_count, loss=fasttext_bin.LOSS_CODES[hp.loss])
+                             epoch=hp.epochs, min_count=hp.min_count, loss=fasttext_bin.LOSS_CODES[hp.loss],
+                             neg=hp.negative_samples)
     ft = fasttext_bin.FastTextModel(args, data.dictionary, model.input.cpu().numpy(), model.output.cpu().numpy())
     write_atomic(ctx.model_dir / MODEL_FILE, lambda f: fasttext_bin.write(f, ft))
     log.info("Saved %s (%d words, %d labels, %d buckets)", ctx.model_dir / MODEL_FILE, data.dictionary.nwords,
