@@ -12,6 +12,13 @@ trainer can write the same files through the same code.
 
 On CPU ``batch_skipgram`` trains like ``skipgram`` (``batch_size`` only shapes GPU batches), and
 a multi-host job trains on rank 0 alone with gensim's threads; the other ranks return.
+
+Spot restarts (``word2vec_state``): gensim trains one epoch per ``train()`` call, each given the
+start and end learning rates of that epoch on the whole run's linear decay, so the schedule is
+the same as one call over all epochs, and a resumed job simply continues it. A checkpoint is
+saved after every epoch. On SIGTERM the corpus stops handing out sentences, gensim finishes the
+jobs already queued (a fraction of a second) and returns; the checkpoint then records how many
+sentences of the epoch were trained, and a resumed job skips them.
 """
 
 from __future__ import annotations
@@ -26,10 +33,11 @@ from typing import Any, BinaryIO
 
 from gensim.models import FastText, Word2Vec
 
-from sagetext.algorithms.blazingtext import evaluation
+from sagetext.algorithms.blazingtext import evaluation, word2vec_state
 from sagetext.algorithms.blazingtext.vectors import Subwords, WordVectors, write_artifacts
+from sagetext.algorithms.blazingtext.word2vec_state import Position, Schedule
 from sagetext.contract.channels import Channel
-from sagetext.contract.context import TrainingContext
+from sagetext.contract.context import TrainingContext, TrainingStopped
 from sagetext.contract.hyperparameters import Hyperparameters
 from sagetext.errors import ClientError
 
@@ -48,21 +56,37 @@ class ChannelCorpus:
     sentences; a line longer than ``max_length`` tokens is cut into pieces, as gensim's
     ``LineSentence`` does, and is never held in memory whole. ``words_read`` counts tokens
     handed out over all passes (the progress reporter reads it from another thread).
+
+    A pass first skips ``skip`` sentences (the part of an epoch trained before a restart), and
+    ends early, setting ``stopped``, once ``stop`` is set; ``sentences`` then tells how many
+    sentences of the pass, skipped ones included, were handed out.
     """
 
-    def __init__(self, channel: Channel, max_length: int = MAX_SENTENCE_LENGTH,
-                 chunk_bytes: int = CHUNK_BYTES) -> None:
+    def __init__(self, channel: Channel, max_length: int = MAX_SENTENCE_LENGTH, chunk_bytes: int = CHUNK_BYTES,
+                 *, stop: threading.Event | None = None) -> None:
         self.channel = channel
+        self.stop = stop if stop is not None else threading.Event()
         self.max_length = max_length
         self.chunk_bytes = chunk_bytes
         self.passes = 0
         self.words_read = 0
+        self.skip = 0
+        self.sentences = 0
+        self.stopped = False
 
     def __iter__(self) -> Iterator[list[str]]:
-        epoch = self.passes
+        epoch, skip = self.passes, self.skip
         self.passes += 1
+        self.sentences, self.stopped = 0, False
         for _name, stream in self.channel.streams(epoch):
             for sentence in read_sentences(stream, self.max_length, self.chunk_bytes):
+                if self.sentences < skip:
+                    self.sentences += 1
+                    continue
+                if self.stop.is_set():
+                    self.stopped = True
+                    return
+                self.sentences += 1
                 self.words_read += len(sentence)
                 yield sentence
 
@@ -99,13 +123,14 @@ class ProgressReporter:
 
     Words are counted as SageMaker (and fastText) count them: raw tokens read from the input,
     before frequent-word subsampling and min_count filtering, so rates compare with theirs.
-    Alpha is the linearly decayed learning rate at the current progress.
+    Alpha is the linearly decayed learning rate at the current progress; a resumed job counts
+    the epochs done before it (``done``).
     """
 
-    def __init__(self, corpus: ChannelCorpus, total_words: int, alpha: float, min_alpha: float,
+    def __init__(self, corpus: ChannelCorpus, words_per_epoch: int, schedule: Schedule, done: float = 0.0,
                  interval: float = PROGRESS_SECONDS) -> None:
-        self.corpus, self.total_words = corpus, max(total_words, 1)
-        self.alpha, self.min_alpha, self.interval = alpha, min_alpha, interval
+        self.corpus, self.words_per_epoch = corpus, max(words_per_epoch, 1)
+        self.schedule, self.done, self.interval = schedule, done, interval  # done: epochs before this run
         self.start_words = corpus.words_read
         self.start_time = time.monotonic()
         self._stop = threading.Event()
@@ -129,8 +154,9 @@ class ProgressReporter:
         return max(time.monotonic() - self.start_time, 1e-9)
 
     def log_line(self) -> None:
-        progress = min(self.words / self.total_words, 1.0)
-        alpha = self.alpha - (self.alpha - self.min_alpha) * progress
+        epochs = min(self.done + self.words / self.words_per_epoch, self.schedule.epochs)
+        progress = epochs / max(self.schedule.epochs, 1)
+        alpha = self.schedule.at(epochs)
         log.info("Alpha: %.4f  Progress: %.2f%%  Million Words/sec: %.2f",
                  alpha, 100 * progress, self.words / self.seconds / 1e6)
 
@@ -151,16 +177,16 @@ def train_word2vec(ctx: TrainingContext) -> None:
                  "ranks 1..%d stay idle", ctx.world_size - 1)
     if hp.mode == "batch_skipgram":
         log.info("batch_skipgram on CPU trains as skipgram (batch_size=%d applies to GPU batches)", hp.batch_size)
-    corpus = ChannelCorpus(ctx.channel("train"))
+    corpus = ChannelCorpus(ctx.channel("train"), stop=ctx.stop_requested)
     model = build_model(hp, workers=cpu_count(), seed=hp.seed + ctx.rank)
-    model.build_vocab(corpus_iterable=corpus)
-    if len(model.wv) == 0:
-        raise ClientError(f"train channel: no word occurs at least min_count={hp.min_count} times "
-                          f"({model.corpus_total_words} words read); lower min_count or add data")
+    position, resumed = start(ctx, model, corpus)
     log.info("Vocabulary: %d words (min_count=%d) out of %d tokens; training with %d threads",
              len(model.wv), hp.min_count, model.corpus_total_words, model.workers)
-    with ProgressReporter(corpus, model.corpus_total_words * hp.epochs, model.alpha, model.min_alpha) as progress:
-        model.train(corpus_iterable=corpus, total_examples=model.corpus_count, epochs=hp.epochs)
+    schedule = Schedule(position.alpha, model.min_alpha, position.epochs_done(model.corpus_count), hp.epochs)
+    if resumed:
+        log_resumption(position, model.corpus_count, schedule)
+    with ProgressReporter(corpus, model.corpus_total_words, schedule, schedule.origin) as progress:
+        train_epochs(ctx, model, corpus, schedule, position)
         progress.log_line()
     log.info("Training finished!")
     log.info("Average throughput in Million words/sec: %.2f", progress.words / progress.seconds / 1e6)
@@ -169,6 +195,54 @@ def train_word2vec(ctx: TrainingContext) -> None:
     write_artifacts(ctx.model_dir, vectors, fasttext_fields(model, hp) if vectors.subwords else None)
     if hp.evaluation:
         evaluation.run_evaluation(vectors.vector, ctx.model_dir, ctx.metrics)
+
+
+def start(ctx: TrainingContext, model: Word2Vec, corpus: ChannelCorpus) -> tuple[Position, bool]:
+    """The vocabulary and weights from the checkpoint, else from a pass over the data; where to
+    start, and whether that is a checkpoint's position."""
+    hp = ctx.hyperparameters
+    saved = word2vec_state.load(ctx)
+    if saved is not None:
+        word2vec_state.restore(model, saved)
+        return saved.position, True
+    model.build_vocab(corpus_iterable=corpus)
+    if corpus.stopped:  # SIGTERM during the vocabulary pass: nothing trained yet, nothing to save
+        raise TrainingStopped("stopped while building the vocabulary")
+    if len(model.wv) == 0:
+        raise ClientError(f"train channel: no word occurs at least min_count={hp.min_count} times "
+                          f"({model.corpus_total_words} words read); lower min_count or add data")
+    return Position(0, 0, hp.learning_rate), False
+
+
+def log_resumption(at: Position, corpus_count: int, schedule: Schedule) -> None:
+    if at.epoch >= schedule.epochs:
+        log.info("Resuming from checkpoint: all %d epochs done; writing the model", schedule.epochs)
+        return
+    where = f" (sentence {at.sentences + 1} of {corpus_count})" if at.sentences else ""
+    log.info("Resuming from checkpoint: epoch %d of %d%s, learning rate %.6g", at.epoch + 1, schedule.epochs,
+             where, schedule.at(at.epochs_done(corpus_count)))
+
+
+def train_epochs(ctx: TrainingContext, model: Word2Vec, corpus: ChannelCorpus, schedule: Schedule,
+                 position: Position) -> None:
+    """One gensim ``train()`` per epoch (or rest of one), a checkpoint after each; stops on SIGTERM."""
+    count = model.corpus_count
+    while position.epoch < schedule.epochs:
+        corpus.skip = position.sentences
+        model.train(corpus_iterable=corpus, total_examples=count - position.sentences, epochs=1,
+                    start_alpha=schedule.at(position.epochs_done(count)),
+                    end_alpha=schedule.at(position.epoch + 1))
+        if corpus.stopped and corpus.sentences < count:
+            done = position.epoch + corpus.sentences / count
+            position = Position(position.epoch, corpus.sentences, schedule.at(done))
+            log.info("Stopping in epoch %d after sentence %d of %d", position.epoch + 1, position.sentences, count)
+            word2vec_state.save(ctx, model, position)
+            raise TrainingStopped(f"stopped in epoch {position.epoch + 1}")
+        position = Position(position.epoch + 1, 0, schedule.at(position.epoch + 1))
+        log.info("-------------- End of epoch: %d", position.epoch)
+        word2vec_state.save(ctx, model, position)
+        if ctx.stop_requested.is_set():
+            raise TrainingStopped(f"stopped after epoch {position.epoch}")
 
 
 def check_hyperparameters(hp: Hyperparameters) -> None:
