@@ -35,10 +35,10 @@ from sagetext.contract.paths import Paths
 from sagetext.distributed import launch, runtime
 from sagetext.errors import ClientError
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("sagetext.training")  # also when run as __main__ (the workers)
 
 CPU_WORKERS_ENV = "SAGETEXT_CPU_WORKERS"
-EXIT_STOPPED = 143  # 128 + SIGTERM: stopped on request, state saved
+EXIT_STOPPED = failure.EXIT_STOPPED
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,9 @@ def main() -> int:
         else:
             launch.launch(job.cluster, nproc, launch.worker_command(__name__))
             code = 0
+    except launch.WorkersStopped:
+        log.info("Training stopped by SIGTERM; the workers saved their checkpoint")
+        return EXIT_STOPPED
     except launch.WorkersFailed as exc:
         if not paths.failure_file.exists():
             failure.write(paths, exc)

@@ -13,7 +13,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,9 @@ import pytest
 
 from tests.conftest import REPO, FakeOptMl
 from tests.serving.conftest import Server, free_port, server_env
+
+# reference(key, build, env): the quality of an uninterrupted run of a job (the ``uninterrupted`` fixture)
+Reference = Callable[[str, Callable[[Path], FakeOptMl], "Mapping[str, str] | None"], float]
 
 HERE = Path(__file__).parent
 SAMPLE = REPO / "samples" / "blazingtext"
@@ -147,3 +150,24 @@ def launch_model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Reference:
+    """``reference(key, build, env)``: the quality of an uninterrupted run of the job ``build``
+    lays out in a folder (``key`` names it; the algorithm is its part before '/'), run once."""
+    from tests.reliability.faults import quality, run_job  # faults.py imports this module
+
+    qualities: dict[str, float] = {}
+
+    def reference(key: str, build: Callable[[Path], FakeOptMl], env: Mapping[str, str] | None = None) -> float:
+        if key not in qualities:
+            algorithm = key.split("/")[0]
+            opt_ml = build(tmp_path_factory.mktemp(f"whole-{key.replace('/', '-')}"))
+            result = run_job(opt_ml, algorithm, env)
+            log = result.stdout + result.stderr
+            assert result.returncode == 0, log
+            qualities[key] = quality(algorithm, log, opt_ml.model)
+        return qualities[key]
+
+    return reference

@@ -16,6 +16,7 @@ from sagetext.algorithms.ntm.documents import DocumentStore
 from sagetext.contract.channels import Channel
 from sagetext.contract.paths import Paths
 from sagetext.data import bow
+from sagetext.data.text import line_owner
 from sagetext.errors import ClientError
 
 D = 30
@@ -75,8 +76,10 @@ def test_workers_take_disjoint_shards_by_record_index_across_files(tmp_path: Pat
     ch = channel(tmp_path, {"a.rec": recordio_bytes(matrix[:4], np.float32, True),
                             "b.csv": csv_bytes(matrix[4:])}, None)
     shards = [as_dense(DocumentStore.read(ch, D, rank=r, world_size=3)) for r in range(3)]
+    owners = line_owner(np.arange(len(matrix)), 3)
     for r, shard in enumerate(shards):
-        np.testing.assert_array_equal(shard, matrix[r::3].astype(np.float32))
+        np.testing.assert_array_equal(shard, matrix[owners == r].astype(np.float32))
+    assert sum(len(shard) for shard in shards) == len(matrix)
 
 
 @pytest.mark.parametrize("make,needles", [

@@ -15,6 +15,7 @@ from sagetext.contract.paths import Paths
 from sagetext.errors import ClientError
 
 EXIT_FAILURE = 1
+EXIT_STOPPED = 143  # 128 + SIGTERM: stopped on request, state saved
 
 
 def describe(exc: BaseException) -> str:

@@ -10,7 +10,8 @@ Documents come as word-count vectors of length ``feature_dim`` (spec §5.2):
 The format is taken from the channel's ContentType; without one, a file starting with the
 RecordIO magic is RecordIO and anything else CSV. Records are read as a stream, one at a time,
 each turned into its compact sparse form (``Document``: word ids and counts); training keeps
-them on disk (``algorithms.ntm.documents``), never the raw bytes. Workers take every ``world_size``-th record starting at their ``rank``. A bad record
+them on disk (``algorithms.ntm.documents``), never the raw bytes. Each worker takes the records
+whose index hashes to its ``rank`` (see ``documents``). A bad record
 (wrong length, key out of range, negative or non-finite count) raises ``ClientError`` naming the
 file and the record number.
 """
@@ -29,6 +30,7 @@ import numpy as np
 
 from sagetext.contract.channels import Channel
 from sagetext.data import recordio
+from sagetext.data.text import line_owner
 from sagetext.errors import ClientError
 
 RECORDIO = "application/x-recordio-protobuf"
@@ -51,11 +53,13 @@ class Document:
 
 def documents(channel: Channel, feature_dim: int, epoch: int = 0, rank: int = 0,
               world_size: int = 1) -> Iterator[Document]:
-    """Stream the documents of one pass, sharded by record index across workers."""
+    """Stream the documents of one pass, sharded across workers by a hash of the record index
+    (``text.line_owner``: a file whose records alternate between topics or classes is still
+    spread evenly, which ``index % world_size`` would not do)."""
     index = 0
     for name, stream in channel.streams(epoch):
         for doc in read_stream(stream, name, feature_dim, channel.content_type):
-            if index % world_size == rank:
+            if world_size == 1 or int(line_owner(np.array([index]), world_size)[0]) == rank:
                 yield doc
             index += 1
     if index == 0:

@@ -13,10 +13,12 @@ import logging
 import os
 import sys
 
+from torch.distributed.elastic.multiprocessing.api import SignalException
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
 from sagetext.contract.cluster import Cluster
+from sagetext.contract.failure import EXIT_STOPPED
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,10 @@ RENDEZVOUS_TIMEOUT_S = 900
 
 class WorkersFailed(Exception):
     """At least one worker exited non-zero; each worker reported its own failure."""
+
+
+class WorkersStopped(Exception):
+    """SIGTERM reached the launcher: it passed the signal on, and every worker stopped (and saved)."""
 
 
 def launch(cluster: Cluster, nproc_per_node: int, command: list[str], job_id: str | None = None) -> None:
@@ -56,7 +62,12 @@ def launch(cluster: Cluster, nproc_per_node: int, command: list[str], job_id: st
              cluster.host_rank + 1, cluster.num_hosts)
     try:
         elastic_launch(config, command[0])(*command[1:])
+    except SignalException:
+        # torch's agent forwards the signal to the workers and waits for them before raising
+        raise WorkersStopped() from None
     except ChildFailedError as exc:
+        if all(child.exitcode == EXIT_STOPPED for child in exc.failures.values()):
+            raise WorkersStopped() from None
         raise WorkersFailed(f"training worker(s) failed: {_summary(exc)}") from None
 
 

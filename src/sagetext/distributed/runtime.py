@@ -9,6 +9,7 @@ every helper here degrades to a no-op.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ import torch
 import torch.distributed as dist
 
 DEVICE_ENV = "SAGETEXT_DEVICE"  # force "cpu" or "cuda"
+STOP_CHECK_STEPS = 8  # with several workers, how often they vote on a stop request
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,19 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     if active():
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
+
+
+def stop_agreed(flag: threading.Event, step: int, device: str, every: int = STOP_CHECK_STEPS) -> bool:
+    """Whether to stop now on a stop request (SIGTERM). Alone: as soon as it is set. With
+    several workers, every ``every`` steps all of them vote (a collective each calls at the
+    same step) and stop together, so that none is left waiting in a collective the others
+    have left."""
+    if not active():
+        return flag.is_set()
+    if step % every:
+        return False
+    vote = torch.tensor([1.0 if flag.is_set() else 0.0], device=device)
+    return bool(all_reduce_sum(vote).item() > 0)
 
 
 def average_(tensors: Iterable[torch.Tensor]) -> None:

@@ -185,7 +185,7 @@ def train_epoch(ctx: TrainingContext, network: nn.Module, model: ProdLDA, optimi
     totals = torch.zeros(3, dtype=torch.float64)  # recon, kl, documents
     started = last = time.monotonic()
     for b in range(batches):
-        if ctx.stop_requested.is_set():
+        if runtime.stop_agreed(ctx.stop_requested, b, ctx.device):
             save_checkpoint(ctx, model, optimizer, stopper, epoch)
             raise TrainingStopped()
         x = torch.from_numpy(corpus.dense(rows[b * batch_size:(b + 1) * batch_size])).to(ctx.device)

@@ -36,6 +36,7 @@ from sagetext.algorithms.seq2seq.vocab import PAD_ID, Vocab
 from sagetext.contract.checkpoints import Checkpoints
 from sagetext.contract.context import TrainingStopped
 from sagetext.contract.metrics import MetricLogger
+from sagetext.distributed import runtime
 
 log = logging.getLogger(__name__)
 PROGRESS_SECONDS = 10.0
@@ -278,7 +279,7 @@ class Trainer:
                  self.state.updates)
 
     def _stop_if_requested(self) -> None:
-        if self.stop_requested.is_set():
+        if runtime.stop_agreed(self.stop_requested, self.state.updates, self.device):
             self._save_checkpoint()
             raise TrainingStopped()
 
