@@ -64,16 +64,19 @@ def corpus_file() -> Path:
     return target
 
 
-def scores(kv: KeyedVectors) -> dict[str, float]:
+def scores(kv: KeyedVectors, simlex_file: Path = SIMLEX) -> dict[str, float]:
+    """Analogies (gensim's set and method), WS-353 all and SimLex-999 of gensim KeyedVectors."""
     analogy, _ = kv.evaluate_word_analogies(datapath("questions-words.txt"), restrict_vocab=30000)
     lookup = lambda w: kv[w] if w in kv else None  # noqa: E731
     ws = evaluation.similarity_score(evaluation.read_pairs(evaluation.WORDSIM_DIR / "EN-WS-353-ALL.txt"), lookup)
-    simlex = evaluation.similarity_score(evaluation.read_pairs(SIMLEX), lookup)
+    simlex = evaluation.similarity_score(evaluation.read_pairs(simlex_file), lookup)
     return {"analogy_accuracy": analogy, "ws353_all_rho": ws["spearmans_rho"],
             "simlex999_rho": simlex["spearmans_rho"], "vocab": len(kv)}
 
 
-class _Capture(logging.Handler):
+class LogLines(logging.Handler):
+    """Collects the messages of the loggers it is added to."""
+
     def __init__(self) -> None:
         super().__init__()
         self.lines: list[str] = []
@@ -90,7 +93,7 @@ def run_ours(mode: str, corpus: Path) -> dict[str, object]:
         hp = parse({"mode": mode, **SETTINGS}, Spec.load("blazingtext"))
         ctx = TrainingContext(hp, {"train": Channel("train", paths=Paths(root))}, root / "model",
                               root / "output", Checkpoints(None, hp))
-        capture = _Capture()
+        capture = LogLines()
         logging.getLogger("sagetext").addHandler(capture)
         try:
             start = time.monotonic()
@@ -108,16 +111,17 @@ def run_ours(mode: str, corpus: Path) -> dict[str, object]:
                 "mean_rho_eval_json": eval_json["mean_rho"], **scores(kv)}
 
 
-def run_gensim(mode: str, corpus: Path) -> dict[str, object]:
+def run_gensim(mode: str, corpus: Path, workers: int = WORKERS, simlex_file: Path = SIMLEX) -> dict[str, object]:
+    """Plain gensim with the benchmark's settings, the anchor."""
     model = Word2Vec(sg=0 if mode == "cbow" else 1, vector_size=100, window=5, negative=5, sample=1e-4,
-                     min_count=5, epochs=5, alpha=0.05, min_alpha=0.05 * 1e-4, workers=WORKERS, seed=0)
+                     min_count=5, epochs=5, alpha=0.05, min_alpha=0.05 * 1e-4, workers=workers, seed=0)
     sentences = LineSentence(str(corpus))
     model.build_vocab(sentences)
     start = time.monotonic()
     model.train(sentences, total_examples=model.corpus_count, epochs=model.epochs)
     seconds = time.monotonic() - start
     return {"words_per_sec": model.corpus_total_words * model.epochs / seconds, "train_seconds": seconds,
-            **scores(model.wv)}
+            "workers": workers, **scores(model.wv, simlex_file)}
 
 
 def main(modes: list[str]) -> None:

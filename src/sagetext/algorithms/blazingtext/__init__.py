@@ -3,9 +3,11 @@
 
 ``ALGORITHM`` is what ``sagetext.algorithms.get("blazingtext")`` returns: ``validate`` checks
 the hyperparameters against the channels, ``train`` runs the mode's trainer (``trainer`` for
-supervised, ``word2vec`` for the others), and ``load`` picks the predictor from the files in
-the model folder, as SageMaker's hosting does: ``model.bin`` (a supervised model, ours or
-fastText's; an unsupervised fastText .bin is served as word vectors) or ``vectors.bin``.
+supervised; for the word2vec modes ``word2vec``, gensim, or with ``SAGETEXT_WORD2VEC_ENGINE=torch``
+``gpu.trainer``, our PyTorch engine), and ``load`` picks
+the predictor from the files in the model folder, as SageMaker's hosting does: ``model.bin``
+(a supervised model, ours or fastText's; an unsupervised fastText .bin is served as word
+vectors) or ``vectors.bin``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from pathlib import Path
 
 from typing import Any
 
-from sagetext.algorithms.blazingtext import fasttext_bin, trainer, vectors, word2vec
+from sagetext.algorithms.blazingtext import fasttext_bin, gpu, trainer, vectors, word2vec
+from sagetext.algorithms.blazingtext.gpu import trainer as torch_word2vec
 from sagetext.algorithms.blazingtext.predictor import MODEL_FILE, SupervisedPredictor
 from sagetext.contract.channels import Channel
 from sagetext.contract.context import TrainingContext
@@ -37,6 +40,8 @@ class BlazingText:
     def train(self, ctx: TrainingContext) -> None:  # the runner has called validate
         if ctx.hyperparameters.mode == "supervised":
             trainer.train(ctx)
+        elif gpu.use_torch_engine(ctx.device):
+            torch_word2vec.train_word2vec(ctx)
         else:
             word2vec.train_word2vec(ctx)
 

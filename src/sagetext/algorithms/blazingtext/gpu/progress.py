@@ -1,0 +1,61 @@
+"""BlazingText's progress lines, logged from the training loop (the gensim path's format).
+
+``Alpha: 0.0413  Progress: 17.60%  Million Words/sec: 5.82`` every few seconds, then
+``Training finished!``, ``Average throughput in Million words/sec: ...`` and ``Total training
+time in seconds: ...``. Words are raw tokens (before min_count and subsampling) summed over all
+workers, as SageMaker counts them. The device is synchronized before each line, so the rate is
+what the GPU did, not what the host queued.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import torch
+
+from sagetext.algorithms.blazingtext.gpu.batches import MIN_ALPHA_FRACTION
+
+log = logging.getLogger(__name__)
+
+PROGRESS_SECONDS = 5.0
+
+
+class Progress:
+    def __init__(self, total_words: int, learning_rate: float, device: torch.device, enabled: bool = True,
+                 interval: float = PROGRESS_SECONDS) -> None:
+        self.total_words = max(total_words, 1)
+        self.learning_rate = learning_rate
+        self.device = device
+        self.enabled = enabled
+        self.interval = interval
+        self.words = 0
+        self.start = self.last = time.monotonic()
+
+    @property
+    def seconds(self) -> float:
+        return max(time.monotonic() - self.start, 1e-9)
+
+    def advance(self, words: int) -> None:
+        """``words``: raw words trained so far; logs a line when the interval has passed."""
+        self.words = words
+        if self.enabled and time.monotonic() - self.last >= self.interval:
+            self._log_line()
+
+    def finish(self) -> None:
+        self._log_line()
+        if self.enabled:
+            log.info("Training finished!")
+            log.info("Average throughput in Million words/sec: %.2f", self.words / self.seconds / 1e6)
+            log.info("Total training time in seconds: %.2f", self.seconds)
+
+    def _log_line(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.last = time.monotonic()
+        if not self.enabled:
+            return
+        done = min(self.words / self.total_words, 1.0)
+        alpha = self.learning_rate * max(1.0 - done, MIN_ALPHA_FRACTION)
+        log.info("Alpha: %.4f  Progress: %.2f%%  Million Words/sec: %.2f",
+                 alpha, 100 * done, self.words / self.seconds / 1e6)

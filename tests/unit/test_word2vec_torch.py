@@ -1,0 +1,371 @@
+"""BlazingText word2vec on the PyTorch engine (``algorithms/blazingtext/gpu``), run on CPU.
+
+The reference step against a per-pair NumPy SGNS, the windows against word2vec.c's rules, the
+fused Triton step against the reference (on CUDA, else in Triton's CPU interpreter), then real
+training on a 2M-word slice of the text8-like corpus: quality against gensim, artifacts that
+gensim and fastText load, and two gloo workers against one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import lzma
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sagetext.algorithms.blazingtext import ALGORITHM, evaluation
+from sagetext.algorithms.blazingtext.gpu import ENGINE_ENV, kernels, use_torch_engine
+from sagetext.errors import ClientError
+from sagetext.algorithms.blazingtext.gpu.batches import Sampler, Windows, WindowSettings, epoch_windows
+from sagetext.algorithms.blazingtext.gpu.corpus_ids import read_corpus_ids
+from sagetext.algorithms.blazingtext.gpu.input_rows import InputRows
+from sagetext.algorithms.blazingtext.gpu.step import cbow_update, skipgram_update
+from sagetext.algorithms.blazingtext.gpu.trainer import train_word2vec
+from sagetext.algorithms.blazingtext.vectors import Subwords, read_vectors
+from sagetext.algorithms.blazingtext.word2vec import read_sentences
+from sagetext.contract.channels import Channel
+from sagetext.contract.checkpoints import Checkpoints
+from sagetext.contract.context import TrainingContext
+from sagetext.contract.hyperparameters import Spec, parse
+from sagetext.contract.metrics import MetricLogger
+from sagetext.contract.paths import Paths
+from tests.conftest import REPO, SHARED_DATA, FakeOptMl
+
+CORPUS = SHARED_DATA / "wiki_en_text8like" / "wiki2015_text8like.xz"
+SLICE_CHARS = 12_000_000  # about 2M words
+QUALITY = {"mode": "cbow", "epochs": "3", "vector_dim": "50", "seed": "0"}  # settings of the quality runs
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """One intra-op thread: faster than two on a shared 2-core machine, and repeatable."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def make_ctx(root: Path, text: bytes | None, **hp: str) -> TrainingContext:
+    folder = root / "input" / "data" / "train"
+    if text is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "corpus.txt").write_bytes(text)
+    values = parse(hp, Spec.load("blazingtext"))
+    return TrainingContext(values, {"train": Channel("train", paths=Paths(root))}, root / "model", root / "output",
+                           Checkpoints(None, values), metrics=MetricLogger(enabled=False))
+
+
+def ws353(model_dir: Path) -> float:
+    return json.loads((model_dir / "eval.json").read_text())["EN-WS-353-ALL.txt"]["spearmans_rho"]
+
+
+# ---------------------------------------------------------------- one step against NumPy
+
+
+def random_windows(generator: torch.Generator, n_words: int, windows: int, width: int, k: int,
+                   device: torch.device = CPU) -> Windows:
+    """Random windows with repeated rows, padding, skipped negatives and scales below 1."""
+    context = torch.randint(0, n_words, (windows, width), generator=generator)
+    context_mask = (torch.rand(windows, width, generator=generator) < 0.7).float()
+    context_mask[0] = 0  # a window with no context at all
+    targets = torch.randint(0, n_words, (windows, 1 + k), generator=generator)
+    target_mask = (torch.rand(windows, 1 + k, generator=generator) < 0.8).float()
+    target_mask[:, 0] = 1
+    parts = (context, context_mask, targets, target_mask, torch.rand(windows, generator=generator) * 0.2,
+             0.5 + torch.rand(windows, width, generator=generator) / 2,
+             0.5 + torch.rand(windows, 1 + k, generator=generator) / 2)
+    return Windows(*(part.to(device) for part in parts))
+
+
+def numpy_sgns_step(mode: str, w_in: np.ndarray, w_out: np.ndarray, windows: Windows) -> tuple[np.ndarray, np.ndarray]:
+    """Straightforward SGNS, one (input, target) pair at a time, from the parameters before the step."""
+    new_in, new_out = w_in.astype(np.float64), w_out.astype(np.float64)
+    w = {name: getattr(windows, name).numpy().astype(np.float64) for name in
+         ("context", "context_mask", "targets", "target_mask", "lr", "context_scale", "target_scale")}
+    for p in range(len(w["lr"])):
+        real = [j for j in range(w["context"].shape[1]) if w["context_mask"][p, j]]
+        contexts = [int(w["context"][p, j]) for j in real]
+        if not contexts:
+            continue
+        inputs = [w_in[c] for c in contexts] if mode == "skipgram" else [np.mean([w_in[c] for c in contexts], axis=0)]
+        for i, h in enumerate(inputs):
+            grad_h = np.zeros_like(h, dtype=np.float64)
+            for t in range(w["targets"].shape[1]):
+                if not w["target_mask"][p, t]:
+                    continue
+                o = int(w["targets"][p, t])
+                g = ((1.0 if t == 0 else 0.0) - 1 / (1 + np.exp(-np.dot(h, w_out[o])))) * w["lr"][p]
+                grad_h += g * w_out[o]
+                new_out[o] += w["target_scale"][p, t] * g * h
+            updated = [real[i]] if mode == "skipgram" else real
+            for j in updated:
+                new_in[int(w["context"][p, j])] += w["context_scale"][p, j] * grad_h
+    return new_in, new_out
+
+
+@pytest.mark.parametrize("mode", ["skipgram", "cbow"])
+def test_one_reference_step_equals_per_pair_numpy_sgns(mode: str) -> None:
+    generator = torch.Generator().manual_seed(3)
+    w_in, w_out = torch.randn(12, 6, generator=generator), torch.randn(12, 6, generator=generator) * 0.5
+    windows = random_windows(generator, 12, windows=5, width=4, k=3)
+    expected_in, expected_out = numpy_sgns_step(mode, w_in.numpy(), w_out.numpy(), windows)
+    inputs, output = InputRows(w_in.clone(), 12), w_out.clone()
+    (skipgram_update if mode == "skipgram" else cbow_update)(inputs, output, windows)
+    np.testing.assert_allclose(inputs.weight.numpy(), expected_in, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(output.numpy(), expected_out, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(expected_in, w_in.numpy())  # the step did something
+
+
+def test_subword_input_is_the_mean_of_word_and_ngram_rows_and_each_row_gets_the_update() -> None:
+    words, buckets, dim = ["where", "here", "a"], 50, 4
+    inputs = InputRows.create(words, dim, CPU, torch.Generator().manual_seed(0), subwords=(3, 4, buckets))
+    table = inputs.weight.numpy().copy()
+    hashes = Subwords(3, 4, table[3:]).hashes("where")
+    batch = torch.tensor([[0, 2], [0, 0]])
+    vectors, bags = inputs.gather(batch)
+    np.testing.assert_allclose(vectors[0, 0].numpy(), table[[0, *(3 + h for h in hashes)]].mean(0), rtol=1e-6)
+    grads = torch.ones(2, 2, dim)
+    inputs.add_(batch, bags, grads)
+    delta = inputs.weight.numpy() - table
+    assert delta[0] == pytest.approx([3.0] * dim)  # "where" three times in the batch
+    assert delta[3 + hashes[0]] == pytest.approx([3.0 * hashes.count(hashes[0])] * dim)
+    assert delta[1] == pytest.approx([0.0] * dim)
+
+
+# ---------------------------------------------------------------- windows, as word2vec.c forms them
+
+
+def test_vocabulary_ranks_by_count_then_first_appearance_and_drops_rare_words() -> None:
+    text = "b a c a b d e\nd a e e\nz\n"
+    corpus = read_corpus_ids(read_sentences(io.BytesIO(text.encode())), min_count=2)
+    assert corpus.words == ["a", "e", "b", "d"] and corpus.counts.tolist() == [3, 3, 2, 2]
+    assert corpus.ids.tolist() == [2, 0, 0, 2, 3, 1, 3, 0, 1, 1] and corpus.raw_words == 12
+    assert corpus.sentence_starts.tolist() == [0, 6]  # the third line keeps no word
+    ids, sentences = corpus.shard(1, 2)
+    assert ids.tolist() == [1, 3, 0, 1, 1] and sentences.tolist() == [0, 1, 1, 1, 1]
+
+
+def test_windows_follow_word2vec_rules() -> None:
+    counts = np.array([1000, 100, 10, 1, 1, 1])
+    sampler = Sampler(counts, 1e-3, CPU, seed=0)
+    threshold = 1e-3 * counts.sum()
+    expected = np.minimum((np.sqrt(counts / threshold) + 1) * threshold / counts, 1)
+    np.testing.assert_allclose(sampler.keep_probability.numpy(), expected, rtol=1e-6)
+    sampler.keep_probability.fill_(1.0)  # keep every token, to check the windows
+    ids = torch.tensor([0, 1, 2, 3, 4, 5, 0, 1, 2, 3])
+    sentences = torch.tensor([0, 0, 0, 0, 0, 0, 1, 1, 1, 1], dtype=torch.int32)
+    settings = WindowSettings(window=3, negatives=4, windows_per_negative_set=3, learning_rate=0.1, epochs=2,
+                              repeat_cap=2.0, n_words=6)
+    steps = list(epoch_windows(ids, sentences, sampler, settings, epoch=1, windows_per_step=4))
+    assert [round(done, 2) for _, done in steps] == [0.4, 0.8, 1.0]
+    windows = Windows(*(torch.cat([getattr(w, name) for w, _ in steps]) for name in Windows.__dataclass_fields__))
+    offsets = [-3, -2, -1, 1, 2, 3]
+    for centre in range(10):
+        real = [i + centre for i, on in zip(offsets, windows.context_mask[centre].tolist()) if on]
+        assert all(0 <= q < 10 and sentences[q] == sentences[centre] for q in real)
+        reach = max((abs(q - centre) for q in real), default=0)
+        assert real == [q for q in range(centre - reach, centre + reach + 1) if q != centre and
+                        0 <= q < 10 and sentences[q] == sentences[centre]]  # a window shrinks, it has no holes
+        assert windows.context[centre, windows.context_mask[centre] > 0].tolist() == ids[real].tolist()
+    assert windows.targets[:, 0].tolist() == ids.tolist()
+    assert torch.equal(windows.targets[0, 1:], windows.targets[2, 1:])  # batch_skipgram: 3 windows share
+    assert torch.equal(windows.target_mask[:, 1:] == 0, windows.targets[:, 1:] == windows.targets[:, :1])
+    assert 0.1 * 1e-4 <= windows.lr.min() and windows.lr.max() <= 0.05 + 1e-7  # second of two epochs
+    assert windows.lr[0] > windows.lr[-1]
+
+
+def test_repeated_rows_are_scaled_to_the_cap_within_each_step() -> None:
+    sampler = Sampler(np.ones(4, dtype=np.int64), 1.0, CPU, seed=0)  # every token kept
+    ids = torch.tensor([0, 0, 0, 0, 1, 2, 3, 0])
+    settings = WindowSettings(window=1, negatives=2, windows_per_negative_set=1, learning_rate=0.1, epochs=1,
+                              repeat_cap=2.0, n_words=4)
+    steps = [w for w, _ in epoch_windows(ids, torch.zeros(8, dtype=torch.int32), sampler, settings, 0, 4)]
+    assert len(steps) == 2
+    for w in steps:  # counted over its own step only
+        for rows, mask, scale in ((w.context, w.context_mask, w.context_scale),
+                                  (w.targets, w.target_mask, w.target_scale)):
+            for slot in zip(*np.nonzero(mask.numpy())):
+                n = float(mask[rows == rows[slot]].sum())
+                assert scale[slot].item() == pytest.approx(min(1.0, 2.0 / n))
+    assert steps[0].target_scale[0, 0] == pytest.approx(0.5)  # word 0 is the centre of all 4 windows
+
+
+# ---------------------------------------------------------------- the fused kernel against the reference
+
+
+def kernel_and_reference_differences(device: str, seed: int) -> dict[str, float]:
+    """Relative difference between one fused step and one reference step on fresh random data
+    (the kernel reads from copies, so both compute from the same parameters)."""
+    generator = torch.Generator().manual_seed(seed)
+    result = {}
+    for mode in ("skipgram", "cbow"):
+        n_words, dim = 40, 37  # a width that is not a power of two
+        w_in = torch.randn(n_words, dim, generator=generator).to(device)
+        w_out = (torch.randn(n_words, dim, generator=generator) * 0.5).to(device)
+        windows = random_windows(generator, n_words, windows=33, width=10, k=5, device=torch.device(device))
+        ref_in, ref_out = w_in.clone(), w_out.clone()
+        (skipgram_update if mode == "skipgram" else cbow_update)(InputRows(ref_in, n_words), ref_out, windows)
+        fused_in, fused_out = w_in.clone(), w_out.clone()
+        kernels.sgns_step(w_in, w_out, fused_in, fused_out, windows, cbow=mode == "cbow")
+        for name, fused, ref, before in (("in", fused_in, ref_in, w_in), ("out", fused_out, ref_out, w_out)):
+            change = (ref - before).double()
+            result[f"{mode}_{name}"] = float((fused - ref).double().norm() / change.norm())
+    return result
+
+
+def test_fused_kernel_computes_the_reference_step() -> None:
+    if kernels.triton is None:
+        pytest.skip("triton is not installed (pip install '.[gpu]'); the fused step falls back to the reference")
+    if torch.cuda.is_available():
+        differences = kernel_and_reference_differences("cuda", seed=7)
+    else:  # Triton's interpreter runs the same kernel on CPU tensors, in a fresh process
+        code = ("import json; from tests.unit.test_word2vec_torch import kernel_and_reference_differences as f; "
+                "print(json.dumps(f('cpu', 7)))")
+        env = {**os.environ, "TRITON_INTERPRET": "1", "OMP_NUM_THREADS": "1"}
+        done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        differences = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(differences) == {"skipgram_in", "skipgram_out", "cbow_in", "cbow_out"}
+    assert all(value < 1e-5 for value in differences.values()), differences
+
+
+def test_fused_kernel_compiles_for_hopper_without_a_gpu() -> None:
+    """The compiled path (not the interpreter): Triton builds sm_90 code on any machine."""
+    if kernels.triton is None:
+        pytest.skip("triton is not installed (pip install '.[gpu]')")
+    from triton.backends.compiler import GPUTarget
+
+    pointers = ("in_read", "out_read", "in_write", "out_write", "context", "context_mask", "context_scale",
+                "targets", "target_mask", "target_scale", "lr")
+    signature = {name: "*i64" if name in ("context", "targets") else "*fp32" for name in pointers}
+    signature.update(dim="i32", n_context="i32", CBOW="constexpr", N_TARGETS="constexpr", BLOCK_W="constexpr",
+                     BLOCK_D="constexpr")
+    for cbow in (False, True):
+        source = kernels.triton.compiler.ASTSource(kernels._sgns_kernel, signature, constexprs={
+            "CBOW": cbow, "N_TARGETS": 6, "BLOCK_W": 16, "BLOCK_D": 128})
+        compiled = kernels.triton.compile(source, target=GPUTarget("cuda", 90, 32),
+                                          options={"num_warps": kernels.NUM_WARPS})
+        ptx = compiled.asm["ptx"]
+        assert "atom.global.gpu.relaxed.add.f32" in ptx and "ld.local" not in ptx
+
+
+# ---------------------------------------------------------------- engine choice
+
+
+def test_engine_is_torch_only_when_asked() -> None:
+    assert not use_torch_engine("cuda:0", {}) and not use_torch_engine("cpu", {})  # opt-in until measured on a GPU
+    assert use_torch_engine("cpu", {ENGINE_ENV: "torch"}) and use_torch_engine("cuda:0", {ENGINE_ENV: "torch"})
+    assert not use_torch_engine("cuda:0", {ENGINE_ENV: "gensim"})
+    with pytest.raises(ClientError, match=ENGINE_ENV):
+        use_torch_engine("cpu", {ENGINE_ENV: "tf"})
+
+
+def test_algorithm_runs_batch_skipgram_on_the_torch_engine_when_asked(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENGINE_ENV, "torch")
+    text = " ".join(f"w{i % 7} w{i % 3}" for i in range(3000)).encode()
+    ctx = make_ctx(tmp_path, text, mode="batch_skipgram", batch_size="4", vector_dim="8", epochs="1",
+                   evaluation="false")
+    ALGORITHM.train(ctx)
+    vectors = read_vectors(ctx.model_dir / "vectors.bin")
+    assert sorted(vectors.words) == sorted(f"w{i}" for i in range(7)) and np.isfinite(vectors.rows).all()
+    assert not (ctx.model_dir / "eval.json").exists()
+
+
+# ---------------------------------------------------------------- real training on a slice of text8
+
+
+@pytest.fixture(scope="module")
+def corpus_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 12M characters (about 2M words) of the text8-like corpus, decompressed once."""
+    if not CORPUS.is_file():
+        pytest.skip(f"text8-like corpus not found at {CORPUS} (needs ../shared/data beside the checkout)")
+    path = tmp_path_factory.mktemp("text8like") / "slice.txt"
+    with lzma.open(CORPUS, "rb") as f:
+        path.write_bytes(f.read(SLICE_CHARS))
+    return path
+
+
+@pytest.fixture(scope="module")
+def one_worker(tmp_path_factory: pytest.TempPathFactory, corpus_slice: Path) -> TrainingContext:
+    """cbow with the torch engine, one worker, on the slice."""
+    ctx = make_ctx(tmp_path_factory.mktemp("one"), corpus_slice.read_bytes(), **QUALITY)
+    train_word2vec(ctx)
+    return ctx
+
+
+@pytest.mark.slow
+def test_quality_is_gensims_on_the_same_slice(one_worker: TrainingContext, corpus_slice: Path) -> None:
+    """WS-353 within 0.04 of gensim's (measured: 0.198 vs 0.195; seeds move each by about 0.01).
+    cbow, because cbow is the same algorithm in both; skip-gram with negatives shared across a
+    window (HogBatch) needs more data than this slice to catch up with gensim's own negatives
+    per pair (at 2M words and 3 epochs, dim 100: WS-353 0.46 vs 0.44)."""
+    from gensim.models import Word2Vec
+
+    with open(corpus_slice, "rb") as f:
+        sentences = list(read_sentences(f))
+    reference = Word2Vec(sentences, sg=0, vector_size=50, window=5, negative=5, sample=1e-4, min_count=5,
+                         epochs=3, alpha=0.05, min_alpha=0.05 * 1e-4, workers=1, seed=0)
+    kv = reference.wv
+    theirs = evaluation.evaluate_ws353(lambda w: kv[w] if w in kv else None)["EN-WS-353-ALL.txt"]["spearmans_rho"]
+    ours = ws353(one_worker.model_dir)
+    assert ours > 0.15 and theirs > 0.15
+    assert ours == pytest.approx(theirs, abs=0.04)
+
+
+def test_artifacts_load_in_gensim_like_the_gensim_paths(one_worker: TrainingContext) -> None:
+    from gensim.models import KeyedVectors
+
+    model_dir = one_worker.model_dir
+    text = KeyedVectors.load_word2vec_format(str(model_dir / "vectors.txt"), binary=False)
+    binary = KeyedVectors.load_word2vec_format(str(model_dir / "vectors.bin"), binary=True)
+    assert text.index_to_key == binary.index_to_key and text.index_to_key[:3] == ["the", "of", "and"]
+    np.testing.assert_array_equal(text.vectors, binary.vectors)
+    assert text.vectors.shape[1] == 50 and np.isfinite(text.vectors).all()
+    assert text.similarity("two", "three") > text.similarity("two", "anarchism") + 0.2
+    result = json.loads((model_dir / "eval.json").read_text())
+    assert list(result) == [*evaluation.WS353_FILES, "mean_rho"]
+    assert [result[name]["total_pairs"] for name in evaluation.WS353_FILES] == [353, 252, 203]
+
+
+def test_subwords_write_a_fasttext_bin_with_oov_vectors(tmp_path: Path, corpus_slice: Path) -> None:
+    fasttext = pytest.importorskip("fasttext")
+    ctx = make_ctx(tmp_path, corpus_slice.read_bytes()[:2_000_000], mode="skipgram", subwords="true",
+                   buckets="20000", vector_dim="32", epochs="1")
+    train_word2vec(ctx)
+    path = ctx.model_dir / "vectors.bin"
+    theirs, ours = fasttext.load_model(str(path)), read_vectors(path)
+    assert theirs.get_dimension() == 32 and theirs.words == list(ours.words)
+    for word in ["government", "governmentt", "qqzzx"]:
+        np.testing.assert_allclose(ours.vector(word), theirs.get_word_vector(word), atol=1e-5)
+    known, misspelt = ours.vector("government"), ours.vector("governmentt")
+    assert np.any(misspelt) and "governmentt" not in ours.index
+    cosine = float(np.dot(known, misspelt) / np.linalg.norm(known) / np.linalg.norm(misspelt))
+    assert cosine > 0.7
+    result = json.loads((ctx.model_dir / "eval.json").read_text())
+    assert all(result[name]["not_found"] == 0 for name in evaluation.WS353_FILES)
+
+
+@pytest.mark.slow
+def test_two_gloo_workers_reach_one_workers_quality(tmp_path: Path, corpus_slice: Path,
+                                                    one_worker: TrainingContext) -> None:
+    opt_ml = FakeOptMl(tmp_path / "opt_ml")
+    opt_ml.hyperparameters(QUALITY)
+    opt_ml.channel("train", {"corpus.txt": corpus_slice.read_bytes()})
+    env = {**os.environ, "SAGEMAKER_BASE_DIR": str(opt_ml.root), "SAGETEXT_ALGORITHM": "blazingtext",
+           "SAGETEXT_DEVICE": "cpu", "SAGETEXT_CPU_WORKERS": "2", ENGINE_ENV: "torch"}
+    done = subprocess.run([sys.executable, str(REPO / "train")], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Launching 2 worker(s)" in done.stdout and "with 2 worker(s)" in done.stdout
+    assert done.stdout.count("#mean_rho") == 1  # rank 0 alone writes metrics
+    assert ws353(opt_ml.model) == pytest.approx(ws353(one_worker.model_dir), abs=0.04)
