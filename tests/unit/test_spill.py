@@ -72,7 +72,7 @@ def test_batches_do_not_depend_on_how_the_lines_arrive_in_blocks() -> None:
     assert whole.num_lines == pieces.num_lines == data.num_lines
     assert whole.ntokens == pieces.ntokens == int(data.ntokens.sum())
     for x, y in zip(whole.read(0, 11, "cpu"), pieces.read(0, 11, "cpu")):
-        for name in ("rows", "local_inputs", "line_offsets", "lines_by_row", "row_offsets", "line_scales", "labels"):
+        for name in ("rows", "local_inputs", "line_offsets", "lines_by_row", "row_offsets", "line_weights", "labels"):
             assert getattr(x, name).tolist() == getattr(y, name).tolist(), name
     # The plans give back the lines they were made from.
     back = Encoded.concatenate(list(pieces.lines(per_read=4)))
@@ -96,7 +96,7 @@ def test_a_batch_plan_maps_each_input_to_its_row() -> None:
     line_of_input = np.repeat(np.arange(data.num_lines), np.diff(data.offsets))
     for r, (a, b) in enumerate(zip(batch.row_offsets.numpy(), ends)):
         assert sorted(batch.lines_by_row.numpy()[a:b].tolist()) == sorted(line_of_input[local == r].tolist())
-    np.testing.assert_allclose(batch.line_scales.numpy(), 1.0 / np.diff(data.offsets))
+    np.testing.assert_allclose(batch.line_weights.numpy(), 1.0 / np.diff(data.offsets)[batch.lines_by_row.numpy()])
     assert batch.ntokens == int(data.ntokens.sum())
     # One label per line for softmax: the only one, or one of the line's labels.
     targets = batch.targets((0, 0, 0)).numpy()

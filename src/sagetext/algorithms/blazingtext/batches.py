@@ -25,7 +25,7 @@ from sagetext.data.spill import Spill
 LINES_PER_BATCH = 16
 
 _FIELDS = (("rows", np.int32), ("row_offsets", np.int32), ("local_inputs", np.int32), ("lines_by_row", np.int32),
-           ("line_scales", np.float32), ("line_offsets", np.int32), ("labels", np.int64),
+           ("line_weights", np.float32), ("line_offsets", np.int32), ("labels", np.int64),
            ("label_lines", np.int64), ("label_offsets", np.int64), ("ntokens", np.int64))
 
 
@@ -39,7 +39,7 @@ class Batch:
     line_offsets: torch.Tensor  # int32 start of each line in ``local_inputs``
     lines_by_row: torch.Tensor  # int32 line (within the batch) of each input, grouped by row
     row_offsets: torch.Tensor  # int32 start of each row's group in ``lines_by_row``
-    line_scales: torch.Tensor  # float32 1/len(line) for each line
+    line_weights: torch.Tensor  # float32 1/len(line) for each entry of ``lines_by_row``
     labels: torch.Tensor  # int64 every label of every line, line by line
     label_lines: torch.Tensor  # int64 line (within the batch) of each label
     label_offsets: np.ndarray  # int64 start of each line's labels, num_lines + 1
@@ -106,11 +106,7 @@ class PlannedBatches:
         """The planned lines back as input rows and labels, ``per_read`` batches at a time."""
         for first in range(0, len(self), per_read):
             records = self._spill.read(first, min(first + per_read, len(self)))
-            inputs = [r["rows"][r["local_inputs"]].astype(np.int32) for r in records]
-            offsets = [np.append(r["line_offsets"], len(i)).astype(np.int64) for r, i in zip(records, inputs)]
-            yield Encoded.concatenate([
-                Encoded(i, o, r["labels"].astype(np.int32), r["label_offsets"], np.zeros(len(o) - 1, dtype=np.int64))
-                for r, i, o in zip(records, inputs, offsets)])
+            yield _joined(records)
 
     def close(self) -> None:
         self._spill.close()
@@ -133,12 +129,36 @@ class PlannedBatches:
         np.cumsum(per_row[:-1], out=row_offsets[1:])
         label_lines = np.repeat(np.arange(lines.num_lines, dtype=np.int64), np.diff(lines.label_offsets))
         ntokens = int(lines.ntokens.sum())
-        self._spill.append(rows=distinct, row_offsets=row_offsets, local_inputs=local, lines_by_row=line[order],
-                           line_scales=1.0 / np.maximum(lengths, 1), line_offsets=lines.offsets[:-1],
+        by_row = line[order]
+        scales = (1.0 / np.maximum(lengths, 1)).astype(np.float32)
+        self._spill.append(rows=distinct, row_offsets=row_offsets, local_inputs=local, lines_by_row=by_row,
+                           line_weights=scales[by_row], line_offsets=lines.offsets[:-1],
                            labels=lines.labels, label_lines=label_lines, label_offsets=lines.label_offsets,
                            ntokens=np.array([ntokens]))
         self.num_lines += lines.num_lines
         self.ntokens += ntokens
+
+
+def _joined(records: list[dict[str, np.ndarray]]) -> Encoded:
+    """Consecutive batches' lines as one ``Encoded`` (each input's row looked up once, in bulk)."""
+    def joined(name: str) -> np.ndarray:
+        return np.concatenate([r[name] for r in records])
+
+    def starts(name: str) -> np.ndarray:  # where each batch's values begin in the joined array
+        sizes = np.array([len(r[name]) for r in records], dtype=np.int64)
+        return np.cumsum(sizes) - sizes
+
+    def per_value(name: str, by: np.ndarray) -> np.ndarray:
+        return np.repeat(by, [len(r[name]) for r in records])
+
+    rows, inputs_at, labels_at = joined("rows"), starts("local_inputs"), starts("labels")
+    inputs = rows[joined("local_inputs") + per_value("local_inputs", starts("rows"))]
+    offsets = np.append(joined("line_offsets") + per_value("line_offsets", inputs_at), len(inputs))
+    label_offsets = np.append(np.concatenate([r["label_offsets"][:-1] for r in records])
+                              + per_value("line_offsets", labels_at), labels_at[-1] + len(records[-1]["labels"]))
+    lines = len(offsets) - 1
+    return Encoded(inputs, offsets.astype(np.int64), joined("labels").astype(np.int32), label_offsets,
+                   np.zeros(lines, dtype=np.int64))
 
 
 def _batch(index: int, record: dict[str, np.ndarray], device: str) -> Batch:
@@ -146,5 +166,5 @@ def _batch(index: int, record: dict[str, np.ndarray], device: str) -> Batch:
         return torch.from_numpy(record[name]).to(device)
 
     return Batch(index, put("rows").long(), put("local_inputs"), put("line_offsets"), put("lines_by_row"),
-                 put("row_offsets"), put("line_scales"), put("labels"), put("label_lines"),
+                 put("row_offsets"), put("line_weights"), put("labels"), put("label_lines"),
                  record["label_offsets"], int(record["ntokens"][0]))

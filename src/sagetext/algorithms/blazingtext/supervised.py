@@ -70,7 +70,7 @@ def sgd_step(model: Model, batch: Batch, lr: float, loss: OutputLoss, seed: tupl
     hidden = F.embedding_bag(batch.local_inputs, touched, batch.line_offsets, mode="mean")
     grad_hidden = loss.update(model.output, hidden, batch, lr, seed)
     delta = F.embedding_bag(batch.lines_by_row, grad_hidden, batch.row_offsets, mode="sum",
-                            per_sample_weights=batch.line_scales[batch.lines_by_row])
+                            per_sample_weights=batch.line_weights)
     model.input.index_copy_(0, batch.rows, touched.add_(delta))
 
 

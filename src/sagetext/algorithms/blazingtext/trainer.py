@@ -131,13 +131,22 @@ def _train(ctx: TrainingContext) -> None:
         data.close()
 
 
+def _segments(run: Run, first: int) -> list[tuple[int, int]]:
+    """The epoch's segments from batch ``first``: SEGMENT_BATCHES long, cut after averaging points."""
+    segments, start = [], first
+    while start < len(run.batches):
+        end = min(start + SEGMENT_BATCHES, len(run.batches))
+        upcoming = [p for p in run.points if p >= start]
+        end = min(end, upcoming[0] + 1) if upcoming else end
+        segments.append((start, end))
+        start = end
+    return segments
+
+
 def _run_epoch(run: Run, state: TrainState) -> None:
     ctx = run.ctx
-    while state.batch < len(run.batches):
-        end = min(state.batch + SEGMENT_BATCHES, len(run.batches))
-        upcoming = [p for p in run.points if p >= state.batch]
-        end = min(end, upcoming[0] + 1) if upcoming else end
-        _run_segment(run, run.batches.read(state.batch, end, ctx.device), state)
+    for start, end in _segments(run, state.batch):
+        _run_segment(run, run.batches.read(start, end, ctx.device), state)
         state.batch = end
         averaged = run.points.count(end - 1)
         for _ in range(averaged):
