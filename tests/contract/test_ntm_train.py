@@ -119,7 +119,10 @@ def test_two_cpu_workers_train_with_ddp(opt_ml: FakeOptMl, shared_data: Path) ->
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     assert len(re.findall(r"#validation:total_loss: ", out)) == 2  # rank 0 alone prints metrics
-    # each worker reads half of the 1,500 training records, and steps cover all of them
-    assert re.search(r"Read 750 train documents", out)
-    assert re.search(r"Epoch 1: train total_loss .*, 1500 documents", out)
+    # each worker reads about half of the 1,500 training records (records go to workers by a hash
+    # of their index), and the steps (as many on each worker) cover nearly all of them
+    read = int(re.search(r"Read (\d+) train documents", out).group(1))
+    assert 650 <= read <= 850, read
+    trained = int(re.search(r"Epoch 1: train total_loss .*, (\d+) documents", out).group(1))
+    assert 1300 <= trained <= 1500, trained
     assert json.loads((opt_ml.model / "topics.json").read_text())["num_topics"] == 8
