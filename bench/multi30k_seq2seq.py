@@ -18,6 +18,8 @@ lowercased, tokenised text (tokenize=none), the convention of Multi30k papers.
 
 ``--quick`` (CPU smoke run): small models (hidden/model 256), 200 updates, BLEU on the first
 100 test sentences; its BLEU means nothing, its tokens/s and model size are real.
+``--small --max-batches N`` (a CPU run to convergence): the same small models, N updates, BLEU on
+the whole test set.
 
     python bench/multi30k_seq2seq.py [--quick] [--direction de-en en-de] [--arch rnn transformer]
 
@@ -110,8 +112,8 @@ def run_one(files: dict[str, Path], work: Path, direction: str, arch: str, args:
     source, target = direction.split("-")
     folder = prepared(files, work, source, target)
     raw = {**COMMON, **RECIPES[arch], "max_num_batches": str(args.max_batches)}
-    if args.quick:
-        raw.update({**QUICK[arch], "checkpoint_frequency_num_batches": "100"})
+    if args.quick or args.small:
+        raw.update({**QUICK[arch], "checkpoint_frequency_num_batches": "100" if args.quick else "300"})
     hp = parse(raw, Spec.load("seq2seq"))
     cfg.check(hp)
     source_vocab, target_vocab = seq2seq.read_vocab_channel(_channel(folder, "vocab"))
@@ -124,11 +126,11 @@ def run_one(files: dict[str, Path], work: Path, direction: str, arch: str, args:
     started = time.monotonic()
     best = trainer.fit()
     train_seconds = time.monotonic() - started
-    model_dir = work / f"model.{direction}.{arch}{'.quick' if args.quick else ''}"
+    model_dir = work / f"model.{direction}.{arch}{'.quick' if args.quick else '.small' if args.small else ''}"
     write_model(model_dir, best, trainer, hp.as_strings())
     bleu, decode_seconds, sentences = bleu_on_test(model_dir, files, source, target, 100 if args.quick else None)
     return {
-        "direction": direction, "arch": arch, "quick": args.quick, "device": device,
+        "direction": direction, "arch": arch, "quick": args.quick, "small": args.small, "device": device,
         "hyperparameters": raw, "updates": trainer.state.updates, "epochs": trainer.state.epoch,
         "best_validation_perplexity": trainer.state.best_metric,
         "train_target_tokens_per_s": round(trainer.tokens_per_second),
@@ -167,6 +169,8 @@ def bleu_on_test(model_dir: Path, files: dict[str, Path], source: str, target: s
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="CPU smoke run: small models, 200 updates")
+    parser.add_argument("--small", action="store_true",
+                        help="the quick run's small models, --max-batches updates, BLEU on the whole test set")
     parser.add_argument("--direction", nargs="+", default=["de-en", "en-de"], choices=["de-en", "en-de"])
     parser.add_argument("--arch", nargs="+", default=["rnn", "transformer"], choices=["rnn", "transformer"])
     parser.add_argument("--max-batches", type=int, help="update limit (default 200 quick, 20000 full)")
