@@ -137,11 +137,12 @@ def line_pairs(source: Path, target: Path) -> Iterator[tuple[int, str, str]]:
 def read_pairs(source: Path, target: Path, encode_source: Callable[[str], list[int]],
                encode_target: Callable[[str], list[int]]) -> PairStore:
     """Line ``i`` of ``source`` with line ``i`` of ``target`` (``line_pairs``), encoded, into a
-    ``PairStore`` on disk; pairs with a blank side are skipped."""
+    ``PairStore`` on disk; pairs with a side that encodes to no token are skipped."""
     pairs = PairStore()
     for _, s, t in line_pairs(source, target):
-        if s.strip() and t.strip():
-            pairs.append(np.array(encode_source(s), dtype=np.int64), np.array(encode_target(t), dtype=np.int64))
+        source_ids, target_ids = encode_source(s), encode_target(t)
+        if source_ids and target_ids:  # a side with no token (blank, or only what the tokenizer drops) is skipped
+            pairs.append(np.array(source_ids, dtype=np.int64), np.array(target_ids, dtype=np.int64))
     if not len(pairs):
         raise ClientError(f"{source.name} / {target.name}: no sentence pairs (every line pair has a blank side)")
     return pairs
