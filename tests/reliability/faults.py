@@ -9,6 +9,7 @@ import lzma
 import os
 import random
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -163,6 +164,20 @@ class Watched:
             assert self.process.poll() is None or sum(needle in line for line in self.lines) >= count, self.output()
             assert time.monotonic() < deadline, f"no {needle!r} within {timeout} s:\n{self.output()}"
             time.sleep(0.01)
+
+    def sigterm(self, timeout: float) -> tuple[int, float, str, int]:
+        """Send SIGTERM once a checkpoint is saved; (exit code, seconds to exit, output, checkpoints
+        saved before the signal). Skips the test when the job finished before the signal."""
+        self.wait_for("Saved checkpoint")
+        saved_before = sum("Saved checkpoint" in line for line in self.lines)
+        self.process.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        code = self.process.wait(timeout)
+        elapsed = time.monotonic() - started
+        log = self.output()
+        if "Training job finished" in log:
+            pytest.skip("the job finished before SIGTERM arrived")
+        return code, elapsed, log, saved_before
 
     def output(self) -> str:
         self.reader.join(timeout=0.1 if self.process.poll() is None else 10)

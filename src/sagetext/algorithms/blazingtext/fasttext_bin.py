@@ -183,8 +183,9 @@ def _check_shapes(name: str, args: Args, d: Dictionary, matrix_in: np.ndarray, m
                   ngram_rows: np.ndarray | None) -> None:
     if matrix_in.shape[1] != args.dim or matrix_out.shape[1] != args.dim:
         raise ClientError(f"{name}: matrix widths {matrix_in.shape[1]}, {matrix_out.shape[1]} differ from dim={args.dim}")
+    # a pruned model keeps the n-gram rows its index names (fastText keeps exactly those)
     ngrams = args.bucket if ngram_rows is None else int(ngram_rows.max(initial=-1)) + 1
-    if (matrix_in.shape[0] != d.nwords + ngrams) if ngram_rows is None else (matrix_in.shape[0] < d.nwords + ngrams):
+    if matrix_in.shape[0] != d.nwords + ngrams:
         raise ClientError(f"{name}: input matrix has {matrix_in.shape[0]} rows, expected words + n-gram rows = "
                           f"{d.nwords} + {ngrams}")
     if args.model == 3 and matrix_out.shape[0] != d.nlabels:

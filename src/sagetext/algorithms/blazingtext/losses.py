@@ -72,9 +72,9 @@ def _binary_logistic(output: torch.Tensor, hidden: torch.Tensor, rows: torch.Ten
 
 
 class NegativeSampling(Softmax):
-    def __init__(self, label_counts: np.ndarray, negatives: int, device: str) -> None:
+    def __init__(self, label_counts: np.ndarray, negatives: int) -> None:
         weights = np.sqrt(np.asarray(label_counts, dtype=np.float64))
-        self.probabilities = torch.from_numpy(weights / weights.sum()).to(device)
+        self.probabilities = torch.from_numpy(weights / weights.sum())  # drawn on the CPU (seeded generator)
         self.negatives = negatives if len(label_counts) > 1 else 0
 
     def update(self, output: torch.Tensor, hidden: torch.Tensor, batch: Batch, lr: float,
@@ -91,7 +91,7 @@ class NegativeSampling(Softmax):
         shape = (len(targets), self.negatives)
 
         def draw(count: int) -> torch.Tensor:
-            return torch.multinomial(self.probabilities.cpu(), count, replacement=True,
+            return torch.multinomial(self.probabilities, count, replacement=True,
                                      generator=generator).to(targets.device)
 
         drawn = draw(shape[0] * shape[1]).view(shape)
@@ -127,7 +127,7 @@ def make(loss: str, label_counts: np.ndarray, negatives: int, device: str) -> Ou
     if loss == "ova":
         return OneVsAll()
     if loss == "ns":
-        return NegativeSampling(label_counts, negatives, device)
+        return NegativeSampling(label_counts, negatives)
     if loss == "hs":
         return HierarchicalSoftmax(label_counts, device)
     raise ValueError(f"unknown loss {loss!r}")

@@ -157,12 +157,23 @@ class ProgressReporter:
         epochs = min(self.done + self.words / self.words_per_epoch, self.schedule.epochs)
         progress = epochs / max(self.schedule.epochs, 1)
         alpha = self.schedule.at(epochs)
-        log.info("Alpha: %.4f  Progress: %.2f%%  Million Words/sec: %.2f",
-                 alpha, 100 * progress, self.words / self.seconds / 1e6)
+        log_progress(alpha, progress, self.words / self.seconds)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             self.log_line()
+
+
+def log_progress(alpha: float, progress: float, words_per_second: float) -> None:
+    """BlazingText's progress line (``progress`` a fraction of the whole run)."""
+    log.info("Alpha: %.4f  Progress: %.2f%%  Million Words/sec: %.2f", alpha, 100 * progress, words_per_second / 1e6)
+
+
+def log_finished(words_per_second: float, seconds: float) -> None:
+    """BlazingText's lines at the end of training."""
+    log.info("Training finished!")
+    log.info("Average throughput in Million words/sec: %.2f", words_per_second / 1e6)
+    log.info("Total training time in seconds: %.2f", seconds)
 
 
 def train_word2vec(ctx: TrainingContext) -> None:
@@ -188,9 +199,7 @@ def train_word2vec(ctx: TrainingContext) -> None:
     with ProgressReporter(corpus, model.corpus_total_words, schedule, schedule.origin) as progress:
         train_epochs(ctx, model, corpus, schedule, position)
         progress.log_line()
-    log.info("Training finished!")
-    log.info("Average throughput in Million words/sec: %.2f", progress.words / progress.seconds / 1e6)
-    log.info("Total training time in seconds: %.2f", progress.seconds)
+    log_finished(progress.words / progress.seconds, progress.seconds)
     vectors = to_word_vectors(model)
     write_artifacts(ctx.model_dir, vectors, fasttext_fields(model, hp) if vectors.subwords else None)
     if hp.evaluation:

@@ -9,14 +9,12 @@ what the GPU did, not what the host queued.
 
 from __future__ import annotations
 
-import logging
 import time
 
 import torch
 
 from sagetext.algorithms.blazingtext.gpu.batches import MIN_ALPHA_FRACTION
-
-log = logging.getLogger(__name__)
+from sagetext.algorithms.blazingtext.word2vec import log_finished, log_progress
 
 PROGRESS_SECONDS = 5.0
 
@@ -45,9 +43,7 @@ class Progress:
     def finish(self) -> None:
         self._log_line()
         if self.enabled:
-            log.info("Training finished!")
-            log.info("Average throughput in Million words/sec: %.2f", self.words / self.seconds / 1e6)
-            log.info("Total training time in seconds: %.2f", self.seconds)
+            log_finished(self.words / self.seconds, self.seconds)
 
     def _log_line(self) -> None:
         if self.device.type == "cuda":
@@ -57,5 +53,4 @@ class Progress:
             return
         done = min(self.words / self.total_words, 1.0)
         alpha = self.learning_rate * max(1.0 - done, MIN_ALPHA_FRACTION)
-        log.info("Alpha: %.4f  Progress: %.2f%%  Million Words/sec: %.2f",
-                 alpha, 100 * done, self.words / self.seconds / 1e6)
+        log_progress(alpha, done, self.words / self.seconds)
