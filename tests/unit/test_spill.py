@@ -74,9 +74,10 @@ def test_batches_do_not_depend_on_how_the_lines_arrive_in_blocks() -> None:
     for x, y in zip(whole.read(0, 11, "cpu"), pieces.read(0, 11, "cpu")):
         for name in ("rows", "local_inputs", "line_offsets", "lines_by_row", "row_offsets", "line_weights", "labels"):
             assert getattr(x, name).tolist() == getattr(y, name).tolist(), name
-    # The plans give back the lines they were made from.
+    # The plans give back the lines they were made from (rows in training order).
     back = Encoded.concatenate(list(pieces.lines(per_read=4)))
-    np.testing.assert_array_equal(back.inputs, data.inputs)
+    assert pieces.row_order is not None
+    np.testing.assert_array_equal(pieces.row_order[back.inputs], data.inputs)
     np.testing.assert_array_equal(back.offsets, data.offsets)
     np.testing.assert_array_equal(back.labels, data.labels)
     np.testing.assert_array_equal(back.label_offsets, data.label_offsets)
@@ -87,10 +88,13 @@ def test_a_batch_plan_maps_each_input_to_its_row() -> None:
     data = lines(rng, LINES_PER_BATCH, rows=50)
     planned = PlannedBatches(50)
     planned.add(data)
+    planned.finish()
     (batch,) = planned.read(0, 1, "cpu")
     rows, local = batch.rows.numpy(), batch.local_inputs.numpy()
-    assert len(set(rows.tolist())) == len(rows)  # distinct
-    np.testing.assert_array_equal(rows[local], data.inputs)
+    assert sorted(rows.tolist()) == list(range(len(rows)))  # distinct, numbered in order of first use
+    assert planned.row_order is not None
+    np.testing.assert_array_equal(planned.row_order[rows[local]], data.inputs)
+    assert sorted(planned.row_order.tolist()) == list(range(50))  # the rows never used come after
     # Grouped by row: each row's group lists the lines that use it, once per use.
     ends = np.append(batch.row_offsets.numpy()[1:], len(local))
     line_of_input = np.repeat(np.arange(data.num_lines), np.diff(data.offsets))
@@ -102,6 +106,29 @@ def test_a_batch_plan_maps_each_input_to_its_row() -> None:
     targets = batch.targets((0, 0, 0)).numpy()
     for j, target in enumerate(targets):
         assert target in data.labels[data.label_offsets[j]:data.label_offsets[j + 1]]
+
+
+def test_rows_are_numbered_by_first_use_across_batches_unless_workers_share_the_order() -> None:
+    rng = np.random.default_rng(4)
+    data = lines(rng, 3 * LINES_PER_BATCH, rows=1000)
+    planned = PlannedBatches(1000)
+    planned.add(data)
+    planned.finish()
+    seen: set[int] = set()
+    for batch in planned.read(0, 3, "cpu"):
+        rows = batch.rows.numpy()
+        assert planned.row_order is not None
+        inputs = set(planned.row_order[rows].tolist())
+        new = sorted(r for r in rows.tolist() if planned.row_order[r] not in seen)
+        assert new == list(range(len(seen), len(seen) + len(new)))  # a batch's new rows side by side
+        seen |= inputs
+    shared = PlannedBatches(1000, renumber=False)
+    shared.add(data)
+    shared.finish()
+    assert shared.row_order is None
+    (batch, *_) = shared.read(0, 3, "cpu")
+    np.testing.assert_array_equal(batch.rows.numpy()[batch.local_inputs.numpy()],
+                                  data.inputs[:data.offsets[LINES_PER_BATCH]])
 
 
 def test_take_reads_any_records_in_the_order_asked() -> None:

@@ -6,6 +6,12 @@ them, the lines grouped by row (to scatter the input gradient), and the labels. 
 go to a ``Spill`` (a temporary file), not to memory, so a channel of any size trains in the
 same memory; each epoch reads them back a segment at a time (from the page cache when memory
 allows) as zero-copy tensors.
+
+Planning also renumbers the input rows in the order training first uses them (``row_order``):
+the rows a batch meets for the first time (mostly its rare words and hashed word n-grams)
+then lie side by side in the weight matrix instead of scattered over millions of buckets, so
+a step's gather and scatter read whole cache lines (IMDB: SGD about 1.4x faster). The model
+trains in this order and is put back in fastText's order before it is saved.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ class Batch:
     """One step's lines: the distinct rows they use and how lines map onto them, and labels."""
 
     index: int  # position in the epoch
-    rows: torch.Tensor  # int64 distinct input rows used by the batch
+    rows: torch.Tensor  # int64 distinct training rows used by the batch (see ``row_order``)
     local_inputs: torch.Tensor  # int32 index into ``rows`` for each input of each line
     line_offsets: torch.Tensor  # int32 start of each line in ``local_inputs``
     lines_by_row: torch.Tensor  # int32 line (within the batch) of each input, grouped by row
@@ -68,12 +74,18 @@ class Batch:
 class PlannedBatches:
     """The batches of one worker's training lines, planned into a spill file (see module doc)."""
 
-    def __init__(self, input_rows: int) -> None:
+    def __init__(self, input_rows: int, renumber: bool = True) -> None:
         self._spill = Spill(_FIELDS)
-        self._last_seen = np.empty(input_rows, dtype=np.int64)
+        self._last_seen = np.empty(input_rows, dtype=np.int32)
+        # Training row of each input row, -1 until first used (identity when not renumbering).
+        self._number = (np.full(input_rows, -1, dtype=np.int32) if renumber
+                        else np.arange(input_rows, dtype=np.int32))
+        self._renumber = renumber
+        self._numbered = 0
         self._pending: Encoded | None = None
         self.num_lines = 0
         self.ntokens = 0
+        self.row_order: np.ndarray | None = None  # input row of each training row (finish); None: the same
 
     def __len__(self) -> int:
         return len(self._spill)
@@ -92,18 +104,27 @@ class PlannedBatches:
         self._pending = lines.lines(full, lines.num_lines) if full < lines.num_lines else None
 
     def finish(self) -> "PlannedBatches":
-        """Plan the last, shorter batch."""
+        """Plan the last, shorter batch, and number the rows training never uses after the rest."""
         if self._pending is not None:
             self._plan(self._pending)
             self._pending = None
+        if self._renumber and self.row_order is None:
+            unused = np.flatnonzero(self._number < 0)
+            self._number[unused] = np.arange(self._numbered, self._numbered + len(unused), dtype=np.int32)
+            self.row_order = np.empty(len(self._number), dtype=np.int64)
+            self.row_order[self._number] = np.arange(len(self._number))
         return self
+
+    def training_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Input rows (fastText's numbering) as training rows (after ``finish``)."""
+        return self._number[rows]
 
     def read(self, first: int, last: int, device: str) -> list[Batch]:
         """Batches ``first`` to ``last`` (exclusive) as tensors on ``device``."""
         return [_batch(first + i, record, device) for i, record in enumerate(self._spill.read(first, last))]
 
     def lines(self, per_read: int = 256) -> Iterator[Encoded]:
-        """The planned lines back as input rows and labels, ``per_read`` batches at a time."""
+        """The planned lines back as training rows and labels, ``per_read`` batches at a time."""
         for first in range(0, len(self), per_read):
             records = self._spill.read(first, min(first + per_read, len(self)))
             yield _joined(records)
@@ -113,14 +134,19 @@ class PlannedBatches:
 
     def _plan(self, lines: Encoded) -> None:
         ids, lengths = lines.inputs, np.diff(lines.offsets)
-        positions = np.arange(len(ids), dtype=np.int64)
+        positions = np.arange(len(ids), dtype=np.int32)  # int32 throughout: half the cache misses
         last_seen = self._last_seen
         last_seen[ids] = positions  # one position per distinct row survives
         representative = last_seen[ids]
         is_first = representative == positions
-        rank = np.cumsum(is_first) - 1
+        rank = np.cumsum(is_first, dtype=np.int32) - 1
         local = rank[representative]  # index of each input's row among the distinct rows
         distinct = ids[is_first]
+        rows = self._number[distinct]
+        fresh = rows < 0
+        rows[fresh] = np.arange(self._numbered, self._numbered + int(fresh.sum()), dtype=np.int32)
+        self._number[distinct[fresh]] = rows[fresh]
+        self._numbered += int(fresh.sum())
         line = np.repeat(np.arange(lines.num_lines, dtype=np.int32), lengths)
         keys = local.astype(np.uint16) if len(distinct) <= 1 << 16 else local  # 16-bit keys: numpy radix sort
         order = np.argsort(keys, kind="stable")
@@ -131,7 +157,7 @@ class PlannedBatches:
         ntokens = int(lines.ntokens.sum())
         by_row = line[order]
         scales = (1.0 / np.maximum(lengths, 1)).astype(np.float32)
-        self._spill.append(rows=distinct, row_offsets=row_offsets, local_inputs=local, lines_by_row=by_row,
+        self._spill.append(rows=rows, row_offsets=row_offsets, local_inputs=local, lines_by_row=by_row,
                            line_weights=scales[by_row], line_offsets=lines.offsets[:-1],
                            labels=lines.labels, label_lines=label_lines, label_offsets=lines.label_offsets,
                            ntokens=np.array([ntokens]))

@@ -60,11 +60,16 @@ class PreparedData:
     dictionary: Dictionary
     buckets: int  # n-gram rows actually used (0 when word_ngrams is 1, as fastText)
     train: PlannedBatches  # this worker's trainable lines, in batches
-    validation: EncodedLines | None
+    validation: EncodedLines | None  # inputs as training rows, like ``train``
 
     @property
     def input_rows(self) -> int:
         return self.dictionary.nwords + self.buckets
+
+    @property
+    def row_order(self) -> np.ndarray | None:
+        """The input row (fastText's numbering) of each training row; None: the same."""
+        return self.train.row_order
 
     def close(self) -> None:
         self.train.close()
@@ -91,15 +96,17 @@ def prepare(ctx: TrainingContext) -> PreparedData:
                          hp.word_ngrams, buckets).trainable()
         tokens.close()
 
-    train = PlannedBatches(dictionary.nwords + buckets)
+    # Workers average their weights row by row, so they keep one row order: fastText's.
+    train = PlannedBatches(dictionary.nwords + buckets, renumber=ctx.world_size == 1)
     for lines in encoded(train_tokens):
         train.add(lines)
+    train.finish()
     validation = None
     if validation_tokens is not None:
         validation = EncodedLines()
         for lines in encoded(validation_tokens):
-            validation.add(lines)
-    return PreparedData(dictionary, buckets, train.finish(), validation)
+            validation.add(lines.with_inputs(train.training_rows(lines.inputs)))
+    return PreparedData(dictionary, buckets, train, validation)
 
 
 def merged_dictionary(counts: TokenCounts, table: TokenTable, min_count: int) -> Dictionary:

@@ -125,6 +125,10 @@ class Encoded:
         return Encoded(self.inputs[a:b], self.offsets[first:last + 1] - a, self.labels[la:lb],
                        self.label_offsets[first:last + 1] - la, self.ntokens[first:last])
 
+    def with_inputs(self, inputs: np.ndarray) -> "Encoded":
+        """The same lines with their inputs replaced (renumbered)."""
+        return Encoded(inputs, self.offsets, self.labels, self.label_offsets, self.ntokens)
+
     def trainable(self) -> "Encoded":
         """Lines with at least one input row and one known label (fastText skips the others)."""
         keep = (np.diff(self.offsets) > 0) & (np.diff(self.label_offsets) > 0)

@@ -1,9 +1,10 @@
 """The training state a spot restart needs, and saving / resuming it through ``ctx.checkpoints``.
 
-A checkpoint holds the weights (and the best weights so far when early stopping), where
-training stood (epoch, batch, averagings done, learning-rate progress), the early-stopping
-counters, and a fingerprint of the vocabulary: the data is read again on restart, and a
-checkpoint made from other data is refused rather than silently mixed in.
+A checkpoint holds the weights, rows in fastText's order (and the best weights so far when
+early stopping), where training stood (epoch, batch, averagings done, learning-rate
+progress), the early-stopping counters, and a fingerprint of the vocabulary: the data is
+read again on restart, and a checkpoint made from other data is refused rather than
+silently mixed in.
 """
 
 from __future__ import annotations
@@ -50,10 +51,10 @@ def save(ctx: TrainingContext, dictionary: Dictionary, model: Model, state: Trai
         "batch": state.batch, "averages_done": state.averages_done,
         "progress": state.tokens_done / max(total_tokens, 1), "best_accuracy": state.best_accuracy,
         "epochs_without_improvement": state.epochs_without_improvement,
-        "input": model.input.cpu(), "output": model.output.cpu(),
+        "input": model.fasttext_input(), "output": model.output.cpu(),
     }
     if state.best is not None:
-        payload["best_input"], payload["best_output"] = state.best.input.cpu(), state.best.output.cpu()
+        payload["best_input"], payload["best_output"] = state.best.fasttext_input(), state.best.output.cpu()
     ctx.checkpoints.save(payload)
 
 
@@ -70,7 +71,7 @@ def resume(ctx: TrainingContext, dictionary: Dictionary, model: Model, total_tok
     if saved.get("format") != CHECKPOINT_FORMAT or saved.get("vocabulary") != fingerprint(dictionary):
         raise ClientError(f"checkpoint {ctx.checkpoints.path} was made from different training data (its "
                           "vocabulary differs); remove it to start afresh")
-    model.input.copy_(saved["input"])
+    model.load_fasttext_input_(saved["input"])
     model.output.copy_(saved["output"])
     state = TrainState(epoch=int(saved["epoch"]), batch=int(saved["batch"]), averages_done=int(saved["averages_done"]),
                        tokens_done=int(round(float(saved["progress"]) * total_tokens)),
@@ -79,7 +80,9 @@ def resume(ctx: TrainingContext, dictionary: Dictionary, model: Model, total_tok
     if ctx.world_size > 1 and state.averages_done:
         state.batch = averaging_points[state.averages_done - 1] + 1
     if "best_input" in saved:
-        state.best = Model(saved["best_input"].to(ctx.device), saved["best_output"].to(ctx.device))
+        state.best = model.clone()
+        state.best.load_fasttext_input_(saved["best_input"])
+        state.best.output.copy_(saved["best_output"])
     if ctx.is_writer:
         log.info("Resuming from checkpoint at epoch %d (batch %d)", state.epoch + 1, state.batch)
     return state

@@ -31,20 +31,42 @@ PREDICT_CHUNK_LINES = 4096
 
 @dataclass
 class Model:
-    """``input``: (rows, dim), rows = words + n-gram buckets; ``output``: (labels, dim)."""
+    """``input``: (rows, dim), rows = words + n-gram buckets; ``output``: (labels, dim).
+
+    ``input`` holds its rows in training order (``batches``: row ``i`` is fastText's row
+    ``order[i]``); ``fasttext_input`` puts them back in fastText's order.
+    """
 
     input: torch.Tensor
     output: torch.Tensor
+    order: torch.Tensor | None = None  # fastText's row of each row of ``input``; None: the same
 
     @classmethod
-    def initial(cls, rows: int, nlabels: int, dim: int, seed: int, device: str) -> "Model":
-        """fastText's start: input uniform in (-1/dim, 1/dim), output zero."""
+    def initial(cls, rows: int, nlabels: int, dim: int, seed: int, device: str,
+                order: np.ndarray | None = None) -> "Model":
+        """fastText's start: input uniform in (-1/dim, 1/dim), output zero.
+
+        The rows are drawn in training order (a permutation of i.i.d. rows is as random)."""
         generator = torch.Generator().manual_seed(seed)
         weights = torch.empty(rows, dim).uniform_(-1.0 / dim, 1.0 / dim, generator=generator)
-        return cls(weights.to(device), torch.zeros(nlabels, dim, device=device))
+        index = None if order is None else torch.from_numpy(order)
+        return cls(weights.to(device), torch.zeros(nlabels, dim, device=device), index)
+
+    def fasttext_input(self) -> torch.Tensor:
+        """The input matrix with its rows in fastText's order, on the CPU."""
+        weights = self.input.cpu()
+        if self.order is None:
+            return weights
+        ordered = torch.empty_like(weights)
+        ordered[self.order] = weights
+        return ordered
+
+    def load_fasttext_input_(self, weights: torch.Tensor) -> None:
+        """Set the input matrix from rows in fastText's order."""
+        self.input.copy_(weights if self.order is None else weights[self.order])
 
     def clone(self) -> "Model":
-        return Model(self.input.clone(), self.output.clone())
+        return Model(self.input.clone(), self.output.clone(), self.order)
 
     def copy_(self, other: "Model") -> None:
         self.input.copy_(other.input)

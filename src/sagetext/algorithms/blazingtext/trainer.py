@@ -106,7 +106,7 @@ def _train(ctx: TrainingContext) -> None:
     clock = time.monotonic()
     data = prepare(ctx)
     prepared = time.monotonic()
-    model = Model.initial(data.input_rows, data.dictionary.nlabels, hp.vector_dim, hp.seed, ctx.device)
+    model = Model.initial(data.input_rows, data.dictionary.nlabels, hp.vector_dim, hp.seed, ctx.device, data.row_order)
     run = Run(ctx, data, model)
     state = checkpointing.resume(ctx, data.dictionary, model, run.total_tokens, run.points)
     log.info("Training on %s with %d thread(s): %d lines in %d batches (%.0f MB spilled); data ready in %.2f s, "
@@ -261,15 +261,21 @@ def _sum(ctx: TrainingContext, value: int) -> int:
 
 
 def _finish(run: Run, started: float) -> None:
+    """Write ``model.bin`` (in a thread: its row reordering and writing overlap the accuracy
+    passes, which take the other core) and log the final figures."""
     ctx, data = run.ctx, run.data
-    train_accuracy = _accuracy(run, data.train)
-    train_examples = _sum(ctx, data.train.num_lines)
-    validation = data.validation
-    validation_accuracy = _accuracy(run, validation) if validation is not None else 0.0
-    validation_examples = _sum(ctx, validation.num_lines) if validation is not None else 0
-    if not ctx.is_writer:
-        return
-    write_model(ctx, data, run.model)
+    with ThreadPoolExecutor(1, thread_name_prefix="write-model") as writer:
+        written = writer.submit(write_model, ctx, data, run.model) if ctx.is_writer else None
+        train_accuracy = _accuracy(run, data.train)
+        train_examples = _sum(ctx, data.train.num_lines)
+        validation = data.validation
+        validation_accuracy = _accuracy(run, validation) if validation is not None else 0.0
+        validation_examples = _sum(ctx, validation.num_lines) if validation is not None else 0
+        if written is None:
+            return
+        written.result()
+    log.info("Saved %s (%d words, %d labels, %d buckets)", ctx.model_dir / MODEL_FILE, data.dictionary.nwords,
+             data.dictionary.nlabels, data.buckets)
     log.info("Training finished.")
     log.info("Average throughput in Million words/sec: %.2f", run.words_per_second() / 1e6)
     log.info("Total training time in seconds: %.2f", time.monotonic() - started)
@@ -287,7 +293,5 @@ def write_model(ctx: TrainingContext, data: PreparedData, model: Model) -> None:
     args = fasttext_bin.Args(dim=hp.vector_dim, word_ngrams=hp.word_ngrams, bucket=data.buckets,
                              epoch=hp.epochs, min_count=hp.min_count, loss=fasttext_bin.LOSS_CODES[hp.loss],
                              neg=hp.negative_samples)
-    ft = fasttext_bin.FastTextModel(args, data.dictionary, model.input.cpu().numpy(), model.output.cpu().numpy())
+    ft = fasttext_bin.FastTextModel(args, data.dictionary, model.fasttext_input().numpy(), model.output.cpu().numpy())
     write_atomic(ctx.model_dir / MODEL_FILE, lambda f: fasttext_bin.write(f, ft))
-    log.info("Saved %s (%d words, %d labels, %d buckets)", ctx.model_dir / MODEL_FILE, data.dictionary.nwords,
-             data.dictionary.nlabels, data.buckets)
