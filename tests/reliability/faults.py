@@ -48,7 +48,7 @@ RESUMED = {"ntm": r"Resumed from checkpoint \S+ at epoch (\d+)",
 WORD2VEC_WORDS = 1_200_000
 WORD2VEC_RHO_TOLERANCE = 0.06
 WORDSIM = ("EN-MEN-TR-3k.txt", "EN-WS-353-ALL.txt")
-GENSIM = {"SAGETEXT_WORD2VEC_ENGINE": "gensim"}  # the word2vec engine that checkpoints (the PyTorch one does not yet)
+GENSIM = {"SAGETEXT_WORD2VEC_ENGINE": "gensim"}  # the default engine; the PyTorch one: test_word2vec_torch.py
 ALGORITHMS = [pytest.param(a, marks=pytest.mark.data) if a == "word2vec" else a for a in JOBS]  # data: ../shared/data
 
 

@@ -8,14 +8,16 @@ gensim and fastText load, and two gloo workers against one.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import lzma
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -28,12 +30,13 @@ from sagetext.algorithms.blazingtext.gpu.batches import Sampler, Windows, Window
 from sagetext.algorithms.blazingtext.gpu.corpus_ids import read_corpus_ids
 from sagetext.algorithms.blazingtext.gpu.input_rows import InputRows
 from sagetext.algorithms.blazingtext.gpu.step import cbow_update, skipgram_update
+from sagetext.algorithms.blazingtext.gpu import state as gpu_state, trainer as gpu_trainer
 from sagetext.algorithms.blazingtext.gpu.trainer import train_word2vec
 from sagetext.algorithms.blazingtext.vectors import Subwords, read_vectors
 from sagetext.algorithms.blazingtext.word2vec import read_sentences
 from sagetext.contract.channels import Channel
 from sagetext.contract.checkpoints import Checkpoints
-from sagetext.contract.context import TrainingContext
+from sagetext.contract.context import TrainingContext, TrainingStopped
 from sagetext.contract.hyperparameters import Spec, parse
 from sagetext.contract.metrics import MetricLogger
 from sagetext.contract.paths import Paths
@@ -369,3 +372,118 @@ def test_two_gloo_workers_reach_one_workers_quality(tmp_path: Path, corpus_slice
     assert "Launching 2 worker(s)" in done.stdout and "with 2 worker(s)" in done.stdout
     assert done.stdout.count("#mean_rho") == 1  # rank 0 alone writes metrics
     assert ws353(opt_ml.model) == pytest.approx(ws353(one_worker.model_dir), abs=0.04)
+
+
+# ---------------------------------------------------------------- checkpoints and resuming
+
+
+def checkpointed_ctx(root: Path, text: bytes, checkpoints: Path, **hp: str) -> TrainingContext:
+    ctx = make_ctx(root, text, **hp)
+    return dataclasses.replace(ctx, checkpoints=Checkpoints(checkpoints, ctx.hyperparameters))
+
+
+CHOOSE_UPDATE = gpu_trainer.choose_update
+
+
+def counting_updates(monkeypatch: pytest.MonkeyPatch, on_step: Callable[[int], None]) -> None:
+    """Make the engine call ``on_step(n)`` before its n-th update (replacing any earlier hook)."""
+    choose = CHOOSE_UPDATE
+
+    def counting(*args: Any, **kwargs: Any) -> tuple[Any, str]:
+        update, kind = choose(*args, **kwargs)
+        calls = iter(range(1, 1 << 62))
+
+        def counted(*step: Any) -> None:
+            on_step(next(calls))
+            update(*step)
+        return counted, kind
+
+    monkeypatch.setattr(gpu_trainer, "choose_update", counting)
+
+
+@pytest.mark.slow
+def test_stop_then_resume_gives_the_uninterrupted_model(tmp_path: Path, corpus_slice: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM in the middle of epoch 2: a checkpoint at the next sync, and the restarted job
+    replays the epoch's draws up to it and ends with exactly the uninterrupted job's vectors."""
+    with corpus_slice.open("rb") as f:
+        text = f.read(600_000)  # about 100k words of real text
+    hp = {"mode": "skipgram", "epochs": "3", "vector_dim": "16", "evaluation": "false", "min_count": "3"}
+    steps: list[int] = []
+    counting_updates(monkeypatch, steps.append)
+    whole = checkpointed_ctx(tmp_path / "whole", text, tmp_path / "whole_ckpt", **hp)
+    train_word2vec(whole)
+    steps = list(steps)
+    assert [p.name for p in (tmp_path / "whole_ckpt").iterdir()] == ["checkpoint.pt"]
+
+    stopped = checkpointed_ctx(tmp_path / "stopped", text, tmp_path / "ckpt", **hp)
+    stop_at = len(steps) // 2  # in epoch 2 of 3
+    counting_updates(monkeypatch, lambda n: stopped.stop_requested.set() if n == stop_at else None)
+    with pytest.raises(TrainingStopped, match="in epoch 2, at sync"):
+        train_word2vec(stopped)
+    saved = torch.load(tmp_path / "ckpt" / "checkpoint.pt", weights_only=True)
+    assert saved["epoch"] == 1 and 0 < saved["syncs"] < 16
+    resumed_steps: list[int] = []
+    counting_updates(monkeypatch, resumed_steps.append)
+    resumed = checkpointed_ctx(tmp_path / "resumed", text, tmp_path / "ckpt", **hp)
+    train_word2vec(resumed)
+    assert stop_at <= len(steps) - len(resumed_steps) <= stop_at + len(steps) // 3 // 16 + 1  # on from the sync
+    a, b = read_vectors(whole.model_dir / "vectors.bin"), read_vectors(resumed.model_dir / "vectors.bin")
+    assert a.words == b.words
+    np.testing.assert_array_equal(a.rows, b.rows)
+
+
+def test_a_resumed_job_with_more_epochs_continues_the_rate_from_where_it_stood() -> None:
+    values = parse({"mode": "cbow", "epochs": "4", "learning_rate": "0.05"}, Spec.load("blazingtext"))
+    saved = gpu_state.Position(epoch=1, syncs=8, epochs_done=1.5, origin=0.0, origin_rate=None, epochs=2)
+    settings = gpu_trainer._window_settings(values, saved, n_words=10, repeat_cap=None)
+    rates = settings.rates(torch.tensor([1.5, 2.75, 4.0])).tolist()
+    assert rates[0] == pytest.approx(0.05 * (1 - 1.5 / 2))  # where the 2-epoch line stood
+    assert rates[1] == pytest.approx(rates[0] / 2)  # then linearly down...
+    assert rates[2] == pytest.approx(0.05 * 1e-4)  # ...to the floor at the new end
+    same = gpu_trainer._window_settings(values, dataclasses.replace(saved, epochs=4), n_words=10, repeat_cap=None)
+    assert same.rates(torch.tensor([2.0])).item() == pytest.approx(0.05 * 0.5)  # same epochs: the saved line
+
+
+def test_a_gensim_checkpoint_is_refused_by_the_torch_engine(tmp_path: Path) -> None:
+    text = " ".join(f"w{i % 7} w{i % 3}" for i in range(3000)).encode()
+    ctx = checkpointed_ctx(tmp_path, text, tmp_path / "ckpt", mode="cbow", vector_dim="8", epochs="1",
+                           evaluation="false")
+    ctx.checkpoints.save({"format": "sagetext-word2vec-checkpoint/1"})
+    with pytest.raises(ClientError, match="not a checkpoint of the PyTorch word2vec engine"):
+        train_word2vec(ctx)
+
+
+@pytest.mark.slow
+def test_two_workers_stopped_by_sigterm_resume_to_the_uninterrupted_model(tmp_path: Path, corpus_slice: Path) -> None:
+    """Two gloo workers through the real launcher: SIGTERM after epoch 1 stops both at a sync
+    they agree on (exit 143, a checkpoint), and the restarted job ends with exactly the vectors
+    of an uninterrupted two-worker job."""
+    from tests.reliability.faults import Watched, run_job
+
+    with corpus_slice.open("rb") as f:
+        text = f.read(1_200_000)
+    env = {ENGINE_ENV: "torch", "SAGETEXT_CPU_WORKERS": "2"}
+
+    def job(name: str) -> FakeOptMl:
+        opt_ml = FakeOptMl(tmp_path / name)
+        opt_ml.hyperparameters({"mode": "skipgram", "epochs": "4", "vector_dim": "16", "evaluation": "false",
+                                "min_count": "3"})
+        opt_ml.channel("train", {"corpus.txt": text})
+        opt_ml.checkpoints(tmp_path / f"{name}_checkpoints")
+        return opt_ml
+
+    whole = job("whole")
+    done = run_job(whole, "word2vec", env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    stopped = job("stopped")
+    watched = Watched(stopped, "word2vec", env)
+    code, _, log, _ = watched.sigterm(timeout=120)
+    assert code == 143, log[-3000:]
+    assert "stopped by SIGTERM" in log, log[-3000:]
+    restarted = run_job(stopped, "word2vec", env)
+    assert restarted.returncode == 0, restarted.stdout[-3000:] + restarted.stderr[-3000:]
+    assert "Resuming from checkpoint at epoch" in restarted.stdout
+    a, b = read_vectors(whole.model / "vectors.bin"), read_vectors(stopped.model / "vectors.bin")
+    assert a.words == b.words
+    np.testing.assert_array_equal(a.rows, b.rows)

@@ -2,15 +2,16 @@
 
 ``trainer.train_word2vec`` takes the place of the gensim trainer (``word2vec.py``) when
 ``SAGETEXT_WORD2VEC_ENGINE=torch``. It is opt-in for now, on GPUs too: it has been tested on CPU
-only (no GPU was available yet to check its speed and its quality at full scale), and it does
-not write checkpoints yet; once both are done it becomes the default on CUDA devices. Why our
+only (no GPU was available yet to check its speed and its quality at full scale); once that is
+done it becomes the default on CUDA devices. Why our
 own code: gensim has no GPU path, and BlazingText's speed comes from GPU kernels with negatives
 shared across a window (HogBatch).
 
 Modules: ``corpus_ids`` (the channel read once into word ids), ``batches`` (subsampling,
 windows, negatives, learning rate), ``input_rows`` (word rows and fastText subword bags),
 ``step`` (the reference update, the kernels' oracle), ``kernels`` (the fused Triton step),
-``averaging`` (combining data-parallel workers), ``trainer`` (epochs, progress, artifacts).
+``averaging`` (combining data-parallel workers), ``state`` (checkpoints), ``trainer`` (epochs,
+progress, artifacts).
 """
 
 from __future__ import annotations

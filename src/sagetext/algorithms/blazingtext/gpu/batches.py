@@ -64,18 +64,27 @@ class Windows:
 
 
 class Sampler:
-    """Subsampling and negative draws for one worker, from its own seeded generator."""
+    """Subsampling and negative draws for one worker, from its own seeded generator.
 
-    def __init__(self, counts: np.ndarray, sampling_threshold: float, device: torch.device, seed: int) -> None:
+    ``begin_epoch`` reseeds it from (``seed``, epoch): an epoch's windows depend on nothing
+    before it, so a job resumed from a checkpoint draws the very windows of the first run.
+    """
+
+    def __init__(self, counts: np.ndarray, sampling_threshold: float, device: torch.device,
+                 seed: int | tuple[int, ...]) -> None:
         counts64 = counts.astype(np.float64)
         threshold = sampling_threshold * counts64.sum()
         keep = (np.sqrt(counts64 / threshold) + 1) * threshold / counts64
         self.keep_probability = torch.as_tensor(np.minimum(keep, 1.0), dtype=torch.float32, device=device)
         cumulative = np.cumsum(counts64 ** NEGATIVE_POWER)
         self.cumulative = torch.as_tensor(cumulative / cumulative[-1], dtype=torch.float64, device=device)
+        self.seed = (seed,) if isinstance(seed, int) else tuple(seed)
         self.generator = torch.Generator(device=device)
-        self.generator.manual_seed(seed)
+        self.generator.manual_seed(_mixed(self.seed))
         self.device = device
+
+    def begin_epoch(self, epoch: int) -> None:
+        self.generator.manual_seed(_mixed((*self.seed, epoch)))
 
     def subsample(self, ids: torch.Tensor) -> torch.Tensor:
         """Positions (int64) of the tokens kept this epoch."""
@@ -91,6 +100,11 @@ class Sampler:
         return torch.randint(1, window + 1, (rows,), generator=self.generator, device=self.device)
 
 
+def _mixed(seed: tuple[int, ...]) -> int:
+    """One 63-bit generator seed from several integers (well mixed, unlike a sum)."""
+    return int(np.random.SeedSequence([abs(x) for x in seed]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
 @dataclass(frozen=True)
 class WindowSettings:
     window: int
@@ -100,6 +114,14 @@ class WindowSettings:
     epochs: int
     repeat_cap: float  # a row's updates in one step weigh at most this many windows' worth
     n_words: int
+    origin: float = 0.0  # epochs done where the rate line starts (> 0: resumed with another ``epochs``)
+    origin_rate: float | None = None  # the rate there (None: ``learning_rate``)
+
+    def rates(self, epochs_done: torch.Tensor) -> torch.Tensor:
+        """The rate falls linearly to 0 at ``epochs`` (floored at ``learning_rate * 1e-4``)."""
+        start = self.learning_rate if self.origin_rate is None else self.origin_rate
+        fraction = (epochs_done - self.origin) / max(self.epochs - self.origin, 1e-9)
+        return torch.clamp(start * (1 - fraction), min=self.learning_rate * MIN_ALPHA_FRACTION)
 
 
 MAX_STEPS_PER_CHUNK = 64
@@ -121,8 +143,7 @@ def epoch_windows(ids: torch.Tensor, sentences: torch.Tensor, sampler: Sampler, 
     chunk = windows_per_step * steps_per_chunk
     for start in range(0, total, chunk):
         centre = torch.arange(start, min(start + chunk, total), device=ids.device)
-        progress = (epoch + kept[centre].to(torch.float32) / len(ids)) / settings.epochs
-        lr = settings.learning_rate * torch.clamp(1 - progress, min=MIN_ALPHA_FRACTION)
+        lr = settings.rates(epoch + kept[centre].to(torch.float32) / len(ids))
         windows = _windows(centre, kept_ids, kept_sentences, lr, sampler, settings, windows_per_step)
         for first in range(0, len(centre), windows_per_step):
             last = min(first + windows_per_step, len(centre))

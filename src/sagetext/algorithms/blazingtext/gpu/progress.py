@@ -21,18 +21,24 @@ PROGRESS_SECONDS = 5.0
 
 class Progress:
     def __init__(self, total_words: int, learning_rate: float, device: torch.device, enabled: bool = True,
-                 interval: float = PROGRESS_SECONDS) -> None:
+                 interval: float = PROGRESS_SECONDS, start_words: int = 0) -> None:
         self.total_words = max(total_words, 1)
         self.learning_rate = learning_rate
         self.device = device
         self.enabled = enabled
         self.interval = interval
-        self.words = 0
+        self.start_words = start_words  # words trained before a restart: not part of this run's speed
+        self.words = start_words
         self.start = self.last = time.monotonic()
 
     @property
     def seconds(self) -> float:
         return max(time.monotonic() - self.start, 1e-9)
+
+    @property
+    def speed(self) -> float:
+        """Words per second in this run."""
+        return (self.words - self.start_words) / self.seconds
 
     def advance(self, words: int) -> None:
         """``words``: raw words trained so far; logs a line when the interval has passed."""
@@ -43,7 +49,7 @@ class Progress:
     def finish(self) -> None:
         self._log_line()
         if self.enabled:
-            log_finished(self.words / self.seconds, self.seconds)
+            log_finished(self.speed, self.seconds)
 
     def _log_line(self) -> None:
         if self.device.type == "cuda":
@@ -53,4 +59,4 @@ class Progress:
             return
         done = min(self.words / self.total_words, 1.0)
         alpha = self.learning_rate * max(1.0 - done, MIN_ALPHA_FRACTION)
-        log_progress(alpha, done, self.words / self.seconds)
+        log_progress(alpha, done, self.speed)

@@ -13,19 +13,21 @@ and artifacts, on ``ctx.device``: a CUDA GPU, or the CPU (tests, and users who s
    ``evaluation=true``, eval.json and ``#mean_rho`` through ``evaluation``, as the gensim path does.
 
 Progress lines (``progress``) are the gensim path's: words are counted raw, before min_count
-and subsampling, summed over workers, as SageMaker counts them. SIGTERM stops training between
-steps (``TrainingStopped``); this engine does not checkpoint yet, so a restart starts over.
+and subsampling, summed over workers, as SageMaker counts them. Checkpoints (``state``): after
+each epoch, and at the first sync after a SIGTERM, where training then stops
+(``TrainingStopped``); a restarted job resumes there and ends with the uninterrupted job's model.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
 import torch
 
 from sagetext.algorithms.blazingtext import evaluation
-from sagetext.algorithms.blazingtext.gpu import kernels
+from sagetext.algorithms.blazingtext.gpu import kernels, state as gpu_state
 from sagetext.algorithms.blazingtext.gpu.averaging import ModelSync
 from sagetext.algorithms.blazingtext.gpu.batches import Sampler, WindowSettings, epoch_windows
 from sagetext.algorithms.blazingtext.gpu.corpus_ids import CorpusIds, read_corpus_ids
@@ -36,6 +38,7 @@ from sagetext.algorithms.blazingtext.vectors import Subwords, WordVectors, write
 from sagetext.algorithms.blazingtext.word2vec import ChannelCorpus, check_hyperparameters
 from sagetext.contract.context import TrainingContext, TrainingStopped
 from sagetext.contract.hyperparameters import Hyperparameters
+from sagetext.distributed import runtime
 
 log = logging.getLogger(__name__)
 
@@ -110,33 +113,95 @@ def choose_update(mode: str, device: torch.device, subwords: bool, fused: bool |
     return reference_update(mode), "reference (PyTorch)"
 
 
+@dataclass
+class Epochs:
+    """What every epoch of one worker uses (see ``train_epochs``)."""
+
+    ctx: TrainingContext
+    data: CorpusIds
+    model: Model
+    update: Update
+    ids: torch.Tensor  # this worker's shard of word ids
+    sentences: torch.Tensor  # the sentence of each of them
+    sampler: Sampler
+    windows: WindowSettings
+    per_step: int
+    syncs_per_epoch: int
+    sync: ModelSync
+    progress: Progress
+
+    def position(self, epoch: int, syncs: int, epochs_done: float) -> gpu_state.Position:
+        w = self.windows
+        return gpu_state.Position(epoch, syncs, epochs_done, w.origin, w.origin_rate, w.epochs)
+
+    def save(self, position: gpu_state.Position) -> None:
+        gpu_state.save(self.ctx, self.data.words, self.data.counts, (self.model.inputs.weight, self.model.output),
+                       position)
+
+
 def train_epochs(ctx: TrainingContext, data: CorpusIds, model: Model, update: Update,
                  settings: EngineSettings) -> None:
-    """All epochs on this worker's shard, combining the workers' models syncs_per_epoch times an epoch."""
+    """All epochs on this worker's shard, combining the workers' models syncs_per_epoch times an
+    epoch; resumes from a checkpoint and saves one after each epoch (see ``gpu.state``)."""
     hp = ctx.hyperparameters
     device = model.output.device
+    start = gpu_state.resume(ctx, data.words, data.counts, (model.inputs.weight, model.output))
     shard_ids, shard_sentences = data.shard(ctx.rank, ctx.world_size)
-    ids = torch.as_tensor(shard_ids, dtype=torch.int64, device=device)
-    sentences = torch.as_tensor(shard_sentences, device=device)
-    sampler = Sampler(data.counts, hp.sampling_threshold, device, hp.seed + ctx.rank)
-    window_settings = WindowSettings(hp.window_size, hp.negative_samples,
-                                     hp.batch_size if hp.mode == "batch_skipgram" else 1, hp.learning_rate, hp.epochs,
-                                     settings.repeat_cap or REPEAT_CAPS[hp.mode], len(data.words))
-    per_step = settings.windows_per_step or _default_windows_per_step(device, model.inputs.subwords)
-    sync = ModelSync([model.inputs.weight, model.output], ctx.world_size)
-    progress = Progress(data.raw_words * hp.epochs, hp.learning_rate, device, enabled=ctx.is_writer)
-    for epoch in range(hp.epochs):
-        synced_before = sync.syncs
-        for windows, done in epoch_windows(ids, sentences, sampler, window_settings, epoch, per_step):
-            update(model.inputs, model.output, windows)
-            progress.advance(int((epoch + done) * data.raw_words))
-            if done * settings.syncs_per_epoch >= sync.syncs - synced_before + 1:
-                sync()
-            if ctx.stop_requested.is_set():
-                raise TrainingStopped("stopped by SIGTERM; the PyTorch word2vec engine saves no checkpoint yet")
-        while sync.syncs - synced_before < settings.syncs_per_epoch:  # a worker with few windows catches up
-            sync()
-    progress.finish()
+    run = Epochs(ctx, data, model, update, torch.as_tensor(shard_ids, dtype=torch.int64, device=device),
+                 torch.as_tensor(shard_sentences, device=device),
+                 Sampler(data.counts, hp.sampling_threshold, device, (hp.seed, ctx.rank)),
+                 _window_settings(hp, start, len(data.words), settings.repeat_cap),
+                 settings.windows_per_step or _default_windows_per_step(device, model.inputs.subwords),
+                 settings.syncs_per_epoch, ModelSync([model.inputs.weight, model.output], ctx.world_size),
+                 Progress(data.raw_words * hp.epochs, hp.learning_rate, device, enabled=ctx.is_writer,
+                          start_words=int(start.epochs_done * data.raw_words)))
+    for epoch in range(start.epoch, hp.epochs):
+        _train_epoch(run, epoch, skip_syncs=start.syncs if epoch == start.epoch else 0)
+        run.save(run.position(epoch + 1, 0, float(epoch + 1)))
+        if epoch + 1 < hp.epochs and runtime.stop_agreed(ctx.stop_requested, 0, str(device), every=1):
+            raise TrainingStopped(f"stopped by SIGTERM after epoch {epoch + 1}")
+    run.progress.finish()
+
+
+def _train_epoch(run: Epochs, epoch: int, skip_syncs: int) -> None:
+    """One epoch; the part before sync ``skip_syncs`` was trained before a restart: its windows
+    are drawn again (the same draws) but not trained on. Stops at a sync on SIGTERM."""
+    run.sampler.begin_epoch(epoch)
+    synced = 0
+    for windows, done in epoch_windows(run.ids, run.sentences, run.sampler, run.windows, epoch, run.per_step):
+        if synced >= skip_syncs:
+            run.update(run.model.inputs, run.model.output, windows)
+            run.progress.advance(int((epoch + done) * run.data.raw_words))
+        if done * run.syncs_per_epoch >= synced + 1:
+            synced = _sync_point(run, epoch, synced + 1, skip_syncs, epoch + done)
+    while synced < run.syncs_per_epoch:  # a worker with few windows catches up
+        synced = _sync_point(run, epoch, synced + 1, skip_syncs, epoch + 1.0)
+
+
+def _sync_point(run: Epochs, epoch: int, synced: int, skip_syncs: int, epochs_done: float) -> int:
+    """Sync number ``synced`` of the epoch (every worker passes the same ones): combine the
+    models, then all vote on a SIGTERM and, if any got one, checkpoint and stop."""
+    if synced <= skip_syncs:
+        return synced  # done before the restart
+    run.sync()
+    ctx = run.ctx
+    if synced < run.syncs_per_epoch and runtime.stop_agreed(ctx.stop_requested, 0, ctx.device, every=1):
+        run.save(run.position(epoch, synced, epochs_done))
+        raise TrainingStopped(f"stopped by SIGTERM in epoch {epoch + 1}, at sync {synced} of {run.syncs_per_epoch}")
+    return synced
+
+
+def _window_settings(hp: Hyperparameters, start: gpu_state.Position, n_words: int,
+                     repeat_cap: float | None) -> WindowSettings:
+    """Window settings with the rate line to follow: the saved one, or, when a resumed job asks
+    for another number of epochs, one from the rate where it stopped down to 0 at the new end."""
+    settings = WindowSettings(hp.window_size, hp.negative_samples,
+                              hp.batch_size if hp.mode == "batch_skipgram" else 1, hp.learning_rate, start.epochs,
+                              repeat_cap or REPEAT_CAPS[hp.mode], n_words, start.origin, start.origin_rate)
+    if start.epochs == hp.epochs:
+        return settings
+    rate = float(settings.rates(torch.tensor([start.epochs_done], dtype=torch.float64)).item())
+    return dataclasses.replace(settings, epochs=hp.epochs, origin=start.epochs_done, origin_rate=rate)
 
 
 def _default_windows_per_step(device: torch.device, subwords: bool) -> int:

@@ -1,0 +1,99 @@
+"""Checkpoints of the PyTorch word2vec engine, saved and resumed through ``ctx.checkpoints``.
+
+A checkpoint is taken where every worker holds the same model: right after a sync (16 an
+epoch, ``trainer.SYNCS_PER_EPOCH``), at the end of each epoch, and at the first sync after a
+SIGTERM. It holds plain tensors and values (read back with ``weights_only=True``):
+
+* the weights: input rows (words, and with subwords the n-gram buckets) and output rows;
+* where training stood: epochs done, syncs done in the next epoch, and the rate line then in
+  force (``WindowSettings.origin`` / ``origin_rate`` / ``epochs``);
+* the vocabulary's fingerprint: the channel is read again on restart, and a checkpoint made
+  from other data is refused rather than mixed in.
+
+Resuming replays the interrupted epoch's windows without training on them up to the saved
+sync: every epoch's draws are seeded from (seed, rank, epoch), so the windows after it are the
+ones the first run would have trained on, and a resumed job ends with the uninterrupted
+job's model. A job resumed with another ``epochs`` continues the learning rate from where it
+stood, falling to 0 at the new end (as the gensim engine does).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from sagetext.contract.context import TrainingContext
+from sagetext.errors import ClientError
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "sagetext-word2vec-torch-checkpoint/1"
+
+
+@dataclass(frozen=True)
+class Position:
+    """``epoch`` epochs done, then ``syncs`` syncs of the next one (``epochs_done`` in all);
+    and the rate line in force: from ``origin_rate`` at ``origin`` down to 0 at ``epochs``."""
+
+    epoch: int
+    syncs: int
+    epochs_done: float
+    origin: float
+    origin_rate: float | None  # None: learning_rate
+    epochs: int
+
+
+def fingerprint(words: list[str], counts: np.ndarray) -> str:
+    digest = hashlib.sha256()
+    for word, count in zip(words, counts.tolist()):
+        digest.update(f"{word}\0{count}\0".encode("utf-8", errors="surrogatepass"))
+    return digest.hexdigest()
+
+
+def save(ctx: TrainingContext, words: list[str], counts: np.ndarray, weights: tuple[torch.Tensor, torch.Tensor],
+         position: Position) -> None:
+    """Rank 0 writes the checkpoint when checkpoints are configured."""
+    if not (ctx.checkpoints.enabled and ctx.is_writer):
+        return
+    inputs, output = weights
+    ctx.checkpoints.save({
+        "format": CHECKPOINT_FORMAT, "vocabulary": fingerprint(words, counts), "epoch": position.epoch,
+        "syncs": position.syncs, "epochs_done": position.epochs_done, "origin": position.origin,
+        "origin_rate": position.origin_rate,
+        "epochs": position.epochs, "input": inputs.cpu(), "output": output.cpu(),
+    })
+
+
+def resume(ctx: TrainingContext, words: list[str], counts: np.ndarray,
+           weights: tuple[torch.Tensor, torch.Tensor]) -> Position:
+    """The saved position, its weights copied into ``weights``; a fresh Position without one."""
+    saved = ctx.checkpoints.load() if ctx.checkpoints.enabled else None
+    if saved is None:
+        return Position(0, 0, 0.0, 0.0, None, ctx.hyperparameters.epochs)
+    where = ctx.checkpoints.path
+    if saved.get("format") != CHECKPOINT_FORMAT:
+        raise ClientError(f"checkpoint {where} is not a checkpoint of the PyTorch word2vec engine (format "
+                          f"{saved.get('format')!r}, expected {CHECKPOINT_FORMAT!r}; the gensim engine's "
+                          "cannot be resumed here); remove it to start afresh")
+    if saved.get("vocabulary") != fingerprint(words, counts):
+        raise ClientError(f"checkpoint {where} was made from different training data (its vocabulary differs); "
+                          "remove it to start afresh")
+    inputs, output = weights
+    try:
+        if tuple(saved["input"].shape) != tuple(inputs.shape) or tuple(saved["output"].shape) != tuple(output.shape):
+            raise ValueError(f"weights {tuple(saved['input'].shape)}, expected {tuple(inputs.shape)}")
+        inputs.copy_(saved["input"])
+        output.copy_(saved["output"])
+        rate = saved["origin_rate"]
+        position = Position(int(saved["epoch"]), int(saved["syncs"]), float(saved["epochs_done"]),
+                            float(saved["origin"]), None if rate is None else float(rate), int(saved["epochs"]))
+    except (KeyError, AttributeError, TypeError, ValueError) as exc:
+        raise ClientError(f"checkpoint {where} does not fit this job ({type(exc).__name__}: {exc}); "
+                          "remove it to start afresh") from None
+    if ctx.is_writer:
+        log.info("Resuming from checkpoint at epoch %d (sync %d of the epoch)", position.epoch + 1, position.syncs)
+    return position
