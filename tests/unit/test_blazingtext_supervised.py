@@ -153,7 +153,7 @@ def test_log_lines_and_metrics(tmp_path: Path, caplog: pytest.LogCaptureFixture)
 def test_the_saved_model_scores_what_training_measured(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Training keeps its rows in first-use order; model.bin must hold them in fastText's: the
     served model's validation accuracy equals the one training logged, line for line."""
-    ctx = context(tmp_path, {"train": SAMPLE / "train.txt", "validation": SAMPLE / "validation.txt"}, epochs="1",
+    ctx = context(tmp_path, {"train": SAMPLE / "train.txt", "validation": SAMPLE / "validation.txt"}, epochs="2",
                   word_ngrams="2", buckets="100000")
     with caplog.at_level(logging.INFO, logger="sagetext"):
         ALGORITHM.train(ctx)
@@ -162,7 +162,7 @@ def test_the_saved_model_scores_what_training_measured(tmp_path: Path, caplog: p
     lines = (SAMPLE / "validation.txt").read_text("utf-8").splitlines()
     answers = ALGORITHM.load(ctx.model_dir).classify([line.split(" ", 1)[1] for line in lines], [1] * len(lines))
     served = sum(a["label"][0] == line.split(" ", 1)[0] for a, line in zip(answers, lines)) / len(lines)
-    assert 0.45 < logged < 1.0  # one epoch: above chance (0.35), short of perfect: misplaced rows would show
+    assert 0.4 < logged < 1.0  # two epochs: above chance (0.35), short of perfect: misplaced rows would show
     assert served == pytest.approx(logged, abs=1e-6)
 
 

@@ -96,6 +96,7 @@ class PlannedBatches:
 
     def add(self, lines: Encoded) -> None:
         """Plan the full batches of ``lines`` (after any lines left over from the last call)."""
+        lines = lines.with_inputs(self._training_rows_first_use(lines.inputs))
         if self._pending is not None:
             lines = Encoded.concatenate([self._pending, lines])
         full = lines.num_lines - lines.num_lines % LINES_PER_BATCH
@@ -115,6 +116,25 @@ class PlannedBatches:
             self.row_order[self._number] = np.arange(len(self._number))
         return self
 
+    def _training_rows_first_use(self, rows: np.ndarray) -> np.ndarray:
+        """``rows`` as training rows, numbering the rows not met before in order of first use.
+
+        Done a block at a time (one pass of scattered reads over the numbering), so planning
+        then works on training rows, which lie close together."""
+        if not self._renumber:
+            return rows
+        numbers = self._number[rows]
+        unseen = np.flatnonzero(numbers < 0)
+        if len(unseen):
+            new = rows[unseen]
+            positions = np.arange(len(new), dtype=np.int32)
+            self._last_seen[new[::-1]] = positions[::-1]  # the earliest position of each row survives
+            first_uses = new[self._last_seen[new] == positions]
+            self._number[first_uses] = np.arange(self._numbered, self._numbered + len(first_uses), dtype=np.int32)
+            self._numbered += len(first_uses)
+            numbers[unseen] = self._number[new]
+        return numbers
+
     def training_rows(self, rows: np.ndarray) -> np.ndarray:
         """Input rows (fastText's numbering) as training rows (after ``finish``)."""
         return self._number[rows]
@@ -133,6 +153,7 @@ class PlannedBatches:
         self._spill.close()
 
     def _plan(self, lines: Encoded) -> None:
+        """Plan one batch; ``lines.inputs`` are training rows."""
         ids, lengths = lines.inputs, np.diff(lines.offsets)
         positions = np.arange(len(ids), dtype=np.int32)  # int32 throughout: half the cache misses
         last_seen = self._last_seen
@@ -142,11 +163,6 @@ class PlannedBatches:
         rank = np.cumsum(is_first, dtype=np.int32) - 1
         local = rank[representative]  # index of each input's row among the distinct rows
         distinct = ids[is_first]
-        rows = self._number[distinct]
-        fresh = rows < 0
-        rows[fresh] = np.arange(self._numbered, self._numbered + int(fresh.sum()), dtype=np.int32)
-        self._number[distinct[fresh]] = rows[fresh]
-        self._numbered += int(fresh.sum())
         line = np.repeat(np.arange(lines.num_lines, dtype=np.int32), lengths)
         keys = local.astype(np.uint16) if len(distinct) <= 1 << 16 else local  # 16-bit keys: numpy radix sort
         order = np.argsort(keys, kind="stable")
@@ -157,7 +173,7 @@ class PlannedBatches:
         ntokens = int(lines.ntokens.sum())
         by_row = line[order]
         scales = (1.0 / np.maximum(lengths, 1)).astype(np.float32)
-        self._spill.append(rows=rows, row_offsets=row_offsets, local_inputs=local, lines_by_row=by_row,
+        self._spill.append(rows=distinct, row_offsets=row_offsets, local_inputs=local, lines_by_row=by_row,
                            line_weights=scales[by_row], line_offsets=lines.offsets[:-1],
                            labels=lines.labels, label_lines=label_lines, label_offsets=lines.label_offsets,
                            ntokens=np.array([ntokens]))

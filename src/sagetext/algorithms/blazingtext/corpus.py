@@ -5,8 +5,10 @@ tokenized, its tokens numbered by a ``TokenTable`` and counted, and the numbers 
 temporary file. Each worker reads its shard of lines; the word and label counts of all workers
 are summed (``all_gather_object``) so every worker builds the same dictionary. Then the
 spilled numbers are encoded block by block into input rows and labels, and planned into
-training batches, spilled again (``PlannedBatches``). Memory holds the dictionary and one
-block at a time, never the corpus: a channel four times as large trains in the same memory.
+training batches, spilled again (``PlannedBatches``). Memory holds the dictionary and a few
+blocks at a time, never the corpus: a channel four times as large trains in the same memory.
+The order-free work on a block (hashing its tokens, encoding its lines) runs in a second
+thread, a block or two ahead of the work that must go in order (numbering, planning).
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ import numpy as np
 
 from sagetext.algorithms.blazingtext.batches import PlannedBatches
 from sagetext.algorithms.blazingtext.dictionary import Dictionary
-from sagetext.algorithms.blazingtext.encoding import Encoded, TokenCounts, TokenMaps, TokenTable, encode
+from sagetext.algorithms.blazingtext.encoding import Encoded, TokenCounts, TokenMaps, TokenTable, encode, token_hashes
 from sagetext.contract.context import TrainingContext
 from sagetext.data.spill import Spill
+from sagetext.data.threads import ahead
 from sagetext.data.text import LabeledReader
 from sagetext.distributed import runtime
 from sagetext.errors import ClientError
@@ -91,9 +94,10 @@ def prepare(ctx: TrainingContext) -> PreparedData:
     maps = TokenMaps.build(table, dictionary)
 
     def encoded(tokens: Spill) -> Iterator[Encoded]:
-        for record in tokens.records(per_read=4):
-            yield encode(record["ids"], record["is_label"], record["line_lengths"], maps, dictionary.nwords,
-                         hp.word_ngrams, buckets).trainable()
+        def lines(record: dict[str, np.ndarray]) -> Encoded:
+            return encode(record["ids"], record["is_label"], record["line_lengths"], maps, dictionary.nwords,
+                          hp.word_ngrams, buckets).trainable()
+        yield from ahead(lines, tokens.records(per_read=4))
         tokens.close()
 
     # Workers average their weights row by row, so they keep one row order: fastText's.
@@ -127,8 +131,9 @@ def merged_dictionary(counts: TokenCounts, table: TokenTable, min_count: int) ->
 def _read(ctx: TrainingContext, name: str, table: TokenTable, counts: TokenCounts | None) -> Spill:
     """The channel's token numbers, spilled block by block; counted into ``counts`` if given."""
     spill = Spill(_TOKENS)
-    for block in LabeledReader(ctx.channel(name), epoch=0, rank=ctx.rank, world_size=ctx.world_size):
-        ids = table.ids(block)
+    reader = LabeledReader(ctx.channel(name), epoch=0, rank=ctx.rank, world_size=ctx.world_size)
+    for block, hashes in ahead(lambda block: (block, token_hashes(block)), iter(reader)):
+        ids = table.ids(block, hashes)
         if counts is not None:
             counts.add(ids, block.is_label, block.num_lines, len(table.tokens))
         spill.append(ids=ids, is_label=block.is_label, line_lengths=block.line_lengths)

@@ -36,8 +36,9 @@ class TokenTable:
     def hashes(self) -> np.ndarray:
         return self._hashes[:len(self.tokens)]
 
-    def ids(self, block: LabeledBlock) -> np.ndarray:
-        h32, h64 = span_hashes(np.frombuffer(block.text, dtype=np.uint8), block.starts, block.ends - block.starts)
+    def ids(self, block: LabeledBlock, hashes: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """The number of each token of ``block`` (``hashes``: its ``token_hashes``, if known)."""
+        h32, h64 = token_hashes(block) if hashes is None else hashes
         numbers, new = self.index.lookup_or_add(h64)
         if len(new):
             self.tokens.extend(block.text[a:b] for a, b in zip(block.starts[new].tolist(), block.ends[new].tolist()))
@@ -47,6 +48,12 @@ class TokenTable:
         if (h32 != self._hashes[numbers]).any():
             raise RuntimeError("two different tokens share both 96 bits of hash; please report this corpus")
         return numbers.astype(np.int32)
+
+
+def token_hashes(block: LabeledBlock) -> tuple[np.ndarray, np.ndarray]:
+    """The two hashes of each token of ``block`` (see ``TokenTable``); needs no table, so
+    blocks can be hashed ahead, in another thread."""
+    return span_hashes(np.frombuffer(block.text, dtype=np.uint8), block.starts, block.ends - block.starts)
 
 
 class TokenCounts:
