@@ -188,6 +188,26 @@ def test_checkpoint_resume_and_sigterm(tmp_path: Path, caplog: pytest.LogCapture
     assert not (ctx.model_dir / "model.pt").exists()
 
 
+def test_a_job_restarted_from_an_epochs_checkpoint_ends_with_the_uninterrupted_model(tmp_path: Path) -> None:
+    """Killed right after epoch 2's checkpoint, restarted: the same weights as a run never
+    killed (model sampling and shuffles draw the same numbers after the restart)."""
+    torch.manual_seed(7)  # as training.py seeds a fresh process
+    whole, _ = make_ctx(tmp_path / "whole", checkpoint_dir=tmp_path / "whole_ckpt", epochs="4",
+                        num_patience_epochs="9")
+    trainer.train(whole)
+    torch.manual_seed(7)
+    first, _ = make_ctx(tmp_path / "first", checkpoint_dir=tmp_path / "ckpt", epochs="2", num_patience_epochs="9")
+    trainer.train(first)
+    torch.manual_seed(7)  # the restarted process seeds afresh; the checkpoint's state replaces it
+    second, _ = make_ctx(tmp_path / "second", checkpoint_dir=tmp_path / "ckpt", epochs="4", num_patience_epochs="9")
+    trainer.train(second)
+    expected = torch.load(tmp_path / "whole_ckpt" / "checkpoint.pt", weights_only=True)["model"]
+    got = torch.load(tmp_path / "ckpt" / "checkpoint.pt", weights_only=True)["model"]
+    assert expected.keys() == got.keys()
+    for name in expected:
+        assert torch.equal(expected[name], got[name]), name
+
+
 def test_pipe_mode_reads_a_new_fifo_per_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Pipe mode: train_0, train_1 for the two epochs, validation_0/_1, test_0 once; the topic
     metrics reuse the last pass instead of opening another FIFO."""

@@ -17,7 +17,8 @@ summary, ``#tu``, ``#wetc`` (with word vectors) and ``#npmi``. Losses are per do
 Channels are read as streams into a ``DocumentStore`` on disk (memory holds an offset per
 document, not the documents); File mode reads a channel once, Pipe mode re-reads each epoch's
 FIFO. A checkpoint is saved every epoch (when configured) and on
-SIGTERM; a restarted job resumes from it.
+SIGTERM; a restarted job resumes from it (from an epoch's end exactly: the shuffles are seeded
+per epoch and the checkpoint holds every worker's generator state).
 """
 
 from __future__ import annotations
@@ -288,10 +289,33 @@ def read_auxiliary(ctx: TrainingContext, feature_dim: int) -> tuple[list[str] | 
 
 def save_checkpoint(ctx: TrainingContext, model: ProdLDA, optimizer: torch.optim.Optimizer,
                     stopper: EarlyStopping, next_epoch: int) -> None:
-    if not (ctx.checkpoints.enabled and ctx.is_writer):
+    """Rank 0 saves the state, with every worker's random generator state (gathered: every
+    worker calls this), so that a job restarted from an epoch's end continues exactly."""
+    if not ctx.checkpoints.enabled:
+        return
+    generators = runtime.all_gather_object(_generator_state(ctx.device))
+    if not ctx.is_writer:
         return
     ctx.checkpoints.save({"epoch": next_epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                          "best": stopper.best, "bad_epochs": stopper.bad_epochs})
+                          "best": stopper.best, "bad_epochs": stopper.bad_epochs, "generators": generators})
+
+
+def _generator_state(device: str) -> dict[str, torch.Tensor]:
+    """The global torch generators' state (sampling in the model, dropout)."""
+    state = {"cpu": torch.get_rng_state()}
+    if device.startswith("cuda"):
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _restore_generators(ctx: TrainingContext, saved: Any) -> None:
+    """This worker's generator state from the checkpoint, when it was saved by as many workers."""
+    if not isinstance(saved, list) or len(saved) != ctx.world_size:
+        return
+    mine = saved[ctx.rank]
+    torch.set_rng_state(mine["cpu"])
+    if ctx.device.startswith("cuda") and "cuda" in mine:
+        torch.cuda.set_rng_state(mine["cuda"], ctx.device)
 
 
 def resume(ctx: TrainingContext, model: ProdLDA, optimizer: torch.optim.Optimizer, stopper: EarlyStopping) -> int:
@@ -302,5 +326,6 @@ def resume(ctx: TrainingContext, model: ProdLDA, optimizer: torch.optim.Optimize
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     stopper.best, stopper.bad_epochs = float(state["best"]), int(state["bad_epochs"])
+    _restore_generators(ctx, state.get("generators"))
     log.info("Resumed from checkpoint %s at epoch %d", ctx.checkpoints.path, int(state["epoch"]) + 1)
     return int(state["epoch"])
