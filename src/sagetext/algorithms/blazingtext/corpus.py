@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sagetext.algorithms.blazingtext.batches import PlannedBatches
+from sagetext.algorithms.blazingtext.batches import PlannedBatches, lines_per_step
 from sagetext.algorithms.blazingtext.dictionary import Dictionary
 from sagetext.algorithms.blazingtext.encoding import Encoded, TokenCounts, TokenMaps, TokenTable, encode, token_hashes
 from sagetext.contract.context import TrainingContext
@@ -101,7 +101,8 @@ def prepare(ctx: TrainingContext) -> PreparedData:
         tokens.close()
 
     # Workers average their weights row by row, so they keep one row order: fastText's.
-    train = PlannedBatches(dictionary.nwords + buckets, renumber=ctx.world_size == 1)
+    train = PlannedBatches(dictionary.nwords + buckets, renumber=ctx.world_size == 1,
+                           lines_per_batch=lines_per_step(ctx.world_size))
     for lines in encoded(train_tokens):
         train.add(lines)
     train.finish()
