@@ -13,10 +13,16 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@
 
+# The tests also check the fused word2vec kernel against its reference, in Triton's CPU
+# interpreter: they need the `gpu` extra (triton), which the demo does not.
+$(VENV)/.installed-gpu: $(VENV)/.installed
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,gpu]'
+	touch $@
+
 demo: install  ## train BlazingText on the bundled sample, serve it, ask it one question
 	$(PY) samples/demo.py
 
-test: install  ## the whole test suite, as CI runs it
+test: install $(VENV)/.installed-gpu  ## the whole test suite, as CI runs it
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-fast: install
