@@ -13,6 +13,7 @@ import io
 import json
 import lzma
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -259,7 +260,8 @@ def test_fused_kernel_compiles_for_hopper_without_a_gpu() -> None:
         compiled = kernels.triton.compile(source, target=GPUTarget("cuda", 90, 32),
                                           options={"num_warps": kernels.NUM_WARPS})
         ptx = compiled.asm["ptx"]
-        assert "atom.global.gpu.relaxed.add.f32" in ptx and "ld.local" not in ptx
+        # relaxed float adds to global memory (`atom` before Triton 3.9, `red` after), no spills
+        assert re.search(r"\b(atom|red)\.global\.gpu\.relaxed\.add\.f32", ptx) and "ld.local" not in ptx
 
 
 # ---------------------------------------------------------------- engine choice
