@@ -33,6 +33,7 @@ from sagetext.algorithms.blazingtext.gpu.input_rows import InputRows
 from sagetext.algorithms.blazingtext.gpu.step import cbow_update, skipgram_update
 from sagetext.algorithms.blazingtext.gpu import state as gpu_state, trainer as gpu_trainer
 from sagetext.algorithms.blazingtext.gpu.trainer import train_word2vec
+from sagetext.algorithms.blazingtext.learning_rate import Schedule
 from sagetext.algorithms.blazingtext.vectors import Subwords, read_vectors
 from sagetext.algorithms.blazingtext.word2vec import read_sentences
 from sagetext.contract.channels import Channel
@@ -437,13 +438,14 @@ def test_stop_then_resume_gives_the_uninterrupted_model(tmp_path: Path, corpus_s
 
 def test_a_resumed_job_with_more_epochs_continues_the_rate_from_where_it_stood() -> None:
     values = parse({"mode": "cbow", "epochs": "4", "learning_rate": "0.05"}, Spec.load("blazingtext"))
-    saved = gpu_state.Position(epoch=1, syncs=8, epochs_done=1.5, origin=0.0, origin_rate=None, epochs=2)
+    saved = gpu_state.Position(epoch=1, syncs=8, epochs_done=1.5, schedule=Schedule(0.05, 0.0, 0.0, 2))
     settings = gpu_trainer._window_settings(values, saved, n_words=10, repeat_cap=None)
     rates = settings.rates(torch.tensor([1.5, 2.75, 4.0])).tolist()
     assert rates[0] == pytest.approx(0.05 * (1 - 1.5 / 2))  # where the 2-epoch line stood
     assert rates[1] == pytest.approx(rates[0] / 2)  # then linearly down...
     assert rates[2] == pytest.approx(0.05 * 1e-4)  # ...to the floor at the new end
-    same = gpu_trainer._window_settings(values, dataclasses.replace(saved, epochs=4), n_words=10, repeat_cap=None)
+    same = gpu_trainer._window_settings(values, dataclasses.replace(saved, schedule=Schedule(0.05, 0.0, 0.0, 4)),
+                                        n_words=10, repeat_cap=None)
     assert same.rates(torch.tensor([2.0])).item() == pytest.approx(0.05 * 0.5)  # same epochs: the saved line
 
 

@@ -10,6 +10,7 @@ hyperparameters; resuming with different ones is refused, naming them, except th
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +82,24 @@ class Checkpoints:
             raise ClientError(f"checkpoint {self.path} was written with different hyperparameters ({detail}); "
                               "use the same values or remove the checkpoint")
         return state
+
+
+def generator_state(device: str) -> dict[str, Any]:
+    """This process's global torch generators (``rng``, and ``cuda_rng`` on a GPU), to be saved
+    with a checkpoint so that a restarted job draws the same numbers (dropout, sampling)."""
+    import torch
+
+    state: dict[str, Any] = {"rng": torch.get_rng_state()}
+    if device.startswith("cuda"):
+        state["cuda_rng"] = torch.cuda.get_rng_state(torch.device(device))
+    return state
+
+
+def restore_generator_state(saved: Mapping[str, Any], device: str) -> None:
+    """Put back what ``generator_state`` saved (the GPU's part only on a GPU)."""
+    import torch
+
+    torch.set_rng_state(saved["rng"])
+    if "cuda_rng" in saved and device.startswith("cuda"):
+        torch.cuda.set_rng_state(saved["cuda_rng"], torch.device(device))
+

@@ -69,11 +69,6 @@ class PreparedData:
     def input_rows(self) -> int:
         return self.dictionary.nwords + self.buckets
 
-    @property
-    def row_order(self) -> np.ndarray | None:
-        """The input row (fastText's numbering) of each training row; None: the same."""
-        return self.train.row_order
-
     def close(self) -> None:
         self.train.close()
         if self.validation is not None:

@@ -106,7 +106,8 @@ def _train(ctx: TrainingContext) -> None:
     clock = time.monotonic()
     data = prepare(ctx)
     prepared = time.monotonic()
-    model = Model.initial(data.input_rows, data.dictionary.nlabels, hp.vector_dim, hp.seed, ctx.device, data.row_order)
+    model = Model.initial(data.input_rows, data.dictionary.nlabels, hp.vector_dim, hp.seed, ctx.device,
+                          data.train.row_order)
     run = Run(ctx, data, model)
     state = checkpointing.resume(ctx, data.dictionary, model, run.total_tokens, run.points)
     log.info("Training on %s with %d thread(s): %d lines in %d batches (%.0f MB spilled); data ready in %.2f s, "

@@ -34,8 +34,9 @@ from typing import Any, BinaryIO
 from gensim.models import FastText, Word2Vec
 
 from sagetext.algorithms.blazingtext import evaluation, word2vec_state
+from sagetext.algorithms.blazingtext.learning_rate import Schedule
 from sagetext.algorithms.blazingtext.vectors import Subwords, WordVectors, write_artifacts
-from sagetext.algorithms.blazingtext.word2vec_state import Position, Schedule
+from sagetext.algorithms.blazingtext.word2vec_state import Position
 from sagetext.contract.channels import Channel
 from sagetext.contract.context import TrainingContext, TrainingStopped
 from sagetext.contract.hyperparameters import Hyperparameters

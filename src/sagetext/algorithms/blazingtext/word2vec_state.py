@@ -42,27 +42,6 @@ class Position:
 
 
 @dataclass(frozen=True)
-class Schedule:
-    """The learning rate, linear in epochs done: ``start`` at ``origin``, ``end`` at ``epochs``.
-
-    A fresh job starts at ``learning_rate`` at 0; a resumed one at the saved rate at the saved
-    position, so with the same ``epochs`` it is the uninterrupted run's line, and with more it
-    decays on from where it stood instead of jumping up.
-    """
-
-    start: float
-    end: float
-    origin: float
-    epochs: int
-
-    def at(self, epochs_done: float) -> float:
-        span = self.epochs - self.origin
-        if span <= 0:
-            return self.end
-        return self.start + (self.end - self.start) * (epochs_done - self.origin) / span
-
-
-@dataclass(frozen=True)
 class Saved:
     position: Position
     corpus_count: int  # sentences per pass

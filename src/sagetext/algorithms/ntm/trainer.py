@@ -38,6 +38,7 @@ from sagetext.algorithms.ntm import model as ntm_model
 from sagetext.algorithms.ntm.documents import DocumentStore
 from sagetext.algorithms.ntm.model import ModelConfig, ProdLDA
 from sagetext.contract.artifacts import write_bytes_atomic
+from sagetext.contract.checkpoints import generator_state, restore_generator_state
 from sagetext.contract.context import TrainingContext, TrainingStopped
 from sagetext.data import bow
 from sagetext.distributed import runtime
@@ -293,29 +294,18 @@ def save_checkpoint(ctx: TrainingContext, model: ProdLDA, optimizer: torch.optim
     worker calls this), so that a job restarted from an epoch's end continues exactly."""
     if not ctx.checkpoints.enabled:
         return
-    generators = runtime.all_gather_object(_generator_state(ctx.device))
+    generators = runtime.all_gather_object(generator_state(ctx.device))
     if not ctx.is_writer:
         return
     ctx.checkpoints.save({"epoch": next_epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                           "best": stopper.best, "bad_epochs": stopper.bad_epochs, "generators": generators})
 
 
-def _generator_state(device: str) -> dict[str, torch.Tensor]:
-    """The global torch generators' state (sampling in the model, dropout)."""
-    state = {"cpu": torch.get_rng_state()}
-    if device.startswith("cuda"):
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
 def _restore_generators(ctx: TrainingContext, saved: Any) -> None:
     """This worker's generator state from the checkpoint, when it was saved by as many workers."""
     if not isinstance(saved, list) or len(saved) != ctx.world_size:
         return
-    mine = saved[ctx.rank]
-    torch.set_rng_state(mine["cpu"])
-    if ctx.device.startswith("cuda") and "cuda" in mine:
-        torch.cuda.set_rng_state(mine["cuda"], ctx.device)
+    restore_generator_state(saved[ctx.rank], ctx.device)
 
 
 def resume(ctx: TrainingContext, model: ProdLDA, optimizer: torch.optim.Optimizer, stopper: EarlyStopping) -> int:

@@ -33,7 +33,7 @@ from sagetext.algorithms.seq2seq.config import DataConfig, ModelConfig, TrainerC
 from sagetext.algorithms.seq2seq.data import Batch, BatchPlan, Pair, lengths, make_batch, sequential_batches
 from sagetext.algorithms.seq2seq.model import build_model
 from sagetext.algorithms.seq2seq.vocab import PAD_ID, Vocab
-from sagetext.contract.checkpoints import Checkpoints
+from sagetext.contract.checkpoints import Checkpoints, generator_state, restore_generator_state
 from sagetext.contract.context import TrainingStopped
 from sagetext.contract.metrics import MetricLogger
 from sagetext.distributed import runtime
@@ -258,10 +258,8 @@ class Trainer:
         state: dict[str, Any] = {
             "format": "sagetext-seq2seq-checkpoint", "train_state": asdict(self.state),
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "best_params": self.best_params, "rng": torch.get_rng_state(),
+            "best_params": self.best_params, **generator_state(self.device),
         }
-        if self.device.startswith("cuda"):
-            state["cuda_rng"] = torch.cuda.get_rng_state(torch.device(self.device))
         self.checkpoints.save(state)
 
     def _resume(self) -> None:
@@ -272,9 +270,7 @@ class Trainer:
         self.model.load_state_dict(saved["model"])
         self.optimizer.load_state_dict(saved["optimizer"])
         self.best_params = dict(saved["best_params"])
-        torch.set_rng_state(saved["rng"])
-        if "cuda_rng" in saved and self.device.startswith("cuda"):
-            torch.cuda.set_rng_state(saved["cuda_rng"], torch.device(self.device))
+        restore_generator_state(saved, self.device)
         log.info("Resumed from checkpoint %d (epoch %d, update %d)", self.state.checkpoint, self.state.epoch,
                  self.state.updates)
 

@@ -26,11 +26,9 @@ class ModelSync:
         self.tensors = list(tensors)
         self.world_size = world_size
         self.base = [t.detach().clone() for t in self.tensors] if world_size > 1 else []
-        self.syncs = 0
 
     def __call__(self) -> None:
         """Combine now (every worker must call this the same number of times)."""
-        self.syncs += 1
         if self.world_size == 1:
             return
         runtime.average_(self.tensors)

@@ -34,6 +34,8 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
+from sagetext.algorithms.blazingtext.learning_rate import Schedule
+
 MIN_ALPHA_FRACTION = 1e-4  # word2vec.c: alpha never falls below starting_alpha * 1e-4
 NEGATIVE_POWER = 0.75
 
@@ -114,14 +116,15 @@ class WindowSettings:
     epochs: int
     repeat_cap: float  # a row's updates in one step weigh at most this many windows' worth
     n_words: int
-    origin: float = 0.0  # epochs done where the rate line starts (> 0: resumed with another ``epochs``)
-    origin_rate: float | None = None  # the rate there (None: ``learning_rate``)
+    schedule: Schedule | None = None  # the rate line in force; None: learning_rate down to 0 at epochs
+
+    @property
+    def rate_line(self) -> Schedule:
+        return self.schedule or Schedule(self.learning_rate, 0.0, 0.0, self.epochs)
 
     def rates(self, epochs_done: torch.Tensor) -> torch.Tensor:
-        """The rate falls linearly to 0 at ``epochs`` (floored at ``learning_rate * 1e-4``)."""
-        start = self.learning_rate if self.origin_rate is None else self.origin_rate
-        fraction = (epochs_done - self.origin) / max(self.epochs - self.origin, 1e-9)
-        return torch.clamp(start * (1 - fraction), min=self.learning_rate * MIN_ALPHA_FRACTION)
+        """The rate on ``rate_line``, floored at ``learning_rate * 1e-4``."""
+        return torch.clamp(self.rate_line.at(epochs_done), min=self.learning_rate * MIN_ALPHA_FRACTION)  # type: ignore[arg-type]
 
 
 MAX_STEPS_PER_CHUNK = 64

@@ -6,7 +6,7 @@ SIGTERM. It holds plain tensors and values (read back with ``weights_only=True``
 
 * the weights: input rows (words, and with subwords the n-gram buckets) and output rows;
 * where training stood: epochs done, syncs done in the next epoch, and the rate line then in
-  force (``WindowSettings.origin`` / ``origin_rate`` / ``epochs``);
+  force (a ``learning_rate.Schedule``, as the gensim engine's);
 * the vocabulary's fingerprint: the channel is read again on restart, and a checkpoint made
   from other data is refused rather than mixed in.
 
@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
+from sagetext.algorithms.blazingtext.learning_rate import Schedule
 from sagetext.contract.context import TrainingContext
 from sagetext.errors import ClientError
 
@@ -37,14 +38,12 @@ CHECKPOINT_FORMAT = "sagetext-word2vec-torch-checkpoint/1"
 @dataclass(frozen=True)
 class Position:
     """``epoch`` epochs done, then ``syncs`` syncs of the next one (``epochs_done`` in all);
-    and the rate line in force: from ``origin_rate`` at ``origin`` down to 0 at ``epochs``."""
+    and the rate line in force."""
 
     epoch: int
     syncs: int
     epochs_done: float
-    origin: float
-    origin_rate: float | None  # None: learning_rate
-    epochs: int
+    schedule: Schedule
 
 
 def fingerprint(words: list[str], counts: np.ndarray) -> str:
@@ -62,9 +61,8 @@ def save(ctx: TrainingContext, words: list[str], counts: np.ndarray, weights: tu
     inputs, output = weights
     ctx.checkpoints.save({
         "format": CHECKPOINT_FORMAT, "vocabulary": fingerprint(words, counts), "epoch": position.epoch,
-        "syncs": position.syncs, "epochs_done": position.epochs_done, "origin": position.origin,
-        "origin_rate": position.origin_rate,
-        "epochs": position.epochs, "input": inputs.cpu(), "output": output.cpu(),
+        "syncs": position.syncs, "epochs_done": position.epochs_done, "schedule": asdict(position.schedule),
+        "input": inputs.cpu(), "output": output.cpu(),
     })
 
 
@@ -73,7 +71,8 @@ def resume(ctx: TrainingContext, words: list[str], counts: np.ndarray,
     """The saved position, its weights copied into ``weights``; a fresh Position without one."""
     saved = ctx.checkpoints.load() if ctx.checkpoints.enabled else None
     if saved is None:
-        return Position(0, 0, 0.0, 0.0, None, ctx.hyperparameters.epochs)
+        hp = ctx.hyperparameters
+        return Position(0, 0, 0.0, Schedule(hp.learning_rate, 0.0, 0.0, hp.epochs))
     where = ctx.checkpoints.path
     if saved.get("format") != CHECKPOINT_FORMAT:
         raise ClientError(f"checkpoint {where} is not a checkpoint of the PyTorch word2vec engine (format "
@@ -88,9 +87,9 @@ def resume(ctx: TrainingContext, words: list[str], counts: np.ndarray,
             raise ValueError(f"weights {tuple(saved['input'].shape)}, expected {tuple(inputs.shape)}")
         inputs.copy_(saved["input"])
         output.copy_(saved["output"])
-        rate = saved["origin_rate"]
-        position = Position(int(saved["epoch"]), int(saved["syncs"]), float(saved["epochs_done"]),
-                            float(saved["origin"]), None if rate is None else float(rate), int(saved["epochs"]))
+        line = saved["schedule"]
+        schedule = Schedule(float(line["start"]), float(line["end"]), float(line["origin"]), int(line["epochs"]))
+        position = Position(int(saved["epoch"]), int(saved["syncs"]), float(saved["epochs_done"]), schedule)
     except (KeyError, AttributeError, TypeError, ValueError) as exc:
         raise ClientError(f"checkpoint {where} does not fit this job ({type(exc).__name__}: {exc}); "
                           "remove it to start afresh") from None

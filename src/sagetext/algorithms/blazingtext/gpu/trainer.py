@@ -20,7 +20,6 @@ each epoch, and at the first sync after a SIGTERM, where training then stops
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -34,6 +33,7 @@ from sagetext.algorithms.blazingtext.gpu.corpus_ids import CorpusIds, read_corpu
 from sagetext.algorithms.blazingtext.gpu.input_rows import InputRows
 from sagetext.algorithms.blazingtext.gpu.progress import Progress
 from sagetext.algorithms.blazingtext.gpu.step import Update, reference_update
+from sagetext.algorithms.blazingtext.learning_rate import Schedule
 from sagetext.algorithms.blazingtext.vectors import Subwords, WordVectors, write_artifacts
 from sagetext.algorithms.blazingtext.word2vec import ChannelCorpus, check_hyperparameters
 from sagetext.contract.context import TrainingContext, TrainingStopped
@@ -131,8 +131,7 @@ class Epochs:
     progress: Progress
 
     def position(self, epoch: int, syncs: int, epochs_done: float) -> gpu_state.Position:
-        w = self.windows
-        return gpu_state.Position(epoch, syncs, epochs_done, w.origin, w.origin_rate, w.epochs)
+        return gpu_state.Position(epoch, syncs, epochs_done, self.windows.rate_line)
 
     def save(self, position: gpu_state.Position) -> None:
         gpu_state.save(self.ctx, self.data.words, self.data.counts, (self.model.inputs.weight, self.model.output),
@@ -158,7 +157,7 @@ def train_epochs(ctx: TrainingContext, data: CorpusIds, model: Model, update: Up
     for epoch in range(start.epoch, hp.epochs):
         _train_epoch(run, epoch, skip_syncs=start.syncs if epoch == start.epoch else 0)
         run.save(run.position(epoch + 1, 0, float(epoch + 1)))
-        if epoch + 1 < hp.epochs and runtime.stop_agreed(ctx.stop_requested, 0, str(device), every=1):
+        if epoch + 1 < hp.epochs and runtime.stop_agreed(ctx.stop_requested, 0, ctx.device, every=1):
             raise TrainingStopped(f"stopped by SIGTERM after epoch {epoch + 1}")
     run.progress.finish()
 
@@ -195,13 +194,11 @@ def _window_settings(hp: Hyperparameters, start: gpu_state.Position, n_words: in
                      repeat_cap: float | None) -> WindowSettings:
     """Window settings with the rate line to follow: the saved one, or, when a resumed job asks
     for another number of epochs, one from the rate where it stopped down to 0 at the new end."""
-    settings = WindowSettings(hp.window_size, hp.negative_samples,
-                              hp.batch_size if hp.mode == "batch_skipgram" else 1, hp.learning_rate, start.epochs,
-                              repeat_cap or REPEAT_CAPS[hp.mode], n_words, start.origin, start.origin_rate)
-    if start.epochs == hp.epochs:
-        return settings
-    rate = float(settings.rates(torch.tensor([start.epochs_done], dtype=torch.float64)).item())
-    return dataclasses.replace(settings, epochs=hp.epochs, origin=start.epochs_done, origin_rate=rate)
+    line = start.schedule
+    if line.epochs != hp.epochs:
+        line = Schedule(line.at(start.epochs_done), 0.0, start.epochs_done, hp.epochs)
+    return WindowSettings(hp.window_size, hp.negative_samples, hp.batch_size if hp.mode == "batch_skipgram" else 1,
+                          hp.learning_rate, hp.epochs, repeat_cap or REPEAT_CAPS[hp.mode], n_words, line)
 
 
 def _default_windows_per_step(device: torch.device, subwords: bool) -> int:
