@@ -34,8 +34,8 @@ from gensim.models import KeyedVectors, Word2Vec
 from gensim.models.word2vec import LineSentence
 from gensim.test.utils import datapath
 
-from sagetext.algorithms.blazingtext import evaluation
-from sagetext.algorithms.blazingtext.word2vec import train_word2vec
+from sagetext.algorithms.blazingtext.word2vec import evaluation
+from sagetext.algorithms.blazingtext.word2vec.gensim_engine.trainer import train_word2vec
 from sagetext.contract.channels import Channel
 from sagetext.contract.checkpoints import Checkpoints
 from sagetext.contract.context import TrainingContext

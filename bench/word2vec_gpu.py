@@ -58,11 +58,11 @@ from pathlib import Path
 import torch
 from gensim.models import KeyedVectors
 
-from sagetext.algorithms.blazingtext.gpu import kernels
-from sagetext.algorithms.blazingtext.gpu.batches import Windows
-from sagetext.algorithms.blazingtext.gpu.input_rows import InputRows
-from sagetext.algorithms.blazingtext.gpu.step import reference_update
-from sagetext.algorithms.blazingtext.gpu.trainer import EngineSettings, train_word2vec
+from sagetext.algorithms.blazingtext.word2vec.torch_engine import kernels
+from sagetext.algorithms.blazingtext.word2vec.torch_engine.batches import Windows
+from sagetext.algorithms.blazingtext.word2vec.torch_engine.input_rows import InputRows
+from sagetext.algorithms.blazingtext.word2vec.torch_engine.step import reference_update
+from sagetext.algorithms.blazingtext.word2vec.torch_engine.trainer import EngineSettings, train_word2vec
 from sagetext.contract.channels import Channel
 from sagetext.contract.checkpoints import Checkpoints
 from sagetext.contract.context import TrainingContext

@@ -21,7 +21,6 @@ import pytest
 from tests.conftest import SHARED_DATA, FakeOptMl
 from tests.reliability.conftest import DEFAULT_HP, SPEC_NAME, lay_out, train_command, train_env
 
-
 SEED = int(os.environ.get("SAGETEXT_FAULT_SEED", random.SystemRandom().randrange(1 << 30)))
 WORD2VEC_HP = {"mode": "cbow", "epochs": "5", "vector_dim": "32", "min_count": "5"}  # learning_rate 0.05
 JOBS = {
@@ -107,8 +106,8 @@ def as_good(algorithm: str, ours: float, reference: float, slack: float | None =
 
 def word_similarity(model_dir: Path) -> float:
     """Mean Spearman's rho of the model's vectors on MEN-3k and WS-353 (shared data)."""
-    from sagetext.algorithms.blazingtext import evaluation
-    from sagetext.algorithms.blazingtext.vectors import VECTORS_BIN, read_vectors
+    from sagetext.algorithms.blazingtext.word2vec import evaluation
+    from sagetext.algorithms.blazingtext.word2vec.vectors import VECTORS_BIN, read_vectors
 
     vectors = read_vectors(model_dir / VECTORS_BIN)
     scores = [evaluation.similarity_score(evaluation.read_pairs(SHARED_DATA / "word_similarity" / name),

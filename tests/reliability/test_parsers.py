@@ -7,7 +7,7 @@ bag-of-words channel reader (CSV, RecordIO, gzip), ``vocab.txt`` and auxiliary w
 Seq2Seq's vocabulary JSON, RecordIO pair reader and parallel-text channels (whitespace tokens
 and sentencepiece subwords), BlazingText's ``__label__`` and augmented-manifest reader
 (``data.text.LabeledReader``) through real File-mode channels, fastText ``.bin`` loading
-(``fasttext_bin.read`` and ``vectors.read_vectors``) on random and mutated model files. The
+(``model_file.read`` and ``vectors.read_vectors``) on random and mutated model files. The
 bugs these found have example-based regression tests beside them.
 """
 
@@ -224,8 +224,8 @@ def test_seq2seq_pair_reader_on_arbitrary_bytes(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["supervised model.bin", "word2vec vectors.bin"])
 def test_fasttext_bin_loading_on_mutated_files(trained_models: dict, kind: str, tmp_path: Path) -> None:
-    from sagetext.algorithms.blazingtext import fasttext_bin
-    from sagetext.algorithms.blazingtext.vectors import read_vectors
+    from sagetext.algorithms.blazingtext.fasttext_format import model_file
+    from sagetext.algorithms.blazingtext.word2vec.vectors import read_vectors
 
     algorithm, file_name = kind.split()
     if isinstance(trained_models[algorithm], str):
@@ -234,7 +234,7 @@ def test_fasttext_bin_loading_on_mutated_files(trained_models: dict, kind: str, 
 
     def load(data: bytes) -> object:
         if algorithm == "supervised":
-            return fasttext_bin.read(data, file_name)
+            return model_file.read(data, file_name)
         path = tmp_path / file_name
         path.write_bytes(data)
         return read_vectors(path)
@@ -259,7 +259,7 @@ def test_quantized_fasttext_loading_on_mutated_files(tmp_path: Path) -> None:
     and never a decoded matrix out of proportion to the codes in the file."""
     import fasttext
 
-    from sagetext.algorithms.blazingtext import fasttext_bin
+    from sagetext.algorithms.blazingtext.fasttext_format import model_file
     from tests.conftest import REPO
 
     train = REPO / "samples" / "blazingtext" / "train.txt"
@@ -267,14 +267,14 @@ def test_quantized_fasttext_loading_on_mutated_files(tmp_path: Path) -> None:
     model.quantize(input=str(train), cutoff=500, qnorm=True, retrain=False, thread=1, verbose=0)
     model.save_model(str(tmp_path / "model.ftz"))
     base = (tmp_path / "model.ftz").read_bytes()
-    assert fasttext_bin.read(base, "model.ftz").ngram_rows is not None
+    assert model_file.read(base, "model.ftz").ngram_rows is not None
 
     @FUZZ
     @given(st.builds(lambda seed: mutate(base, random.Random(seed)), st.integers(0, 2**32))
            | st.builds(lambda cut: base[:cut], st.integers(0, len(base))))
     def check(data: bytes) -> None:
         try:
-            loaded = fasttext_bin.read(data, "model.ftz")
+            loaded = model_file.read(data, "model.ftz")
         except ClientError:
             return
         assert loaded.input.nbytes <= 256 * len(data) + (1 << 20)

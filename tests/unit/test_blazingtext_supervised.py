@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from sagetext.algorithms import get
-from sagetext.algorithms.blazingtext import fasttext_bin
-from sagetext.algorithms.blazingtext.dictionary import fnv1a_32, word_ngram_rows
-from sagetext.algorithms.blazingtext.hashindex import HashIndex
-from sagetext.algorithms.blazingtext.predictor import SupervisedPredictor
+from sagetext.algorithms.blazingtext.fasttext_format import model_file
+from sagetext.algorithms.blazingtext.fasttext_format.dictionary import fnv1a_32, word_ngram_rows
+from sagetext.algorithms.blazingtext.supervised.hashindex import HashIndex
+from sagetext.algorithms.blazingtext.supervised.predictor import SupervisedPredictor
 from sagetext.contract.channels import Channel
 from sagetext.contract.checkpoints import Checkpoints
 from sagetext.contract.context import TrainingContext, TrainingStopped
@@ -325,7 +325,7 @@ def test_a_fasttext_model_serves_the_same_predictions(tmp_path: Path, options: d
 
 
 def test_writer_and_reader_round_trip(trained: Path) -> None:
-    model = fasttext_bin.read((trained / "model.bin").read_bytes())
+    model = model_file.read((trained / "model.bin").read_bytes())
     assert model.version == 12 and model.args.bucket == 20000 and model.args.word_ngrams == 3
     assert model.input.shape == (model.dictionary.nwords + 20000, 10)
     assert (np.diff(model.dictionary.word_counts) <= 0).all() and (np.diff(model.dictionary.label_counts) <= 0).all()
@@ -368,7 +368,7 @@ def test_a_quantized_fasttext_model_serves_the_same_predictions(tmp_path: Path, 
     assert not quantize.get("qout") or len(model.labels) >= 256
     model.quantize(input=str(train), thread=1, verbose=0, **quantize)
     model.save_model(str(tmp_path / "model.bin"))
-    loaded = fasttext_bin.read((tmp_path / "model.bin").read_bytes())
+    loaded = model_file.read((tmp_path / "model.bin").read_bytes())
     assert (loaded.ngram_rows is not None) == ("cutoff" in quantize)
     sentences = sample_sentences()
     ours = ALGORITHM.load(tmp_path).classify(sentences, [3] * len(sentences))
@@ -508,7 +508,7 @@ def test_binary_logistic_step_equals_fasttexts_per_line_updates() -> None:
     line by line (each from the same starting weights, the changes summed)."""
     import torch
 
-    from sagetext.algorithms.blazingtext.losses import _binary_logistic
+    from sagetext.algorithms.blazingtext.supervised.losses import _binary_logistic
 
     rng = np.random.default_rng(0)
     output = rng.standard_normal((7, 5)).astype(np.float32)

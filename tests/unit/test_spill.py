@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sagetext.algorithms.blazingtext.batches import LINES_PER_BATCH, PlannedBatches
-from sagetext.algorithms.blazingtext.encoding import Encoded
+from sagetext.algorithms.blazingtext.supervised.batches import LINES_PER_BATCH, PlannedBatches
+from sagetext.algorithms.blazingtext.supervised.encoding import Encoded
 from sagetext.data.spill import Spill
 
 FIELDS = (("a", np.int32), ("b", np.float64), ("c", np.bool_), ("d", np.int64))

@@ -14,11 +14,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sagetext.algorithms.blazingtext import evaluation
-from sagetext.algorithms.blazingtext.fasttext_bin import MAGIC as FASTTEXT_MAGIC
-from sagetext.algorithms.blazingtext.vectors import (VectorsPredictor, WordVectors,
-                                                     load_vectors, read_vectors, write_artifacts)
-from sagetext.algorithms.blazingtext.word2vec import ChannelCorpus, read_sentences, train_word2vec
+from sagetext.algorithms.blazingtext.fasttext_format.model_file import MAGIC as FASTTEXT_MAGIC
+from sagetext.algorithms.blazingtext.word2vec import evaluation
+from sagetext.algorithms.blazingtext.word2vec.corpus import ChannelCorpus, read_sentences
+from sagetext.algorithms.blazingtext.word2vec.gensim_engine.trainer import train_word2vec
+from sagetext.algorithms.blazingtext.word2vec.vectors import (
+    VectorsPredictor,
+    WordVectors,
+    load_vectors,
+    read_vectors,
+    write_artifacts,
+)
 from sagetext.contract.channels import Channel
 from sagetext.contract.checkpoints import Checkpoints
 from sagetext.contract.context import TrainingContext
@@ -246,7 +252,7 @@ def test_a_fasttext_trained_bin_is_served_as_fasttext_computes_it(tmp_path: Path
 def test_algorithm_dispatches_word2vec_modes_and_picks_the_predictor_from_the_files(
         tmp_path: Path, corpus_slice: bytes) -> None:
     from sagetext.algorithms.blazingtext import ALGORITHM
-    from sagetext.algorithms.blazingtext.predictor import SupervisedPredictor
+    from sagetext.algorithms.blazingtext.supervised.predictor import SupervisedPredictor
 
     ctx = make_ctx(tmp_path, corpus_slice, mode="cbow")
     ALGORITHM.train(ctx)

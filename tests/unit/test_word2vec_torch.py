@@ -1,4 +1,4 @@
-"""BlazingText word2vec on the PyTorch engine (``algorithms/blazingtext/gpu``), run on CPU.
+"""BlazingText word2vec on the PyTorch engine (``algorithms/blazingtext/word2vec/torch_engine``), run on CPU.
 
 The reference step against a per-pair NumPy SGNS, the windows against word2vec.c's rules, the
 fused Triton step against the reference (on CUDA, else in Triton's CPU interpreter), then real
@@ -24,24 +24,31 @@ import numpy as np
 import pytest
 import torch
 
-from sagetext.algorithms.blazingtext import ALGORITHM, evaluation
-from sagetext.algorithms.blazingtext.gpu import ENGINE_ENV, kernels, use_torch_engine
-from sagetext.errors import ClientError
-from sagetext.algorithms.blazingtext.gpu.batches import Sampler, Windows, WindowSettings, epoch_windows
-from sagetext.algorithms.blazingtext.gpu.corpus_ids import read_corpus_ids
-from sagetext.algorithms.blazingtext.gpu.input_rows import InputRows
-from sagetext.algorithms.blazingtext.gpu.step import cbow_update, skipgram_update
-from sagetext.algorithms.blazingtext.gpu import state as gpu_state, trainer as gpu_trainer
-from sagetext.algorithms.blazingtext.gpu.trainer import train_word2vec
-from sagetext.algorithms.blazingtext.learning_rate import Schedule
-from sagetext.algorithms.blazingtext.vectors import Subwords, read_vectors
-from sagetext.algorithms.blazingtext.word2vec import read_sentences
+from sagetext.algorithms.blazingtext import ALGORITHM
+from sagetext.algorithms.blazingtext.word2vec import ENGINE_ENV, evaluation, use_torch_engine
+from sagetext.algorithms.blazingtext.word2vec.corpus import read_sentences
+from sagetext.algorithms.blazingtext.word2vec.learning_rate import Schedule
+from sagetext.algorithms.blazingtext.word2vec.torch_engine import checkpoint as gpu_state
+from sagetext.algorithms.blazingtext.word2vec.torch_engine import kernels
+from sagetext.algorithms.blazingtext.word2vec.torch_engine import trainer as gpu_trainer
+from sagetext.algorithms.blazingtext.word2vec.torch_engine.batches import (
+    Sampler,
+    Windows,
+    WindowSettings,
+    epoch_windows,
+)
+from sagetext.algorithms.blazingtext.word2vec.torch_engine.corpus_ids import read_corpus_ids
+from sagetext.algorithms.blazingtext.word2vec.torch_engine.input_rows import InputRows
+from sagetext.algorithms.blazingtext.word2vec.torch_engine.step import cbow_update, skipgram_update
+from sagetext.algorithms.blazingtext.word2vec.torch_engine.trainer import train_word2vec
+from sagetext.algorithms.blazingtext.word2vec.vectors import Subwords, read_vectors
 from sagetext.contract.channels import Channel
 from sagetext.contract.checkpoints import Checkpoints
 from sagetext.contract.context import TrainingContext, TrainingStopped
 from sagetext.contract.hyperparameters import Spec, parse
 from sagetext.contract.metrics import MetricLogger
 from sagetext.contract.paths import Paths
+from sagetext.errors import ClientError
 from tests.conftest import REPO, SHARED_DATA, FakeOptMl
 
 CORPUS = SHARED_DATA / "wiki_en_text8like" / "wiki2015_text8like.xz"

@@ -1,10 +1,12 @@
 """BlazingText: fastText-style text classification (``mode=supervised``) and word2vec
 (``cbow``, ``skipgram``, ``batch_skipgram``).
 
+Parts: ``fasttext_format`` (fastText's dictionary, ``.bin`` and ``.ftz`` files), ``supervised``
+(the classifier: training and serving) and ``word2vec`` (the word-vector modes, with two
+engines, ``gensim_engine`` and ``torch_engine``, writing the same artifacts).
+
 ``ALGORITHM`` is what ``sagetext.algorithms.get("blazingtext")`` returns: ``validate`` checks
-the hyperparameters against the channels, ``train`` runs the mode's trainer (``trainer`` for
-supervised; for the word2vec modes ``word2vec``, gensim, or with ``SAGETEXT_WORD2VEC_ENGINE=torch``
-``gpu.trainer``, our PyTorch engine), and ``load`` picks
+the hyperparameters against the channels, ``train`` runs the mode's trainer, and ``load`` picks
 the predictor from the files in the model folder, as SageMaker's hosting does: ``model.bin``
 (a supervised model, ours or fastText's; an unsupervised fastText .bin is served as word
 vectors) or ``vectors.bin``.
@@ -14,16 +16,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-
 from typing import Any
 
-from sagetext.algorithms.blazingtext import fasttext_bin, gpu, trainer, vectors, word2vec
-from sagetext.algorithms.blazingtext.gpu import trainer as torch_word2vec
-from sagetext.algorithms.blazingtext.predictor import MODEL_FILE, SupervisedPredictor
+from sagetext.algorithms.blazingtext import word2vec
+from sagetext.algorithms.blazingtext.fasttext_format import model_file
+from sagetext.algorithms.blazingtext.supervised.predictor import MODEL_FILE, SupervisedPredictor
+from sagetext.algorithms.blazingtext.word2vec import vectors
 from sagetext.contract.channels import Channel
 from sagetext.contract.context import TrainingContext
 from sagetext.contract.hyperparameters import Hyperparameters
 from sagetext.errors import ClientError
+
 
 class BlazingText:
     name = "blazingtext"
@@ -39,15 +42,15 @@ class BlazingText:
 
     def train(self, ctx: TrainingContext) -> None:  # the runner has called validate
         if ctx.hyperparameters.mode == "supervised":
+            from sagetext.algorithms.blazingtext.supervised import trainer
+
             trainer.train(ctx)
-        elif gpu.use_torch_engine(ctx.device):
-            torch_word2vec.train_word2vec(ctx)
         else:
-            word2vec.train_word2vec(ctx)
+            word2vec.train(ctx)
 
     def load(self, model_dir: Path) -> Any:
         model_bin = Path(model_dir) / MODEL_FILE
-        if model_bin.is_file() and fasttext_bin.model_name(model_bin) in ("cbow", "skipgram"):
+        if model_bin.is_file() and model_file.model_name(model_bin) in ("cbow", "skipgram"):
             return vectors.VectorsPredictor(vectors.read_vectors(model_bin))
         if model_bin.is_file() or not (Path(model_dir) / vectors.VECTORS_BIN).is_file():
             return SupervisedPredictor.load(model_dir)

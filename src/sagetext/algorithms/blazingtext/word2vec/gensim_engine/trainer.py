@@ -13,7 +13,7 @@ trainer can write the same files through the same code.
 On CPU ``batch_skipgram`` trains like ``skipgram`` (``batch_size`` only shapes GPU batches), and
 a multi-host job trains on rank 0 alone with gensim's threads; the other ranks return.
 
-Spot restarts (``word2vec_state``): gensim trains one epoch per ``train()`` call, each given the
+Spot restarts (``checkpoint``): gensim trains one epoch per ``train()`` call, each given the
 start and end learning rates of that epoch on the whole run's linear decay, so the schedule is
 the same as one call over all epochs, and a resumed job simply continues it. A checkpoint is
 saved after every epoch. On SIGTERM the corpus stops handing out sentences, gensim finishes the
@@ -23,100 +23,27 @@ sentences of the epoch were trained, and a resumed job skips them.
 
 from __future__ import annotations
 
-import codecs
 import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import Any
 
 from gensim.models import FastText, Word2Vec
 
-from sagetext.algorithms.blazingtext import evaluation, word2vec_state
-from sagetext.algorithms.blazingtext.learning_rate import Schedule
-from sagetext.algorithms.blazingtext.vectors import Subwords, WordVectors, write_artifacts
-from sagetext.algorithms.blazingtext.word2vec_state import Position
-from sagetext.contract.channels import Channel
+from sagetext.algorithms.blazingtext.word2vec import check_hyperparameters, evaluation
+from sagetext.algorithms.blazingtext.word2vec.corpus import ChannelCorpus
+from sagetext.algorithms.blazingtext.word2vec.gensim_engine import checkpoint as checkpointing
+from sagetext.algorithms.blazingtext.word2vec.gensim_engine.checkpoint import Position
+from sagetext.algorithms.blazingtext.word2vec.learning_rate import MIN_ALPHA_FRACTION, Schedule
+from sagetext.algorithms.blazingtext.word2vec.progress import PROGRESS_SECONDS, log_finished, log_progress
+from sagetext.algorithms.blazingtext.word2vec.vectors import Subwords, WordVectors, write_artifacts
 from sagetext.contract.context import TrainingContext, TrainingStopped
 from sagetext.contract.hyperparameters import Hyperparameters
 from sagetext.errors import ClientError
 
 log = logging.getLogger(__name__)
 
-MAX_SENTENCE_LENGTH = 10_000  # gensim's (and word2vec.c's) cap: longer lines are cut into pieces
-CHUNK_BYTES = 1 << 20
-PROGRESS_SECONDS = 5.0
-MIN_ALPHA_FRACTION = 1e-4  # word2vec.c decays alpha to alpha * 1e-4
-
-
-class ChannelCorpus:
-    """Restartable iterable of token lists over a channel, for gensim's several passes.
-
-    Pass ``k`` reads ``channel.streams(k)`` (a fresh FIFO per pass in Pipe mode). Lines are
-    sentences; a line longer than ``max_length`` tokens is cut into pieces, as gensim's
-    ``LineSentence`` does, and is never held in memory whole. ``words_read`` counts tokens
-    handed out over all passes (the progress reporter reads it from another thread).
-
-    A pass first skips ``skip`` sentences (the part of an epoch trained before a restart), and
-    ends early, setting ``stopped``, once ``stop`` is set; ``sentences`` then tells how many
-    sentences of the pass, skipped ones included, were handed out.
-    """
-
-    def __init__(self, channel: Channel, max_length: int = MAX_SENTENCE_LENGTH, chunk_bytes: int = CHUNK_BYTES,
-                 *, stop: threading.Event | None = None) -> None:
-        self.channel = channel
-        self.stop = stop if stop is not None else threading.Event()
-        self.max_length = max_length
-        self.chunk_bytes = chunk_bytes
-        self.passes = 0
-        self.words_read = 0
-        self.skip = 0
-        self.sentences = 0
-        self.stopped = False
-
-    def __iter__(self) -> Iterator[list[str]]:
-        epoch, skip = self.passes, self.skip
-        self.passes += 1
-        self.sentences, self.stopped = 0, False
-        for _name, stream in self.channel.streams(epoch):
-            for sentence in read_sentences(stream, self.max_length, self.chunk_bytes):
-                if self.sentences < skip:
-                    self.sentences += 1
-                    continue
-                if self.stop.is_set():
-                    self.stopped = True
-                    return
-                self.sentences += 1
-                self.words_read += len(sentence)
-                yield sentence
-
-
-def read_sentences(stream: BinaryIO, max_length: int = MAX_SENTENCE_LENGTH,
-                   chunk_bytes: int = CHUNK_BYTES) -> Iterator[list[str]]:
-    """Whitespace tokens of a UTF-8 stream, one list per line, lines cut at ``max_length`` tokens."""
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    pending, tokens = "", []  # pending: a token that may continue in the next chunk
-    while chunk := stream.read(chunk_bytes):
-        *lines, tail = (pending + decoder.decode(chunk)).split("\n")
-        for line in lines:
-            tokens.extend(line.split())
-            yield from _pieces(tokens, max_length)
-            tokens = []
-        words = tail.split()
-        pending = words.pop() if words and not tail[-1].isspace() else ""
-        tokens.extend(words)
-        if len(tokens) >= max_length:
-            full = len(tokens) - len(tokens) % max_length
-            yield from _pieces(tokens[:full], max_length)
-            tokens = tokens[full:]
-    tokens.extend((pending + decoder.decode(b"")).split())
-    yield from _pieces(tokens, max_length)
-
-
-def _pieces(tokens: list[str], max_length: int) -> Iterator[list[str]]:
-    for start in range(0, len(tokens), max_length):
-        yield tokens[start:start + max_length]
 
 
 class ProgressReporter:
@@ -165,18 +92,6 @@ class ProgressReporter:
             self.log_line()
 
 
-def log_progress(alpha: float, progress: float, words_per_second: float) -> None:
-    """BlazingText's progress line (``progress`` a fraction of the whole run)."""
-    log.info("Alpha: %.4f  Progress: %.2f%%  Million Words/sec: %.2f", alpha, 100 * progress, words_per_second / 1e6)
-
-
-def log_finished(words_per_second: float, seconds: float) -> None:
-    """BlazingText's lines at the end of training."""
-    log.info("Training finished!")
-    log.info("Average throughput in Million words/sec: %.2f", words_per_second / 1e6)
-    log.info("Total training time in seconds: %.2f", seconds)
-
-
 def train_word2vec(ctx: TrainingContext) -> None:
     """Train cbow / skipgram / batch_skipgram on the ``train`` channel; rank 0 writes the model."""
     hp = ctx.hyperparameters
@@ -211,9 +126,9 @@ def start(ctx: TrainingContext, model: Word2Vec, corpus: ChannelCorpus) -> tuple
     """The vocabulary and weights from the checkpoint, else from a pass over the data; where to
     start, and whether that is a checkpoint's position."""
     hp = ctx.hyperparameters
-    saved = word2vec_state.load(ctx)
+    saved = checkpointing.load(ctx)
     if saved is not None:
-        word2vec_state.restore(model, saved)
+        checkpointing.restore(model, saved)
         return saved.position, True
     model.build_vocab(corpus_iterable=corpus)
     if corpus.stopped:  # SIGTERM during the vocabulary pass: nothing trained yet, nothing to save
@@ -246,22 +161,13 @@ def train_epochs(ctx: TrainingContext, model: Word2Vec, corpus: ChannelCorpus, s
             done = position.epoch + corpus.sentences / count
             position = Position(position.epoch, corpus.sentences, schedule.at(done))
             log.info("Stopping in epoch %d after sentence %d of %d", position.epoch + 1, position.sentences, count)
-            word2vec_state.save(ctx, model, position)
+            checkpointing.save(ctx, model, position)
             raise TrainingStopped(f"stopped in epoch {position.epoch + 1}")
         position = Position(position.epoch + 1, 0, schedule.at(position.epoch + 1))
         log.info("-------------- End of epoch: %d", position.epoch)
-        word2vec_state.save(ctx, model, position)
+        checkpointing.save(ctx, model, position)
         if ctx.stop_requested.is_set():
             raise TrainingStopped(f"stopped after epoch {position.epoch}")
-
-
-def check_hyperparameters(hp: Hyperparameters) -> None:
-    """Combinations SageMaker rejects (spec §3.1)."""
-    if hp.mode == "batch_skipgram" and hp.subwords:
-        raise ClientError("subwords=True is not supported in batch_skipgram mode; "
-                          "use mode=skipgram or cbow for subword vectors")
-    if hp.subwords and hp.min_char > hp.max_char:
-        raise ClientError(f"min_char={hp.min_char} is larger than max_char={hp.max_char}")
 
 
 def build_model(hp: Hyperparameters, workers: int, seed: int) -> Word2Vec:

@@ -29,7 +29,7 @@ _QUANTIZER = struct.Struct("<4i")
 
 
 class Reader(Protocol):
-    """The bounds-checked reader of ``fasttext_bin``."""
+    """The bounds-checked reader of ``model_file``."""
 
     name: str
 

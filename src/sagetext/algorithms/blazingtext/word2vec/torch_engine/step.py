@@ -23,8 +23,8 @@ from collections.abc import Callable
 
 import torch
 
-from sagetext.algorithms.blazingtext.gpu.batches import Windows
-from sagetext.algorithms.blazingtext.gpu.input_rows import InputRows
+from sagetext.algorithms.blazingtext.word2vec.torch_engine.batches import Windows
+from sagetext.algorithms.blazingtext.word2vec.torch_engine.input_rows import InputRows
 
 Update = Callable[[InputRows, torch.Tensor, Windows], None]
 

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from sagetext.algorithms.blazingtext.learning_rate import Schedule
+from sagetext.algorithms.blazingtext.word2vec.learning_rate import Schedule
 from sagetext.contract.context import TrainingContext
 from sagetext.errors import ClientError
 

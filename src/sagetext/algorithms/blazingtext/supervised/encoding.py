@@ -14,8 +14,14 @@ from itertools import repeat
 
 import numpy as np
 
-from sagetext.algorithms.blazingtext.dictionary import EOS, Dictionary, fnv1a_32, span_hashes, word_ngram_rows
-from sagetext.algorithms.blazingtext.hashindex import HashIndex
+from sagetext.algorithms.blazingtext.fasttext_format.dictionary import (
+    EOS,
+    Dictionary,
+    fnv1a_32,
+    span_hashes,
+    word_ngram_rows,
+)
+from sagetext.algorithms.blazingtext.supervised.hashindex import HashIndex
 from sagetext.data.text import LABEL_PREFIX, LabeledBlock
 
 

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sagetext.algorithms.blazingtext import fasttext_bin
-from sagetext.algorithms.blazingtext.encoding import TokenMaps, TokenTable, encode, group_by_line
-from sagetext.algorithms.blazingtext.scoring import Scorer
+from sagetext.algorithms.blazingtext.fasttext_format import model_file
+from sagetext.algorithms.blazingtext.supervised.encoding import TokenMaps, TokenTable, encode, group_by_line
+from sagetext.algorithms.blazingtext.supervised.scoring import Scorer
 from sagetext.data.text import LabeledBlock, tokenize_lines
 from sagetext.errors import ClientError
 
@@ -30,10 +30,10 @@ JSON_LINES = "application/jsonlines"
 class SupervisedPredictor:
     content_types = (JSON, JSON_LINES)
 
-    def __init__(self, model: fasttext_bin.FastTextModel, device: str = "cpu") -> None:
+    def __init__(self, model: model_file.FastTextModel, device: str = "cpu") -> None:
         args = model.args
         if args.model != 3:
-            raise ClientError(f"{MODEL_FILE} is a word-vector model ({fasttext_bin.MODEL_NAMES.get(args.model)}), "
+            raise ClientError(f"{MODEL_FILE} is a word-vector model ({model_file.MODEL_NAMES.get(args.model)}), "
                               "not a text classifier; serve vectors.bin for word vectors")
         self.model = model
         self.dictionary = model.dictionary
@@ -47,7 +47,7 @@ class SupervisedPredictor:
         path = Path(model_dir) / MODEL_FILE
         if not path.is_file():
             raise ClientError(f"no {MODEL_FILE} in {model_dir}: a supervised BlazingText or fastText model is needed")
-        return cls(fasttext_bin.read(path.read_bytes(), MODEL_FILE), device)
+        return cls(model_file.read(path.read_bytes(), MODEL_FILE), device)
 
     def response_type(self, content_type: str, accept: list[str]) -> str | None:
         return content_type if content_type in self.content_types else None

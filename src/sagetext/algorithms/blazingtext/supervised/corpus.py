@@ -20,13 +20,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sagetext.algorithms.blazingtext.batches import PlannedBatches, lines_per_step
-from sagetext.algorithms.blazingtext.dictionary import Dictionary
-from sagetext.algorithms.blazingtext.encoding import Encoded, TokenCounts, TokenMaps, TokenTable, encode, token_hashes
+from sagetext.algorithms.blazingtext.fasttext_format.dictionary import Dictionary
+from sagetext.algorithms.blazingtext.supervised.batches import PlannedBatches, lines_per_step
+from sagetext.algorithms.blazingtext.supervised.encoding import (
+    Encoded,
+    TokenCounts,
+    TokenMaps,
+    TokenTable,
+    encode,
+    token_hashes,
+)
 from sagetext.contract.context import TrainingContext
 from sagetext.data.spill import Spill
-from sagetext.data.threads import ahead
 from sagetext.data.text import LabeledReader
+from sagetext.data.threads import ahead
 from sagetext.distributed import runtime
 from sagetext.errors import ClientError
 

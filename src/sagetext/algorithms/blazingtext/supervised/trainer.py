@@ -23,11 +23,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from sagetext.algorithms.blazingtext import fasttext_bin, losses, state as checkpointing
-from sagetext.algorithms.blazingtext.batches import Batch, PlannedBatches
-from sagetext.algorithms.blazingtext.corpus import EncodedLines, PreparedData, prepare
-from sagetext.algorithms.blazingtext.state import TrainState
-from sagetext.algorithms.blazingtext.supervised import Model, accuracy_counts, sgd_step
+from sagetext.algorithms.blazingtext.fasttext_format import model_file
+from sagetext.algorithms.blazingtext.supervised import checkpoint as checkpointing
+from sagetext.algorithms.blazingtext.supervised import losses
+from sagetext.algorithms.blazingtext.supervised.batches import Batch, PlannedBatches
+from sagetext.algorithms.blazingtext.supervised.checkpoint import TrainState
+from sagetext.algorithms.blazingtext.supervised.corpus import EncodedLines, PreparedData, prepare
+from sagetext.algorithms.blazingtext.supervised.model import Model, accuracy_counts, sgd_step
 from sagetext.contract.artifacts import write_atomic
 from sagetext.contract.context import TrainingContext, TrainingStopped
 from sagetext.distributed import runtime
@@ -291,8 +293,8 @@ def _finish(run: Run, started: float) -> None:
 def write_model(ctx: TrainingContext, data: PreparedData, model: Model) -> None:
     """``model.bin`` in fastText's format, written atomically."""
     hp = ctx.hyperparameters
-    args = fasttext_bin.Args(dim=hp.vector_dim, word_ngrams=hp.word_ngrams, bucket=data.buckets,
-                             epoch=hp.epochs, min_count=hp.min_count, loss=fasttext_bin.LOSS_CODES[hp.loss],
+    args = model_file.Args(dim=hp.vector_dim, word_ngrams=hp.word_ngrams, bucket=data.buckets,
+                             epoch=hp.epochs, min_count=hp.min_count, loss=model_file.LOSS_CODES[hp.loss],
                              neg=hp.negative_samples)
-    ft = fasttext_bin.FastTextModel(args, data.dictionary, model.fasttext_input().numpy(), model.output.cpu().numpy())
-    write_atomic(ctx.model_dir / MODEL_FILE, lambda f: fasttext_bin.write(f, ft))
+    ft = model_file.FastTextModel(args, data.dictionary, model.fasttext_input().numpy(), model.output.cpu().numpy())
+    write_atomic(ctx.model_dir / MODEL_FILE, lambda f: model_file.write(f, ft))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+MIN_ALPHA_FRACTION = 1e-4  # word2vec.c: alpha never falls below starting_alpha * 1e-4
+
 
 @dataclass(frozen=True)
 class Schedule:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from sagetext.algorithms.blazingtext.encoding import Encoded
+from sagetext.algorithms.blazingtext.supervised.encoding import Encoded
 from sagetext.data.spill import Spill
 
 # Lines per SGD step. A step applies the sum of its lines' updates, like that many steps of

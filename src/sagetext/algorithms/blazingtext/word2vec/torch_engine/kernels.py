@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import torch
 
-from sagetext.algorithms.blazingtext.gpu.batches import Windows
-from sagetext.algorithms.blazingtext.gpu.input_rows import InputRows
-from sagetext.algorithms.blazingtext.gpu.step import Update
+from sagetext.algorithms.blazingtext.word2vec.torch_engine.batches import Windows
+from sagetext.algorithms.blazingtext.word2vec.torch_engine.input_rows import InputRows
+from sagetext.algorithms.blazingtext.word2vec.torch_engine.step import Update
 
 try:
     import triton

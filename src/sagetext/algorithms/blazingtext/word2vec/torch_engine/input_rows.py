@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from gensim.models.fasttext import ft_ngram_hashes
 
-from sagetext.algorithms.blazingtext.vectors import EOS
+from sagetext.algorithms.blazingtext.word2vec.vectors import EOS
 
 
 @dataclass(frozen=True)

@@ -34,9 +34,8 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
-from sagetext.algorithms.blazingtext.learning_rate import Schedule
+from sagetext.algorithms.blazingtext.word2vec.learning_rate import MIN_ALPHA_FRACTION, Schedule
 
-MIN_ALPHA_FRACTION = 1e-4  # word2vec.c: alpha never falls below starting_alpha * 1e-4
 NEGATIVE_POWER = 0.75
 
 

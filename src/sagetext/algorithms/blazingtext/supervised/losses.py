@@ -24,8 +24,8 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from sagetext.algorithms.blazingtext.batches import Batch
-from sagetext.algorithms.blazingtext.scoring import huffman_paths
+from sagetext.algorithms.blazingtext.supervised.batches import Batch
+from sagetext.algorithms.blazingtext.supervised.scoring import huffman_paths
 
 
 class OutputLoss(Protocol):

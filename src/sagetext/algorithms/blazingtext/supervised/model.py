@@ -22,9 +22,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sagetext.algorithms.blazingtext.batches import Batch
-from sagetext.algorithms.blazingtext.encoding import Encoded
-from sagetext.algorithms.blazingtext.losses import OutputLoss
+from sagetext.algorithms.blazingtext.supervised.batches import Batch
+from sagetext.algorithms.blazingtext.supervised.encoding import Encoded
+from sagetext.algorithms.blazingtext.supervised.losses import OutputLoss
 
 PREDICT_CHUNK_LINES = 4096
 

@@ -25,17 +25,18 @@ from dataclasses import dataclass
 
 import torch
 
-from sagetext.algorithms.blazingtext import evaluation
-from sagetext.algorithms.blazingtext.gpu import kernels, state as gpu_state
-from sagetext.algorithms.blazingtext.gpu.averaging import ModelSync
-from sagetext.algorithms.blazingtext.gpu.batches import Sampler, WindowSettings, epoch_windows
-from sagetext.algorithms.blazingtext.gpu.corpus_ids import CorpusIds, read_corpus_ids
-from sagetext.algorithms.blazingtext.gpu.input_rows import InputRows
-from sagetext.algorithms.blazingtext.gpu.progress import Progress
-from sagetext.algorithms.blazingtext.gpu.step import Update, reference_update
-from sagetext.algorithms.blazingtext.learning_rate import Schedule
-from sagetext.algorithms.blazingtext.vectors import Subwords, WordVectors, write_artifacts
-from sagetext.algorithms.blazingtext.word2vec import ChannelCorpus, check_hyperparameters
+from sagetext.algorithms.blazingtext.word2vec import check_hyperparameters, evaluation
+from sagetext.algorithms.blazingtext.word2vec.corpus import ChannelCorpus
+from sagetext.algorithms.blazingtext.word2vec.learning_rate import Schedule
+from sagetext.algorithms.blazingtext.word2vec.torch_engine import checkpoint as checkpointing
+from sagetext.algorithms.blazingtext.word2vec.torch_engine import kernels
+from sagetext.algorithms.blazingtext.word2vec.torch_engine.averaging import ModelSync
+from sagetext.algorithms.blazingtext.word2vec.torch_engine.batches import Sampler, WindowSettings, epoch_windows
+from sagetext.algorithms.blazingtext.word2vec.torch_engine.corpus_ids import CorpusIds, read_corpus_ids
+from sagetext.algorithms.blazingtext.word2vec.torch_engine.input_rows import InputRows
+from sagetext.algorithms.blazingtext.word2vec.torch_engine.progress import Progress
+from sagetext.algorithms.blazingtext.word2vec.torch_engine.step import Update, reference_update
+from sagetext.algorithms.blazingtext.word2vec.vectors import Subwords, WordVectors, write_artifacts
 from sagetext.contract.context import TrainingContext, TrainingStopped
 from sagetext.contract.hyperparameters import Hyperparameters
 from sagetext.distributed import runtime
@@ -130,21 +131,21 @@ class Epochs:
     sync: ModelSync
     progress: Progress
 
-    def position(self, epoch: int, syncs: int, epochs_done: float) -> gpu_state.Position:
-        return gpu_state.Position(epoch, syncs, epochs_done, self.windows.rate_line)
+    def position(self, epoch: int, syncs: int, epochs_done: float) -> checkpointing.Position:
+        return checkpointing.Position(epoch, syncs, epochs_done, self.windows.rate_line)
 
-    def save(self, position: gpu_state.Position) -> None:
-        gpu_state.save(self.ctx, self.data.words, self.data.counts, (self.model.inputs.weight, self.model.output),
+    def save(self, position: checkpointing.Position) -> None:
+        checkpointing.save(self.ctx, self.data.words, self.data.counts, (self.model.inputs.weight, self.model.output),
                        position)
 
 
 def train_epochs(ctx: TrainingContext, data: CorpusIds, model: Model, update: Update,
                  settings: EngineSettings) -> None:
     """All epochs on this worker's shard, combining the workers' models syncs_per_epoch times an
-    epoch; resumes from a checkpoint and saves one after each epoch (see ``gpu.state``)."""
+    epoch; resumes from a checkpoint and saves one after each epoch (see ``checkpoint``)."""
     hp = ctx.hyperparameters
     device = model.output.device
-    start = gpu_state.resume(ctx, data.words, data.counts, (model.inputs.weight, model.output))
+    start = checkpointing.resume(ctx, data.words, data.counts, (model.inputs.weight, model.output))
     shard_ids, shard_sentences = data.shard(ctx.rank, ctx.world_size)
     run = Epochs(ctx, data, model, update, torch.as_tensor(shard_ids, dtype=torch.int64, device=device),
                  torch.as_tensor(shard_sentences, device=device),
@@ -190,7 +191,7 @@ def _sync_point(run: Epochs, epoch: int, synced: int, skip_syncs: int, epochs_do
     return synced
 
 
-def _window_settings(hp: Hyperparameters, start: gpu_state.Position, n_words: int,
+def _window_settings(hp: Hyperparameters, start: checkpointing.Position, n_words: int,
                      repeat_cap: float | None) -> WindowSettings:
     """Window settings with the rate line to follow: the saved one, or, when a resumed job asks
     for another number of epochs, one from the rate where it stopped down to 0 at the new end."""

@@ -28,8 +28,8 @@ from typing import Any, BinaryIO
 import numpy as np
 from gensim.models.fasttext import ft_ngram_hashes
 
-from sagetext.algorithms.blazingtext import fasttext_bin
-from sagetext.algorithms.blazingtext.dictionary import Dictionary
+from sagetext.algorithms.blazingtext.fasttext_format import model_file
+from sagetext.algorithms.blazingtext.fasttext_format.dictionary import Dictionary
 from sagetext.contract.artifacts import write_atomic
 from sagetext.errors import ClientError
 
@@ -137,18 +137,18 @@ def _write_word2vec_bin(f: BinaryIO, words: Sequence[str], matrix: np.ndarray) -
 
 
 def write_fasttext_bin(f: BinaryIO, vectors: WordVectors, info: dict[str, Any]) -> None:
-    """fastText .bin v12 of a subword model (the format lives in ``fasttext_bin``)."""
+    """fastText .bin v12 of a subword model (the format lives in ``fasttext_format.model_file``)."""
     sub = vectors.subwords
     if sub is None:
         raise ValueError("a fastText .bin of word vectors needs the subword table")
-    args = fasttext_bin.Args(dim=vectors.dim, word_ngrams=1, bucket=len(sub.ngrams), epoch=info["epochs"],
+    args = model_file.Args(dim=vectors.dim, word_ngrams=1, bucket=len(sub.ngrams), epoch=info["epochs"],
                              min_count=info["min_count"], ws=info["window"], neg=info["negative"], loss=LOSS_NS,
                              model=MODEL_CODES[info["mode"]], minn=sub.minn, maxn=sub.maxn,
                              t=float(info["sample"]))
     counts = np.asarray(vectors.counts or [1] * len(vectors.words), dtype=np.int64)
     dictionary = Dictionary(tuple(w.encode("utf-8") for w in vectors.words), counts, (), np.zeros(0, np.int64),
                             int(info["ntokens"]))
-    fasttext_bin.write_parts(f, args, dictionary, [vectors.rows, sub.ngrams], info["output"])
+    model_file.write_parts(f, args, dictionary, [vectors.rows, sub.ngrams], info["output"])
 
 
 # ---------------------------------------------------------------- reading
@@ -158,7 +158,7 @@ def read_vectors(path: Path) -> WordVectors:
     """A word2vec binary file or a fastText .bin (told apart by fastText's magic number)."""
     try:
         with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            if len(data) >= 4 and struct.unpack_from("<i", data)[0] == fasttext_bin.MAGIC:
+            if len(data) >= 4 and struct.unpack_from("<i", data)[0] == model_file.MAGIC:
                 return _read_fasttext(data, path)
             return _read_word2vec_bin(data, path)
     except (OSError, ValueError) as exc:  # mmap of an empty file raises ValueError
@@ -189,7 +189,7 @@ def _read_word2vec_bin(data: mmap.mmap, path: Path) -> WordVectors:
 
 def _read_fasttext(data: mmap.mmap, path: Path) -> WordVectors:
     """Word vectors of a fastText .bin (ours or fastText's): words, their rows, the n-gram table."""
-    model = fasttext_bin.read(data, str(path))
+    model = model_file.read(data, str(path))
     if model.ngram_rows is not None:
         raise ClientError(f"{path.name} is a pruned (quantized) word-vector model; serve the unquantized .bin")
     d, args = model.dictionary, model.args

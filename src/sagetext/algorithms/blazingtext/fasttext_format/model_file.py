@@ -32,8 +32,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from sagetext.algorithms.blazingtext import quantized
-from sagetext.algorithms.blazingtext.dictionary import Dictionary
+from sagetext.algorithms.blazingtext.fasttext_format import quantized
+from sagetext.algorithms.blazingtext.fasttext_format.dictionary import Dictionary
 from sagetext.errors import ClientError
 
 MAGIC = 793712314

@@ -14,8 +14,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sagetext.algorithms.blazingtext.dictionary import Dictionary
-from sagetext.algorithms.blazingtext.supervised import Model
+from sagetext.algorithms.blazingtext.fasttext_format.dictionary import Dictionary
+from sagetext.algorithms.blazingtext.supervised.model import Model
 from sagetext.contract.context import TrainingContext
 from sagetext.errors import ClientError
 

@@ -13,10 +13,8 @@ import time
 
 import torch
 
-from sagetext.algorithms.blazingtext.gpu.batches import MIN_ALPHA_FRACTION
-from sagetext.algorithms.blazingtext.word2vec import log_finished, log_progress
-
-PROGRESS_SECONDS = 5.0
+from sagetext.algorithms.blazingtext.word2vec.learning_rate import MIN_ALPHA_FRACTION
+from sagetext.algorithms.blazingtext.word2vec.progress import PROGRESS_SECONDS, log_finished, log_progress
 
 
 class Progress:
