@@ -2,11 +2,12 @@
 
 A ``train`` or ``validation`` channel in text form holds exactly one ``*.src`` and one ``*.trg``
 file (e.g. ``train.src`` and ``train.trg``; gzip, bzip2 or xz work, recognised by their magic bytes,
-as in every channel, and a ``.gz``, ``.bz2`` or ``.xz`` suffix may follow the name), line-aligned: line ``i`` of one file is the translation of line ``i`` of the other.
-Lines end at ``\n`` only (a ``\r`` before it is dropped), so a stray ``\r`` or U+2028 inside a
-sentence cannot shift the pairs; bytes that are not UTF-8 become U+FFFD. Pairs with a blank side
-are skipped; files whose non-blank lines do not pair up (different line counts) are an error.
-The ``vocab`` channel is then optional:
+as in every channel, and a ``.gz``, ``.bz2`` or ``.xz`` suffix may follow the name), line-aligned:
+line ``i`` of one file is the translation of line ``i`` of the other. Lines end at ``\n`` only
+(a ``\r`` before it is dropped), so a stray ``\r`` or U+2028 inside a sentence cannot shift the
+pairs; bytes that are not UTF-8 become U+FFFD. Pairs with a blank side are skipped; files whose
+non-blank lines do not pair up (different line counts) are an error. The ``vocab`` channel is
+then optional:
 
 - ``subword_vocab_size=0`` (default): the text is whitespace-tokenised; the vocabularies come
   from the ``vocab`` channel when given, else from the training text with create_vocab_proto.py's
