@@ -126,7 +126,7 @@ def test_other_binary_files_are_refused_naming_the_file(opt_ml: FakeOptMl, algor
         opt_ml.channel("validation", {"val.rec": seq2seq_files["val.rec"].read_bytes()})
         opt_ml.channel("vocab", {"vocab.src.json": seq2seq_files["vocab.src.json"].read_bytes(),
                                  "vocab.trg.json": seq2seq_files["vocab.trg.json"].read_bytes()})
-        needle = "channel 'train', file train.rec: is binary data"
+        needle = "channel 'train', file train.rec: is not UTF-8 text or RecordIO but binary data"
     result = run_train(opt_ml, algorithm)
     assert result.returncode == 1, result.stdout + result.stderr
     failure = opt_ml.failure.read_text()

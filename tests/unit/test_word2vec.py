@@ -206,7 +206,8 @@ def test_similarity_score_counts_missing_pairs_and_ranks() -> None:
 @pytest.fixture
 def small_predictor(tmp_path: Path) -> VectorsPredictor:
     vectors = WordVectors(["hello", "world"], np.array([[1, 2], [3, 4]], np.float32), [5, 3])
-    write_artifacts(tmp_path, vectors)
+    write_artifacts(tmp_path, vectors, {"output": np.zeros((2, 2), np.float32), "mode": "skipgram", "window": 5,
+                                        "epochs": 5, "min_count": 1, "negative": 5, "sample": 1e-4, "ntokens": 8})
     return load_vectors(tmp_path)
 
 
