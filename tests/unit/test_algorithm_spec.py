@@ -100,15 +100,20 @@ def test_documented_ranges_and_objectives() -> None:
     }
 
 
-def test_inference_types_are_what_the_predictors_accept() -> None:
+def test_inference_types_are_what_the_predictors_answer() -> None:
+    """configs/ lists what the predictors declare (``answers``: request type -> response types)."""
     from sagetext.algorithms.blazingtext.supervised.predictor import SupervisedPredictor
+    from sagetext.algorithms.blazingtext.word2vec.vectors import VectorsPredictor
     from sagetext.algorithms.ntm.predictor import NtmPredictor
     from sagetext.algorithms.seq2seq.predictor import Seq2SeqPredictor
 
-    for algorithm, predictor in (("blazingtext", SupervisedPredictor), ("seq2seq", Seq2SeqPredictor),
-                                 ("ntm", NtmPredictor)):
+    for algorithm, predictors in (("blazingtext", (SupervisedPredictor, VectorsPredictor)),
+                                  ("seq2seq", (Seq2SeqPredictor,)), ("ntm", (NtmPredictor,))):
         inference = algorithm_spec.request_body(algorithm, "img")["InferenceSpecification"]
-        assert set(inference["SupportedContentTypes"]) == set(predictor.content_types), algorithm
+        requests = {request for predictor in predictors for request in predictor.answers}
+        responses = {response for predictor in predictors for types in predictor.answers.values() for response in types}
+        assert set(inference["SupportedContentTypes"]) == requests, algorithm
+        assert set(inference["SupportedResponseMIMETypes"]) == responses, algorithm
 
 
 def test_a_bad_name_is_refused_naming_the_field() -> None:
