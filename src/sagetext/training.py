@@ -15,6 +15,7 @@ without a traceback.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -26,10 +27,11 @@ from dataclasses import dataclass
 
 import torch
 
-from sagetext import algorithms, specs
+from sagetext import __version__, algorithms, specs
 from sagetext.algorithms.base import Algorithm
 from sagetext.contract import channels as channels_config
-from sagetext.contract import checkpoints, failure
+from sagetext.contract import checkpoints, failure, tensorboard
+from sagetext.contract.artifacts import write_bytes_atomic
 from sagetext.contract.channels import Channel, read_json
 from sagetext.contract.checkpoints import Checkpoints
 from sagetext.contract.cluster import Cluster
@@ -43,6 +45,7 @@ from sagetext.errors import ClientError
 log = logging.getLogger("sagetext.training")  # also when run as __main__ (the workers)
 
 CPU_WORKERS_ENV = "SAGETEXT_CPU_WORKERS"
+METRICS_FILE = "metrics.json"  # the final value of each metric line, beside the model
 EXIT_STOPPED = failure.EXIT_STOPPED
 EXIT_INTERRUPTED = failure.EXIT_INTERRUPTED
 
@@ -90,6 +93,7 @@ def main() -> int:
     """The ``train`` entrypoint: exit code 0 on success, 1 on failure, 143 or 130 when stopped
     by SIGTERM or SIGINT."""
     configure_logging()
+    log.info("sagetext %s: train", __version__)
     paths = Paths.from_env()
     started = time.monotonic()
     stop, previous = _stop_on_signals()
@@ -149,6 +153,7 @@ def worker_main() -> int:
 def run_worker(job: Job, rt: runtime.Runtime, stop: threading.Event | None = None) -> int:
     """Build the context for this worker and train; 143 or 130 if SIGTERM or SIGINT (``stop``) stopped it."""
     torch.manual_seed(job.hyperparameters.get("seed", 0) + rt.rank)
+    events = tensorboard.open_writer(tensorboard.directory(job.paths)) if rt.rank == 0 else None
     ctx = TrainingContext(
         hyperparameters=job.hyperparameters,
         channels=job.channels,
@@ -156,7 +161,7 @@ def run_worker(job: Job, rt: runtime.Runtime, stop: threading.Event | None = Non
         output_data_dir=job.paths.output_data_dir,
         checkpoints=Checkpoints(checkpoints.directory(job.paths), job.hyperparameters),
         cluster=job.cluster,
-        metrics=MetricLogger(enabled=rt.rank == 0),
+        metrics=MetricLogger(enabled=rt.rank == 0, events=events),
         rank=rt.rank,
         world_size=rt.world_size,
         device=rt.device,
@@ -169,6 +174,10 @@ def run_worker(job: Job, rt: runtime.Runtime, stop: threading.Event | None = Non
         log.info("Training stopped by %s%s", signal.Signals(signum).name,
                  "; checkpoint saved" if ctx.checkpoints.enabled else "")
         return failure.stopped_exit_code(signum)
+    finally:
+        ctx.metrics.close()
+    if ctx.is_writer:
+        write_bytes_atomic(ctx.model_dir / METRICS_FILE, (json.dumps(ctx.metrics.final, indent=2) + "\n").encode())
     return 0
 
 

@@ -30,7 +30,7 @@ class Recording(MetricLogger):
         super().__init__(enabled=False)
         self.lines: list[tuple[str, float]] = []
 
-    def log(self, name: str, value: float) -> None:
+    def log(self, name: str, value: float, step: int | None = None) -> None:
         self.lines.append((name, value))
 
     def values(self, name: str) -> list[float]:
@@ -134,7 +134,7 @@ def test_sub_sample_sets_documents_per_epoch(tmp_path: Path, caplog: pytest.LogC
     ctx, _ = make_ctx(tmp_path, sub_sample=fraction, epochs="2")
     with caplog.at_level(logging.INFO, logger="sagetext"):
         trainer.train(ctx)
-    seen = [int(n) for n in re.findall(r"Epoch \d: train total_loss .*?, (\d+) documents", caplog.text)]
+    seen = [int(n) for n in re.findall(r"Epoch \d/2: train total_loss .*?, (\d+) documents", caplog.text)]
     assert seen == [expected, expected]
 
 
