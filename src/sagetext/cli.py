@@ -4,23 +4,32 @@
 command-line arguments and runs exactly what the image's ``train`` runs; ``sagetext serve``
 starts the same server as the image's ``serve``. Outside SageMaker, channels may be
 ``s3://`` prefixes and the model may go to S3 as ``model.tar.gz`` (see ``sagetext.s3``), and
-``serve --model-data`` serves a ``model.tar.gz`` from a file or S3.
+``serve --model-data`` serves a ``model.tar.gz`` from a file or S3. ``sagetext predict``
+answers a file's instances through the server's own code (``serving.batch``) and ``sagetext
+test`` scores a model on held-out data (``sagetext.evaluate``); both, like ``serve``, find
+the algorithm from the model folder.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from sagetext import algorithms, model_archive, s3, specs
+from sagetext import __version__, algorithms, model_archive, s3, specs
+from sagetext.contract.metrics import configure_logging
 from sagetext.contract.paths import BASE_DIR_ENV, Paths
 from sagetext.errors import ClientError
+
+if TYPE_CHECKING:
+    from sagetext.algorithms.base import Predictor
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sagetext", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"sagetext {__version__}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     train = sub.add_parser("train", help="train a model as the container would")
@@ -54,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--input-mode", default="File", choices=["File", "Pipe"],
                        help=argparse.SUPPRESS)
     train.add_argument("--workers", type=int, help="CPU worker processes (GPUs: one per GPU)")
+    train.add_argument("--tensorboard", type=Path, metavar="DIR", help="write TensorBoard event files here, as "
+                       "a SageMaker job with a TensorBoardOutputConfig does (needs sagetext[tensorboard])")
     train.set_defaults(run=_train)
 
     serve = sub.add_parser("serve", help="serve a model as the container would")
@@ -63,9 +75,37 @@ def _parser() -> argparse.ArgumentParser:
                        help="a model.tar.gz, local or s3://; unpacked safely into a temporary folder")
     serve.add_argument("--s3-endpoint-url", help="an S3-compatible store for --model-data s3://...")
     serve.add_argument("--algorithm", choices=sorted(algorithms.MODULES),
-                       default=os.environ.get(algorithms.ALGORITHM_ENV, "blazingtext"))
+                       default=os.environ.get(algorithms.ALGORITHM_ENV) or None,
+                       help="default: $SAGETEXT_ALGORITHM, else the one whose model the folder holds")
     serve.add_argument("--port", type=int, help="default: $SAGEMAKER_BIND_TO_PORT or 8080")
     serve.set_defaults(run=_serve)
+
+    predict = sub.add_parser("predict", help="answer every instance of a file as the server would")
+    _model_arguments(predict)
+    predict.add_argument("--input", default="-", metavar="FILE", help="default: standard input")
+    predict.add_argument("--output", default="-", metavar="FILE", help="default: standard output")
+    predict.add_argument("--content-type", metavar="TYPE", help="the input's type: application/jsonlines (the "
+                         "default when the model takes it), application/json, text/csv, "
+                         "application/x-recordio-protobuf, or text/plain (a sentence a line)")
+    predict.add_argument("--accept", metavar="TYPE", help="the answers' type, as the Accept header")
+    predict.add_argument("-c", "--configuration", action="append", default=[], metavar="KEY=VALUE",
+                         help="added to each request: JSON's \"configuration\" object or each JSON Lines object "
+                         "(e.g. k=3, attention_matrix=true); repeatable")
+    predict.add_argument("--batch-size", type=int, metavar="N",
+                         help="instances per request (default: the server's cap, at most 1000)")
+    predict.set_defaults(run=_predict)
+
+    test = sub.add_parser("test", help="score a model on held-out data: P@k/R@k (supervised, as fastText), "
+                          "BLEU (Seq2Seq, sacreBLEU), perplexity/TU/NPMI (NTM)")
+    _model_arguments(test)
+    test.add_argument("--input", required=True, type=Path, metavar="PATH", help="a __label__ file (supervised), "
+                      "a source file (Seq2Seq), or held-out documents, a file or folder (NTM)")
+    test.add_argument("-k", type=int, default=1, help="supervised: labels predicted per line (default: 1)")
+    test.add_argument("--reference", type=Path, metavar="FILE", help="Seq2Seq: the reference translations")
+    test.add_argument("--translations", type=Path, metavar="FILE", help="Seq2Seq: also write the translations here")
+    test.add_argument("--tokenize", default="13a", help="Seq2Seq: sacreBLEU's tokenizer (default: 13a)")
+    test.add_argument("--seed", type=int, help="NTM: the seed of the posterior sample (default: the spec's)")
+    test.set_defaults(run=_test)
 
     metrics = sub.add_parser("metric-definitions", help="print the MetricDefinitions for an Estimator")
     metrics.add_argument("--algorithm", required=True, choices=sorted(algorithms.MODULES))
@@ -81,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     prepare = sub.add_parser("seq2seq-prepare", help="parallel text -> train.rec, val.rec and vocab JSON "
                              "(SageMaker's create_vocab_proto.py)")
     _seq2seq_prepare().add_arguments(prepare)
-    prepare.set_defaults(run=lambda a: _seq2seq_prepare().run(a))
+    prepare.set_defaults(run=lambda a: configure_logging() or _seq2seq_prepare().run(a))
 
     table = sub.add_parser("hyperparameters", help="print an algorithm's hyperparameters as a Markdown table")
     table.add_argument("--algorithm", required=True, choices=sorted(algorithms.MODULES))
@@ -123,18 +163,30 @@ def hyperparameter_table(algorithm: str) -> str:
     return "\n".join(rows)
 
 
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument("--model-dir", type=Path, help="a folder of model files (what training wrote)")
+    model.add_argument("--model-data", metavar="PATH_OR_S3_URI", help="a model.tar.gz, local or s3://")
+    parser.add_argument("--s3-endpoint-url", help="an S3-compatible store for --model-data s3://...")
+    parser.add_argument("--algorithm", choices=sorted(algorithms.MODULES),
+                        help="default: the one whose model the folder holds")
+
+
 def _pairs(items: list[str], what: str) -> dict[str, str]:
-    result = {}
+    """NAME=VALUE arguments; a name given twice is an error, not last-wins."""
+    result: dict[str, str] = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name:
             raise SystemExit(f"sagetext: {what} {item!r}: expected NAME=VALUE")
+        if name in result:
+            raise SystemExit(f"sagetext: {what} {name} is given twice ({result[name]!r} and {value!r}); give it once")
         result[name] = value
     return result
 
 
 def layout(root: Path, channels: dict[str, Path], hyperparameters: dict[str, str],
-           model_dir: Path, checkpoint_dir: Path | None = None) -> Paths:
+           model_dir: Path, checkpoint_dir: Path | None = None, tensorboard_dir: Path | None = None) -> Paths:
     """Write a contract root under ``root`` like SageMaker's /opt/ml for these inputs."""
     paths = Paths(root)
     paths.config_dir.mkdir(parents=True, exist_ok=True)
@@ -154,7 +206,42 @@ def layout(root: Path, channels: dict[str, Path], hyperparameters: dict[str, str
     paths.model_dir.symlink_to(model_dir.resolve(), target_is_directory=True)
     if checkpoint_dir is not None:
         paths.checkpointconfig_file.write_text(json.dumps({"LocalPath": str(checkpoint_dir.resolve())}))
+    if tensorboard_dir is not None:
+        paths.tensorboard_config_file.write_text(json.dumps({"LocalPath": str(tensorboard_dir.resolve())}))
     return paths
+
+
+class _UserPaths(logging.Filter):
+    """Log records with the temporary contract root's paths replaced by the user's own (the
+    files and folders given to ``sagetext train``), so messages name what the user knows."""
+
+    def __init__(self, replacements: dict[str, str]) -> None:
+        super().__init__()
+        self.replacements = sorted(replacements.items(), key=lambda item: -len(item[0]))  # longest first
+
+    def rewrite(self, text: str) -> str:
+        for temporary, own in self.replacements:
+            text = text.replace(temporary, own)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        rewritten = self.rewrite(message)
+        if rewritten != message:
+            record.msg, record.args = rewritten, ()
+        return True
+
+
+def _user_paths(paths: Paths, channels: dict[str, Path], model_dir: Path) -> _UserPaths:
+    replacements = {str(paths.model_dir): str(model_dir)}
+    for name, source in channels.items():
+        folder = paths.channel_dir(name)
+        if source.is_dir():
+            replacements[str(folder)] = str(source)
+        else:
+            replacements[str(folder / source.name)] = str(source)
+            replacements[str(folder)] = str(source.parent)
+    return _UserPaths(replacements)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -169,23 +256,35 @@ def _train(args: argparse.Namespace) -> int:
     for name, value in sources.items():
         if not s3.is_s3_uri(value) and not Path(value).exists():
             raise SystemExit(f"sagetext: channel {name}: {value} does not exist")
+    hyperparameters = _pairs(args.hyperparameter, "--hyperparameter")
+    if args.tensorboard is not None:
+        from sagetext.contract import tensorboard
+
+        if not tensorboard.available():
+            raise SystemExit(f"sagetext train: --tensorboard needs the tensorboard package ({tensorboard.INSTALL_HINT})")
     job_name = args.job_name or f"sagetext-{args.algorithm}-{time.strftime('%Y-%m-%d-%H-%M-%S', time.gmtime())}"
     store = s3.S3(args.s3_endpoint_url)
     root = Path(tempfile.mkdtemp(prefix="sagetext-job-"))
     try:
         channels = {name: _channel_source(store, name, value, root) for name, value in sources.items()}
         model_dir = args.model_dir if args.model_dir is not None else root / "model-files"
-        paths = layout(root, channels, _pairs(args.hyperparameter, "--hyperparameter"),
-                       model_dir, args.checkpoint_dir)
+        paths = layout(root, channels, hyperparameters, model_dir, args.checkpoint_dir, args.tensorboard)
+        user_paths = _user_paths(paths, channels, model_dir)
         os.environ[BASE_DIR_ENV] = str(root)
         os.environ[algorithms.ALGORITHM_ENV] = args.algorithm
         os.environ.setdefault("TRAINING_JOB_NAME", job_name)
         if args.workers:
             os.environ[training.CPU_WORKERS_ENV] = str(args.workers)
-        code = training.main()
+        configure_logging()
+        handlers = [h for h in logging.getLogger("sagetext").handlers if getattr(h, "_sagetext", False)]
+        for handler in handlers:  # training logs its failure once; it names the user's paths
+            handler.addFilter(user_paths)
+        try:
+            code = training.main()
+        finally:
+            for handler in handlers:
+                handler.removeFilter(user_paths)
         if code != 0:
-            if paths.failure_file.exists():
-                print(paths.failure_file.read_text("utf-8").splitlines()[0], file=sys.stderr)
             return code
         _save_model(store, model_dir, args.output, args.output_dir, job_name, root)
         return 0
@@ -238,6 +337,86 @@ def _serve(args: argparse.Namespace) -> int:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
     return 0
+
+
+def _with_model(command: str, args: argparse.Namespace, work: Any) -> int:
+    """Run ``work(algorithm, model_dir)`` on the model of --model-dir or --model-data; a
+    ClientError is one line on stderr and exit status 1."""
+    scratch = None
+    try:
+        model_dir = args.model_dir
+        if args.model_data is not None:
+            scratch = Path(tempfile.mkdtemp(prefix=f"sagetext-{command}-"))
+            model_dir = _unpack_model_data(args.model_data, args.s3_endpoint_url, scratch)
+        return int(work(args.algorithm or algorithms.detect(model_dir), model_dir))
+    except ClientError as exc:
+        print(f"sagetext {command}: {' '.join(exc.message.split())}", file=sys.stderr)
+        return 1
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _load(algorithm: str, model_dir: Path) -> "Predictor":
+    return algorithms.get(algorithm).load(model_dir)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from sagetext.serving import batch
+    from sagetext.serving.settings import ServerSettings
+
+    configuration = {key: _json_value(value) for key, value in _pairs(args.configuration, "-c").items()}
+    if args.batch_size is not None and args.batch_size < 1:
+        raise SystemExit(f"sagetext predict: --batch-size {args.batch_size}: expected a positive integer")
+
+    def work(algorithm: str, model_dir: Path) -> int:
+        predictor = _load(algorithm, model_dir)
+        size = args.batch_size or min(ServerSettings.from_env(algorithm=algorithm).max_instances_per_request, 1000)
+        with _open(args.input, "rb") as source, _open(args.output, "wb") as sink:
+            summary = batch.predict_stream(predictor, source, sink, args.content_type, args.accept, configuration,
+                                           size, args.input)
+        print(f"sagetext predict: {summary.instances:,} instances in {summary.requests:,} requests, "
+              f"{summary.seconds:.1f} s", file=sys.stderr)
+        return 0
+
+    return _with_model("predict", args, work)
+
+
+def _test(args: argparse.Namespace) -> int:
+    from sagetext import evaluate
+
+    def work(algorithm: str, model_dir: Path) -> int:
+        if algorithm == "ntm":
+            print(evaluate.topic_scores(model_dir, args.input, args.seed).report())
+        elif algorithm == "seq2seq":
+            if args.reference is None:
+                raise ClientError("a Seq2Seq model is scored against --reference FILE (one translation a line)")
+            print(evaluate.bleu(_load(algorithm, model_dir), args.input, args.reference, args.tokenize,
+                                args.translations).report())
+        else:
+            print(evaluate.precision_recall(_load(algorithm, model_dir), args.input, args.k).report())
+        return 0
+
+    return _with_model("test", args, work)
+
+
+def _json_value(text: str) -> Any:
+    """``3`` -> 3, ``true`` -> True, anything that is not JSON stays a string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _open(name: str, mode: str) -> Any:
+    """A file, or standard input/output for ``-``."""
+    if name == "-":
+        stream = sys.stdin.buffer if "r" in mode else sys.stdout.buffer
+        return open(stream.fileno(), mode, closefd=False)
+    try:
+        return open(name, mode)
+    except OSError as exc:
+        raise ClientError(f"{name}: {exc.strerror}") from None
 
 
 def _unpack_model_data(model_data: str, endpoint_url: str | None, scratch: Path) -> Path:
