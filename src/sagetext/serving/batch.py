@@ -12,7 +12,8 @@ file is cut depends on its type:
     a request per ``batch_size`` records.
 ``application/json``
     the whole file is one request (a JSON document cannot be cut); use JSON Lines for large
-    inputs.
+    inputs. So is any input whose answers are JSON (NTM's default for CSV and RecordIO), as
+    JSON answers cannot follow one another in one file: ask for JSON Lines (``--accept``).
 ``text/plain`` (ours, for files of sentences as fastText and Sockeye read them)
     each line, blank ones included, is the JSON Lines object ``{"source": line}`` that
     BlazingText and Seq2Seq read, so the answers are JSON Lines, one per input line.
@@ -81,7 +82,8 @@ def predict_stream(predictor: Predictor, source: BinaryIO, sink: BinaryIO, conte
     reader = io.BufferedReader(counted, 1 << 20)
     progress = Progress(_size(source) or 0)
     instances = requests = 0
-    for body, count in _requests(reader, types.request, as_text, max(1, batch_size)):
+    whole = types.request == JSON or types.response == JSON
+    for body, count in _requests(reader, types.request, as_text, max(1, batch_size), whole):
         sink.write(invocation.answer(predictor, types, body, configuration=configuration))
         instances, requests = instances + count, requests + 1
         progress.update(counted.count)
@@ -96,17 +98,27 @@ def default_type(predictor: Predictor) -> str:
     return JSONLINES if JSONLINES in predictor.answers else next(iter(predictor.answers))
 
 
-def _requests(stream: BinaryIO, request_type: str, as_text: bool, batch_size: int) -> Iterator[tuple[bytes, int]]:
-    """(request body, instances in it) for each request the input is cut into."""
-    if as_text:
+def _requests(stream: BinaryIO, request_type: str, as_text: bool, batch_size: int,
+              whole: bool) -> Iterator[tuple[bytes, int]]:
+    """(request body, instances in it) for each request the input is cut into; one when ``whole``."""
+    if whole and not as_text:
+        body = stream.read()
+        yield body, _count(request_type, body)
+    elif as_text:
         yield from _batches((_source_line(line) for line in _lines(stream, keep_blank=True)), batch_size)
     elif request_type in LINE_TYPES:
         yield from _batches(_lines(stream, keep_blank=False), batch_size)
-    elif request_type == RECORDIO:
+    else:
         yield from _record_batches(stream, batch_size)
-    else:  # JSON: one document, one request
-        body = stream.read()
-        yield body, 1
+
+
+def _count(request_type: str, body: bytes) -> int:
+    """Instances in a whole-file request, for the summary line (a JSON document counts as one)."""
+    if request_type in LINE_TYPES:
+        return sum(1 for line in body.splitlines() if line.strip())
+    if request_type == RECORDIO:
+        return sum(1 for _ in recordio.read_payloads(io.BytesIO(body)))
+    return 1
 
 
 def _lines(stream: BinaryIO, keep_blank: bool) -> Iterator[bytes]:
