@@ -3,7 +3,7 @@
 A channel gives its data as a sequence of binary streams for one pass (epoch): in File and
 FastFile mode every regular file under ``input/data/<channel>/`` in name order, gzip
 decompressed on the fly; in Pipe mode the FIFO ``input/data/<channel>_<epoch>``, waited for
-until it appears.
+until it appears (at most ``pipe_wait_seconds``, the ``SAGETEXT_PIPE_WAIT_SECONDS`` setting).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import os
 import time
 import zlib
 from collections.abc import Iterator, Mapping
@@ -20,10 +19,10 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from sagetext.contract.paths import Paths
+from sagetext.contract.settings import Settings
 from sagetext.errors import ClientError
 
 INPUT_MODES = ("File", "FastFile", "Pipe")
-PIPE_WAIT_ENV = "SAGETEXT_PIPE_WAIT_SECONDS"
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -35,6 +34,7 @@ class Channel:
     distribution: str = "FullyReplicated"
     record_wrapper: str | None = None
     paths: Paths = Paths(Path("/opt/ml"))
+    pipe_wait_seconds: float = Settings.pipe_wait_seconds
 
     @property
     def directory(self) -> Path:
@@ -67,7 +67,7 @@ class Channel:
 
     def _wait_for_pipe(self, epoch: int) -> Path:
         fifo = self.paths.pipe_path(self.name, epoch)
-        deadline = time.monotonic() + float(os.environ.get(PIPE_WAIT_ENV, "600"))
+        deadline = time.monotonic() + self.pipe_wait_seconds
         while not fifo.exists():
             if time.monotonic() > deadline:
                 raise ClientError(f"channel '{self.name}' is in Pipe mode but {fifo} never appeared")
@@ -76,7 +76,7 @@ class Channel:
 
 
 def _maybe_gunzip(raw: BinaryIO, name: str) -> BinaryIO:
-    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
+    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type,type-var]
     if buffered.peek(2)[:2] == _GZIP_MAGIC:
         return _CheckedGzip(buffered, name)  # type: ignore[return-value]
     return buffered
@@ -108,7 +108,8 @@ class _CheckedGzip(gzip.GzipFile):
     readinto1 = _gzip_errors_are_the_users(gzip.GzipFile.readinto1)
 
 
-def parse(config: Mapping[str, Any], paths: Paths) -> dict[str, Channel]:
+def parse(config: Mapping[str, Any], paths: Paths,
+          pipe_wait_seconds: float = Settings.pipe_wait_seconds) -> dict[str, Channel]:
     """Channels from the parsed ``inputdataconfig.json``."""
     channels = {}
     for name, spec in config.items():
@@ -125,14 +126,15 @@ def parse(config: Mapping[str, Any], paths: Paths) -> dict[str, Channel]:
             distribution=spec.get("S3DistributionType", "FullyReplicated"),
             record_wrapper=None if wrapper in (None, "None") else wrapper,
             paths=paths,
+            pipe_wait_seconds=pipe_wait_seconds,
         )
     return channels
 
 
-def load(paths: Paths) -> dict[str, Channel]:
+def load(paths: Paths, pipe_wait_seconds: float = Settings.pipe_wait_seconds) -> dict[str, Channel]:
     """Channels of the job; without ``inputdataconfig.json``, every folder under input/data in File mode."""
     if paths.inputdataconfig_file.exists():
-        return parse(read_json(paths.inputdataconfig_file), paths)
+        return parse(read_json(paths.inputdataconfig_file), paths, pipe_wait_seconds)
     if not paths.data_dir.is_dir():
         return {}
     return {d.name: Channel(d.name, paths=paths) for d in sorted(paths.data_dir.iterdir()) if d.is_dir()}

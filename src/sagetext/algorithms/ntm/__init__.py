@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sagetext.algorithms.ntm.hyperparameters import NtmHyperparameters
 from sagetext.contract.channels import Channel
 from sagetext.contract.context import TrainingContext
 from sagetext.contract.hyperparameters import Hyperparameters
@@ -26,6 +27,7 @@ REPLICATED = ("validation", "test", "auxiliary")
 
 class Ntm:
     name = "ntm"
+    hyperparameter_view = NtmHyperparameters
 
     def validate(self, hyperparameters: Hyperparameters, channels: Mapping[str, Channel]) -> None:
         if "train" not in channels:
@@ -39,7 +41,7 @@ class Ntm:
             if channel is not None and channel.distribution != "FullyReplicated":
                 raise ClientError(f"channel '{name}': S3DistributionType={channel.distribution!r}; "
                                   "NTM needs FullyReplicated for validation, test and auxiliary")
-        layers = hyperparameters["encoder_layers"]
+        layers = hyperparameters.typed(NtmHyperparameters).encoder_layers
         if layers != "auto" and len(layers) > 10:
             raise ClientError(f"encoder_layers: {len(layers)} layers; at most 10 are allowed")
 
