@@ -13,6 +13,7 @@ the algorithm from the model folder.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -25,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from sagetext import __version__, algorithms, model_archive, s3, specs
 from sagetext.contract.metrics import configure_logging
-from sagetext.contract.paths import BASE_DIR_ENV, Paths
+from sagetext.contract.paths import Paths
+from sagetext.contract.settings import Settings
 from sagetext.errors import ClientError
 
 if TYPE_CHECKING:
@@ -121,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     prepare = sub.add_parser("seq2seq-prepare", help="parallel text -> train.rec, val.rec and vocab JSON "
                              "(SageMaker's create_vocab_proto.py)")
     _seq2seq_prepare().add_arguments(prepare)
-    prepare.set_defaults(run=lambda a: configure_logging() or _seq2seq_prepare().run(a))
+    prepare.set_defaults(run=_run_seq2seq_prepare)
 
     table = sub.add_parser("hyperparameters", help="print an algorithm's hyperparameters as a Markdown table")
     table.add_argument("--algorithm", required=True, choices=sorted(algorithms.MODULES))
@@ -144,6 +146,11 @@ def _algorithm_spec(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps(body, indent=2))
     return 0
+
+
+def _run_seq2seq_prepare(args: argparse.Namespace) -> int:
+    configure_logging()  # its vocabulary sizes, pair counts and progress are log lines
+    return int(_seq2seq_prepare().run(args))
 
 
 def _seq2seq_prepare():  # noqa: ANN202 - a module
@@ -252,6 +259,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.output is not None and not s3.is_s3_uri(args.output):
         raise SystemExit(f"sagetext train: --output {args.output!r}: expected s3://bucket/prefix "
                          "(for a local folder use --output-dir)")
+    if args.workers is not None and args.workers < 1:
+        raise SystemExit(f"sagetext train: --workers {args.workers}: expected a positive integer")
     sources = _pairs(args.channel, "--channel")
     for name, value in sources.items():
         if not s3.is_s3_uri(value) and not Path(value).exists():
@@ -261,7 +270,8 @@ def _train(args: argparse.Namespace) -> int:
         from sagetext.contract import tensorboard
 
         if not tensorboard.available():
-            raise SystemExit(f"sagetext train: --tensorboard needs the tensorboard package ({tensorboard.INSTALL_HINT})")
+            raise SystemExit(f"sagetext train: --tensorboard needs the tensorboard package "
+                             f"({tensorboard.INSTALL_HINT})")
     job_name = args.job_name or f"sagetext-{args.algorithm}-{time.strftime('%Y-%m-%d-%H-%M-%S', time.gmtime())}"
     store = s3.S3(args.s3_endpoint_url)
     root = Path(tempfile.mkdtemp(prefix="sagetext-job-"))
@@ -269,18 +279,16 @@ def _train(args: argparse.Namespace) -> int:
         channels = {name: _channel_source(store, name, value, root) for name, value in sources.items()}
         model_dir = args.model_dir if args.model_dir is not None else root / "model-files"
         paths = layout(root, channels, hyperparameters, model_dir, args.checkpoint_dir, args.tensorboard)
+        settings = dataclasses.replace(Settings.from_env(), algorithm=args.algorithm, job_name=job_name)
+        if args.workers is not None:
+            settings = dataclasses.replace(settings, cpu_workers=args.workers)
         user_paths = _user_paths(paths, channels, model_dir)
-        os.environ[BASE_DIR_ENV] = str(root)
-        os.environ[algorithms.ALGORITHM_ENV] = args.algorithm
-        os.environ.setdefault("TRAINING_JOB_NAME", job_name)
-        if args.workers:
-            os.environ[training.CPU_WORKERS_ENV] = str(args.workers)
         configure_logging()
         handlers = [h for h in logging.getLogger("sagetext").handlers if getattr(h, "_sagetext", False)]
         for handler in handlers:  # training logs its failure once; it names the user's paths
             handler.addFilter(user_paths)
         try:
-            code = training.main()
+            code = training.main(paths, settings)
         finally:
             for handler in handlers:
                 handler.removeFilter(user_paths)

@@ -7,6 +7,7 @@ import logging
 import pytest
 
 from sagetext.algorithms.seq2seq import config as seq2seq_config
+from sagetext.algorithms.seq2seq.hyperparameters import Seq2SeqHyperparameters
 from sagetext.algorithms.seq2seq.trainer import PROGRESS_SECONDS, TrainState, _Progress
 from sagetext.contract.hyperparameters import Spec, parse
 from sagetext.contract.progress import Progress, duration
@@ -63,7 +64,7 @@ def test_seq2seq_progress_names_the_bound_and_the_time_left(caplog: pytest.LogCa
                                                             bound: dict[str, str], expected: str) -> None:
     import re
 
-    config = seq2seq_config.trainer_config(parse(bound, Spec.load("seq2seq")))
+    config = seq2seq_config.trainer_config(parse(bound, Spec.load("seq2seq")).typed(Seq2SeqHyperparameters))
     clock = Clock()
     tracker = _Progress(config, TrainState(learning_rate=0.001), clock=clock)
     state = TrainState(learning_rate=0.001, updates=10, batch_in_epoch=10)

@@ -21,8 +21,7 @@ import math
 from typing import TYPE_CHECKING
 
 from flask import Flask, Response, jsonify, request
-from werkzeug.exceptions import (ClientDisconnected, HTTPException, MethodNotAllowed, NotFound,
-                                 RequestEntityTooLarge)
+from werkzeug.exceptions import ClientDisconnected, HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from sagetext.data.media_types import JSON
 from sagetext.errors import ClientError

@@ -4,8 +4,9 @@
 ``0.0.0.0:$SAGEMAKER_BIND_TO_PORT`` (8080) and runs ``$SAGEMAKER_MODEL_SERVER_WORKERS``
 workers (one per CPU by default). Without an algorithm name it serves whatever model the
 folder holds (``algorithms.detect``). A model that cannot be loaded stops the server with one
-line naming the folder and the reason, and exit status 4 (gunicorn's "App failed to load"). ``serve_app(app_factory, settings)`` runs any app the same
-way; tests use it (through ``serve``) with a stand-in predictor.
+line naming the folder and the reason, and exit status 4 (gunicorn's "App failed to load").
+``serve_app(app_factory, settings)`` runs any app the same way; tests use it (through
+``serve``) with a stand-in predictor.
 
 The workers are gunicorn's sync workers, except that the requests gunicorn refuses before the
 app sees them (an unparsable request line or header, a bad Content-Length or Transfer-Encoding,
@@ -32,8 +33,8 @@ from typing import Any
 
 from gunicorn import util
 from gunicorn.app.base import BaseApplication
-from gunicorn.errors import AppImportError
 from gunicorn.config import KNOWN_SETTINGS
+from gunicorn.errors import AppImportError
 from gunicorn.http import errors as http_errors
 from gunicorn.workers.sync import SyncWorker
 
