@@ -32,7 +32,7 @@ from sagetext.contract.context import TrainingContext, TrainingStopped
 from sagetext.contract.hyperparameters import Hyperparameters, Spec, parse
 from sagetext.contract.metrics import MetricLogger, configure_logging
 from sagetext.contract.paths import Paths
-from sagetext.distributed import launch, runtime
+from sagetext.distributed import runtime
 from sagetext.errors import ClientError
 
 log = logging.getLogger("sagetext.training")  # also when run as __main__ (the workers)
@@ -91,8 +91,23 @@ def main() -> int:
         if job.cluster.num_hosts * nproc == 1:
             code = run_worker(job, runtime.Runtime(device=runtime.choose_device()), stop)
         else:
-            launch.launch(job.cluster, nproc, launch.worker_command(__name__))
-            code = 0
+            code = _launch_workers(job, nproc, paths)
+    except Exception as exc:  # noqa: BLE001 - every failure must reach the failure file
+        return _report(paths, exc)
+    if code == 0:
+        failure.write_success(paths)
+        log.info("Training job finished in %.1f s", time.monotonic() - started)
+    return code
+
+
+def _launch_workers(job: Job, nproc: int, paths: Paths) -> int:
+    """Start ``nproc`` worker processes on this host and wait for them all; their exit code.
+
+    The launcher (torch's elastic agent) is imported here only: a one-worker job never needs it."""
+    from sagetext.distributed import launch
+
+    try:
+        launch.launch(job.cluster, nproc, launch.worker_command(__name__))
     except launch.WorkersStopped:
         log.info("Training stopped by SIGTERM; the workers saved their checkpoint")
         return EXIT_STOPPED
@@ -101,12 +116,7 @@ def main() -> int:
             failure.write(paths, exc)
         log.error("%s", exc)
         return failure.EXIT_FAILURE
-    except Exception as exc:  # noqa: BLE001 - every failure must reach the failure file
-        return _report(paths, exc)
-    if code == 0:
-        failure.write_success(paths)
-        log.info("Training job finished in %.1f s", time.monotonic() - started)
-    return code
+    return 0
 
 
 def worker_main() -> int:
