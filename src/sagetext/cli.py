@@ -5,9 +5,7 @@ command-line arguments and runs exactly what the image's ``train`` runs; ``saget
 starts the same server as the image's ``serve``. Outside SageMaker, channels may be
 ``s3://`` prefixes and the model may go to S3 as ``model.tar.gz`` (see ``sagetext.s3``), and
 ``serve --model-data`` serves a ``model.tar.gz`` from a file or S3. ``sagetext predict``
-answers a file's instances through the server's own code (``serving.batch``) and ``sagetext
-test`` scores a model on held-out data (``sagetext.evaluate``); both, like ``serve``, find
-the algorithm from the model folder.
+and ``sagetext test`` answer and score a file with a trained model (``model_commands``).
 """
 
 from __future__ import annotations
@@ -22,16 +20,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sagetext import __version__, algorithms, model_archive, s3, specs
+from sagetext import __version__, algorithms, model_archive, model_commands, s3, specs
 from sagetext.contract.metrics import configure_logging
 from sagetext.contract.paths import Paths
 from sagetext.contract.settings import Settings
 from sagetext.errors import ClientError
-
-if TYPE_CHECKING:
-    from sagetext.algorithms.base import Predictor
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
                        default=os.environ.get(algorithms.ALGORITHM_ENV) or None,
                        help="default: $SAGETEXT_ALGORITHM, else the one whose model the folder holds")
     serve.add_argument("--port", type=int, help="default: $SAGEMAKER_BIND_TO_PORT or 8080")
-    serve.set_defaults(run=_serve)
+    serve.set_defaults(run=model_commands.serve)
 
     predict = sub.add_parser("predict", help="answer every instance of a file as the server would")
     _model_arguments(predict)
@@ -107,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     test.add_argument("--translations", type=Path, metavar="FILE", help="Seq2Seq: also write the translations here")
     test.add_argument("--tokenize", default="13a", help="Seq2Seq: sacreBLEU's tokenizer (default: 13a)")
     test.add_argument("--seed", type=int, help="NTM: the seed of the posterior sample (default: the spec's)")
-    test.set_defaults(run=_test)
+    test.set_defaults(run=model_commands.test)
 
     metrics = sub.add_parser("metric-definitions", help="print the MetricDefinitions for an Estimator")
     metrics.add_argument("--algorithm", required=True, choices=sorted(algorithms.MODULES))
@@ -356,84 +351,9 @@ def _save_model(store: s3.S3, model_dir: Path, output: str | None, output_dir: P
         print(f"sagetext: uploaded {uri}", file=sys.stderr)
 
 
-def _serve(args: argparse.Namespace) -> int:
-    from sagetext.serving.gunicorn import serve
-
-    scratch = None
-    try:
-        model_dir = args.model_dir
-        if args.model_data is not None:
-            scratch = Path(tempfile.mkdtemp(prefix="sagetext-serve-"))
-            model_dir = _unpack_model_data(args.model_data, args.s3_endpoint_url, scratch)
-        serve(args.algorithm, model_dir, args.port)
-    except ClientError as exc:
-        print(f"sagetext serve: {exc.message}", file=sys.stderr)
-        return 1
-    finally:
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
-    return 0
-
-
-def _with_model(command: str, args: argparse.Namespace, work: Any) -> int:
-    """Run ``work(algorithm, model_dir)`` on the model of --model-dir or --model-data; a
-    ClientError is one line on stderr and exit status 1."""
-    scratch = None
-    try:
-        model_dir = args.model_dir
-        if args.model_data is not None:
-            scratch = Path(tempfile.mkdtemp(prefix=f"sagetext-{command}-"))
-            model_dir = _unpack_model_data(args.model_data, args.s3_endpoint_url, scratch)
-        return int(work(args.algorithm or algorithms.detect(model_dir), model_dir))
-    except ClientError as exc:
-        print(f"sagetext {command}: {' '.join(exc.message.split())}", file=sys.stderr)
-        return 1
-    finally:
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _load(algorithm: str, model_dir: Path) -> "Predictor":
-    return algorithms.get(algorithm).load(model_dir)
-
-
 def _predict(args: argparse.Namespace) -> int:
-    from sagetext.serving import batch
-    from sagetext.serving.settings import ServerSettings
-
     configuration = {key: _json_value(value) for key, value in _pairs(args.configuration, "-c").items()}
-    if args.batch_size is not None and args.batch_size < 1:
-        raise SystemExit(f"sagetext predict: --batch-size {args.batch_size}: expected a positive integer")
-
-    def work(algorithm: str, model_dir: Path) -> int:
-        predictor = _load(algorithm, model_dir)
-        size = args.batch_size or min(ServerSettings.from_env(algorithm=algorithm).max_instances_per_request, 1000)
-        with _open(args.input, "rb") as source, _open(args.output, "wb") as sink:
-            summary = batch.predict_stream(predictor, source, sink, args.content_type, args.accept, configuration,
-                                           size, args.input)
-        print(f"sagetext predict: {summary.instances:,} instances in {summary.requests:,} requests, "
-              f"{summary.seconds:.1f} s", file=sys.stderr)
-        return 0
-
-    return _with_model("predict", args, work)
-
-
-def _test(args: argparse.Namespace) -> int:
-    from sagetext import evaluate
-
-    def work(algorithm: str, model_dir: Path) -> int:
-        if algorithm == "ntm":
-            print(evaluate.topic_scores(model_dir, args.input, args.seed).report())
-        elif algorithm == "seq2seq":
-            if args.reference is None:
-                raise ClientError("a Seq2Seq model is scored against --reference FILE (one translation a line)")
-            print(evaluate.bleu(_load(algorithm, model_dir), args.input, args.reference, args.tokenize,
-                                args.translations).report())
-        else:
-            print(evaluate.precision_recall(_load(algorithm, model_dir), args.input, args.k).report())
-        return 0
-
-    return _with_model("test", args, work)
+    return model_commands.predict(args, configuration)
 
 
 def _json_value(text: str) -> Any:
@@ -442,24 +362,3 @@ def _json_value(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return text
-
-
-def _open(name: str, mode: str) -> Any:
-    """A file, or standard input/output for ``-``."""
-    if name == "-":
-        stream = sys.stdin.buffer if "r" in mode else sys.stdout.buffer
-        return open(stream.fileno(), mode, closefd=False)
-    try:
-        return open(name, mode)
-    except OSError as exc:
-        raise ClientError(f"{name}: {exc.strerror}") from None
-
-
-def _unpack_model_data(model_data: str, endpoint_url: str | None, scratch: Path) -> Path:
-    """``model_data`` (a model.tar.gz, local or s3://) unpacked safely into ``scratch/model``."""
-    archive = Path(model_data)
-    if s3.is_s3_uri(model_data):
-        archive = s3.S3(endpoint_url).download_file(model_data, scratch / model_archive.ARCHIVE_NAME)
-    elif not archive.is_file():
-        raise ClientError(f"--model-data {model_data}: no such file; expected a model.tar.gz or s3://bucket/key")
-    return model_archive.unpack(archive, scratch / "model")
