@@ -133,7 +133,7 @@ def run_worker(job: Job, rt: runtime.Runtime, stop: threading.Event | None = Non
         channels=job.channels,
         model_dir=job.paths.model_dir,
         output_data_dir=job.paths.output_data_dir,
-        checkpoints=Checkpoints(checkpoints.directory(job.paths), job.hyperparameters),
+        checkpoints=Checkpoints(checkpoints.directory(job.paths), job.hyperparameters, writer=rt.rank == 0),
         cluster=job.cluster,
         metrics=MetricLogger(enabled=rt.rank == 0),
         rank=rt.rank,

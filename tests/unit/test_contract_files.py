@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from sagetext.contract import channels, checkpoints, failure
-from sagetext.contract.checkpoints import Checkpoints
+from sagetext.contract.checkpoints import Checkpoints, Position, fingerprint
 from sagetext.contract.cluster import Cluster
 from sagetext.contract.hyperparameters import Spec, parse
 from sagetext.contract.paths import Paths
@@ -86,13 +86,18 @@ def test_checkpoints_round_trip_and_refuse_incompatible_hyperparameters(opt_ml, 
     folder = checkpoints.directory(Paths(opt_ml.root))
     assert folder == tmp_path / "ckpt"
     saved = Checkpoints(folder, parse({"mode": "supervised", "vector_dim": "8"}, spec))
-    saved.save({"epoch": 2, "weights": torch.arange(4.0)})
+    saved.save("test/1", Position(2, 5), {"weights": torch.arange(4.0)}, {"vocabulary": fingerprint(["a", "b"])})
     longer = Checkpoints(folder, parse({"mode": "supervised", "vector_dim": "8", "epochs": "9"}, spec))
-    state = longer.load()
-    assert state["epoch"] == 2 and torch.equal(state["weights"], torch.arange(4.0))
+    resumed = longer.load("test/1", {"vocabulary": fingerprint(["a", "b"])})
+    assert resumed is not None and resumed.position == Position(2, 5)
+    assert torch.equal(resumed.state["weights"], torch.arange(4.0))
     other = Checkpoints(folder, parse({"mode": "supervised", "vector_dim": "16"}, spec))
     with pytest.raises(ClientError, match="vector_dim: checkpoint '8' vs job '16'"):
-        other.load()
+        other.load("test/1", {"vocabulary": fingerprint(["a", "b"])})
+    with pytest.raises(ClientError, match="other data [(]its vocabulary differs[)]"):
+        longer.load("test/1", {"vocabulary": fingerprint(["a", "c"])})
+    with pytest.raises(ClientError, match="it holds 'test/1' state, this job 'test/2'"):
+        longer.load("test/2", {"vocabulary": fingerprint(["a", "b"])})
     assert not list(folder.glob(".*tmp"))  # no temporary files left behind
 
 
@@ -102,9 +107,9 @@ def test_checkpoint_save_removes_leftovers_of_a_killed_write_and_reports_unwrita
     folder.mkdir()
     leftover = folder / ".checkpoint.pt.abc123.tmp"
     leftover.write_bytes(b"half a checkpoint")
-    Checkpoints(folder, hp).save({"epoch": 1})
+    Checkpoints(folder, hp).save("test/1", Position(1), {})
     assert not leftover.exists() and (folder / "checkpoint.pt").exists()
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")
     with pytest.raises(ClientError, match="cannot write the checkpoint"):
-        Checkpoints(blocked / "ckpt", hp).save({"epoch": 1})
+        Checkpoints(blocked / "ckpt", hp).save("test/1", Position(1), {})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -214,8 +215,8 @@ class _KilledAfterSave(Checkpoints):
         super().__init__(folder, hp)
         self.saves, self.kill_after = 0, kill_after
 
-    def save(self, state: dict) -> None:
-        super().save(state)
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        super().save(*args, **kwargs)
         self.saves += 1
         if self.saves == self.kill_after:
             raise _Killed()
