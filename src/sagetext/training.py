@@ -128,12 +128,14 @@ def worker_main() -> int:
 def run_worker(job: Job, rt: runtime.Runtime, stop: threading.Event | None = None) -> int:
     """Build the context for this worker and train; 143 if SIGTERM (``stop``) stopped it."""
     torch.manual_seed(job.hyperparameters.get("seed", 0) + rt.rank)
+    folder = checkpoints.directory(job.paths)
     ctx = TrainingContext(
         hyperparameters=job.hyperparameters,
         channels=job.channels,
         model_dir=job.paths.model_dir,
         output_data_dir=job.paths.output_data_dir,
-        checkpoints=Checkpoints(checkpoints.directory(job.paths), job.hyperparameters, writer=rt.rank == 0),
+        checkpoints=Checkpoints(folder, job.hyperparameters, _data_fingerprint(job) if folder else None,
+                                writer=rt.rank == 0),
         cluster=job.cluster,
         metrics=MetricLogger(enabled=rt.rank == 0),
         rank=rt.rank,
@@ -146,7 +148,16 @@ def run_worker(job: Job, rt: runtime.Runtime, stop: threading.Event | None = Non
     except TrainingStopped:
         log.info("Training stopped by SIGTERM%s", "; checkpoint saved" if ctx.checkpoints.enabled else "")
         return EXIT_STOPPED
+    ctx.checkpoints.finish()
     return 0
+
+
+def _data_fingerprint(job: Job) -> dict[str, str]:
+    """What every checkpoint of this job depends on besides its hyperparameters: the channels'
+    files, as every worker sees them (hosts may hold different shards), so that all workers
+    agree on resuming."""
+    every_worker = runtime.all_gather_object(checkpoints.channel_files(job.channels))
+    return {"channel files": checkpoints.fingerprint(*every_worker)}
 
 
 def _stop_on_sigterm() -> threading.Event:

@@ -124,6 +124,17 @@ def load_checkpoint(algorithm: str, folder: Path, hp: Mapping[str, str] | None =
     return checkpoint
 
 
+def killed_after_the_last_checkpoint(opt_ml: FakeOptMl, folder: Path) -> None:
+    """Undo what a finished job did after its last checkpoint (the model, ``output/success`` and
+    the mark that its checkpoint is a finished job's), as if it had been killed just before."""
+    from sagetext.contract.checkpoints import FINISHED_FILE
+
+    for path in opt_ml.model.iterdir():
+        path.unlink()
+    (opt_ml.root / "output" / "success").unlink()
+    (folder / FINISHED_FILE).unlink()
+
+
 def model_state(algorithm: str, model_dir: Path) -> str:
     """'empty', 'complete' (it loads for serving), or what is wrong."""
     from sagetext import algorithms

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import logging
 import lzma
 import os
 import re
@@ -457,13 +458,16 @@ def test_a_resumed_job_with_more_epochs_continues_the_rate_from_where_it_stood()
     assert same.rates(torch.tensor([2.0])).item() == pytest.approx(0.05 * 0.5)  # same epochs: the saved line
 
 
-def test_a_gensim_checkpoint_is_refused_by_the_torch_engine(tmp_path: Path) -> None:
+def test_a_gensim_checkpoint_is_not_resumed_by_the_torch_engine(tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
     text = " ".join(f"w{i % 7} w{i % 3}" for i in range(3000)).encode()
     ctx = checkpointed_ctx(tmp_path, text, tmp_path / "ckpt", mode="cbow", vector_dim="8", epochs="1",
                            evaluation="false")
     ctx.checkpoints.save(gensim_checkpoint.KIND, Position(1), {})
-    with pytest.raises(ClientError, match="holds 'blazingtext-word2vec-gensim/2' state"):
+    with caplog.at_level(logging.INFO, logger="sagetext"):
         train_word2vec(ctx)
+    assert "it holds 'blazingtext-word2vec-gensim/2' state, this job 'blazingtext-word2vec-torch/2'" in caplog.text
+    assert torch.load(tmp_path / "ckpt" / "checkpoint.pt", weights_only=True)["kind"] == gpu_state.KIND
 
 
 @pytest.mark.slow

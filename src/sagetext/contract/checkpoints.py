@@ -8,26 +8,33 @@ with ``torch.save``, together with what the state depends on:
 
 * the job's hyperparameters, compared one by one, except those the spec in ``configs/`` marks
   ``may_differ_on_resume`` (e.g. a longer ``epochs``);
-* fingerprints of the data (``depends_on``, name -> ``fingerprint(...)``), e.g. the trainer's
-  vocabulary.
+* fingerprints of the data (``depends_on``, name -> ``fingerprint(...)``): the channels' files
+  (``channel_files``, given by ``sagetext.training``) and what the trainer fingerprints from the
+  content itself, e.g. its vocabulary (which also covers Pipe mode, where files cannot be listed).
 
-``load`` resumes a checkpoint of this job's kind, hyperparameters and data, logging one line
-(``Resuming from checkpoint: epoch E, step S``); any other is refused with a ``ClientError``
-naming what differs, and so is a file that cannot be read (nothing is unpickled:
+``Checkpoints.finish`` is called when the job has written its model: it marks the checkpoint
+left behind as a finished job's (``finished.json`` names the save's id). ``load`` resumes only a
+checkpoint of this job's kind, hyperparameters and data whose job has not finished: users reuse
+one ``checkpoint_s3_uri`` across jobs, and a restarted spot job is the only one that should
+continue a checkpoint. Any other is named in one log line, with what differs, and ignored:
+training starts afresh and its own checkpoints replace it. A checkpoint file that cannot be
+read is the user's storage gone wrong, a ``ClientError`` naming the file (nothing is unpickled:
 ``weights_only=True``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sagetext.contract.artifacts import write_atomic
-from sagetext.contract.channels import read_json
+from sagetext.contract.artifacts import write_atomic, write_bytes_atomic
+from sagetext.contract.channels import Channel, read_json
 from sagetext.contract.hyperparameters import Hyperparameters
 from sagetext.contract.paths import Paths
 from sagetext.errors import ClientError
@@ -35,6 +42,7 @@ from sagetext.errors import ClientError
 log = logging.getLogger(__name__)
 
 FILE_NAME = "checkpoint.pt"
+FINISHED_FILE = "finished.json"  # {"checkpoint": id of the save a finished job left behind}
 
 
 def directory(paths: Paths) -> Path | None:
@@ -75,6 +83,25 @@ def _feed(digest: Any, part: Any) -> None:
     digest.update(data)
 
 
+def channel_files(channels: Mapping[str, Channel]) -> str:
+    """The fingerprint of the channels' data that costs no reading: per channel its input mode
+    and, in File and FastFile mode, every file's relative name and size. A spot restart
+    downloads the same objects, so it is the same after one; a Pipe channel cannot be looked at
+    without consuming it (there the trainer's own fingerprint of the content must do)."""
+    parts: list[Any] = []
+    for name in sorted(channels):
+        channel = channels[name]
+        parts.append((name, channel.mode))
+        if channel.mode == "Pipe":
+            continue
+        try:
+            files = channel.files()
+        except ClientError:  # no folder or no files: the algorithm reports it if it needs the channel
+            files = []
+        parts.append([(str(path.relative_to(channel.directory)), path.stat().st_size) for path in files])
+    return fingerprint(*parts)
+
+
 @dataclass(frozen=True)
 class Position:
     """Where training stands: ``epoch`` epochs done, then ``step`` steps (batches, syncs,
@@ -98,7 +125,7 @@ def read(path: Path) -> dict[str, Any]:
 
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a corrupt or foreign file: say so, do not guess
+    except Exception as exc:  # noqa: BLE001 - a corrupt or foreign file: say so, do not guess
         raise ClientError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}); "
                           "remove it to start afresh") from None
     if not isinstance(payload, dict):
@@ -109,8 +136,8 @@ def read(path: Path) -> dict[str, Any]:
 
 class Checkpoints:
     """The job's checkpoint folder (None: checkpoints are off). ``depends_on`` holds the
-    fingerprints every checkpoint of this job depends on; ``writer`` is False on every worker
-    but rank 0, which alone saves and logs."""
+    fingerprints every checkpoint of this job depends on (the channels' files); ``writer`` is
+    False on every worker but rank 0, which alone saves, marks finished and logs."""
 
     def __init__(self, folder: Path | None, hyperparameters: Hyperparameters,
                  depends_on: Mapping[str, str] | None = None, writer: bool = True) -> None:
@@ -118,6 +145,7 @@ class Checkpoints:
         self.hyperparameters = hyperparameters
         self.depends_on = dict(depends_on or {})
         self.writer = writer
+        self._on_disk: str | None = None  # id of the save in the folder, as far as this process knows
 
     @property
     def enabled(self) -> bool:
@@ -133,7 +161,8 @@ class Checkpoints:
         ``depends_on``: the trainer's own fingerprints, the same as it gives ``load``."""
         if self.path is None or not self.writer:
             return
-        payload = {"kind": kind, "position": {"epoch": position.epoch, "step": position.step},
+        save_id = uuid.uuid4().hex
+        payload = {"kind": kind, "id": save_id, "position": {"epoch": position.epoch, "step": position.step},
                    "hyperparameters": self.hyperparameters.as_strings(),
                    "depends_on": {**self.depends_on, **(depends_on or {})}, "state": dict(state)}
         for stale in self.path.parent.glob(f".{FILE_NAME}.*.tmp"):  # left by a kill mid-write
@@ -145,18 +174,22 @@ class Checkpoints:
         except OSError as exc:
             raise ClientError(f"cannot write the checkpoint to {self.path} ({exc.strerror}); check the "
                               "CheckpointConfig LocalPath") from None
+        self._on_disk = save_id
         log.info("Saved checkpoint to %s", self.path)
 
     def load(self, kind: str, depends_on: Mapping[str, str] | None = None) -> Resumed | None:
-        """The checkpoint to continue, or None when none is saved; one of another kind, other
-        hyperparameters or other data is a ClientError naming what differs."""
+        """The checkpoint to continue, or None: none saved, or one of another job (logged,
+        naming what differs; training starts afresh). An unreadable file is a ClientError."""
         if self.path is None or not self.path.exists():
             return None
         payload = read(self.path)
+        self._on_disk = payload.get("id") if isinstance(payload.get("id"), str) else None
         reasons = self._differences(payload, kind, {**self.depends_on, **(depends_on or {})})
         if reasons:
-            raise ClientError(f"checkpoint {self.path} does not fit this job: {'; '.join(reasons)}; use the same "
-                              "values and data, or remove the checkpoint")
+            if self.writer:
+                log.info("Not resuming the checkpoint in %s: %s; training afresh (this job's checkpoints replace "
+                         "it)", self.folder, "; ".join(reasons))
+            return None
         try:
             where = payload["position"]
             position = Position(int(where["epoch"]), int(where["step"]))
@@ -168,9 +201,23 @@ class Checkpoints:
             log.info("Resuming from checkpoint: epoch %d, step %d", position.epoch + 1, position.step)
         return Resumed(position, state)
 
+    def finish(self) -> None:
+        """Mark the checkpoint in the folder as a finished job's, so that no later job resumes
+        it (called once the model is written; rank 0)."""
+        if self.folder is None or self._on_disk is None or not self.writer:
+            return
+        try:
+            write_bytes_atomic(self.folder / FINISHED_FILE, json.dumps({"checkpoint": self._on_disk}).encode())
+        except OSError as exc:
+            raise ClientError(f"cannot write {self.folder / FINISHED_FILE} ({exc.strerror}); check the "
+                              "CheckpointConfig LocalPath") from None
+        log.info("Marked the checkpoint in %s finished: a job that reuses the folder trains afresh", self.folder)
+
     def _differences(self, payload: Mapping[str, Any], kind: str, depends_on: Mapping[str, str]) -> list[str]:
         """Why the checkpoint is not this job's to continue, one phrase per reason (none: resume)."""
         reasons = []
+        if self._on_disk is not None and self._finished_id() == self._on_disk:
+            reasons.append("its job finished")
         if payload.get("kind") != kind:
             reasons.append(f"it holds {payload.get('kind')!r} state, this job {kind!r}")
         saved = payload.get("hyperparameters")
@@ -185,9 +232,18 @@ class Checkpoints:
         fingerprints = fingerprints if isinstance(fingerprints, dict) else {}
         data = sorted(k for k in fingerprints.keys() | depends_on.keys() if fingerprints.get(k) != depends_on.get(k))
         if data:
-            verb = "differ" if len(data) > 1 else "differs"
-            reasons.append(f"it was made from other data (its {' and '.join(data)} {verb})")
+            reasons.append(f"it was made from other data (different {' and '.join(data)})")
         return reasons
+
+    def _finished_id(self) -> str | None:
+        assert self.folder is not None
+        marker = self.folder / FINISHED_FILE
+        if not marker.exists():
+            return None
+        content = read_json(marker)
+        if not isinstance(content, dict) or not isinstance(content.get("checkpoint"), str):
+            raise ClientError(f"{marker} cannot be read (expected {{\"checkpoint\": ID}}); remove it")
+        return content["checkpoint"]
 
 
 def generator_state(device: str) -> dict[str, Any]:
