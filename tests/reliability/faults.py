@@ -110,8 +110,8 @@ def word_similarity(model_dir: Path) -> float:
     from sagetext.algorithms.blazingtext.word2vec.vectors import VECTORS_BIN, read_vectors
 
     vectors = read_vectors(model_dir / VECTORS_BIN)
-    scores = [evaluation.similarity_score(evaluation.read_pairs(SHARED_DATA / "word_similarity" / name),
-                                          vectors.vector)["spearmans_rho"] for name in WORDSIM]
+    scores = [evaluation.similarity_score(SHARED_DATA / "word_similarity" / name, vectors.vector)["spearmans_rho"]
+              for name in WORDSIM]
     return float(sum(scores) / len(scores))
 
 

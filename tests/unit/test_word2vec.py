@@ -191,12 +191,18 @@ def test_only_rank_zero_trains_on_cpu(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- evaluation
 
 
-def test_similarity_score_counts_missing_pairs_and_ranks() -> None:
+def test_similarity_score_counts_missing_pairs_and_ranks(tmp_path: Path) -> None:
     table = {"a": np.array([1.0, 0.0]), "b": np.array([1.0, 0.1]), "c": np.array([0.0, 1.0]),
-             "d": np.array([1.0, 1.0])}
-    pairs = [("a", "b", 9.0), ("a", "c", 1.0), ("a", "d", 5.0), ("a", "zz", 3.0), ("A", "b", 9.0)]
+             "d": np.array([1.0, 1.0]), "z": np.zeros(2)}
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("# word1 word2 score\na\tb\t9.0\na\tc\t1.0\r\na\td\t5.0\na\tzz\t3.0\nA\tb\t9.0\na\tz\t2\n\n")
     score = evaluation.similarity_score(pairs, table.get)
-    assert score == {"not_found": 1, "spearmans_rho": pytest.approx(1.0), "total_pairs": 5}
+    assert score == {"not_found": 2, "spearmans_rho": pytest.approx(1.0), "total_pairs": 6}
+    pairs.write_text("a\tb\t9.0\nb\ta\t1.0\nzz\ta\t3.0\n")  # one cosine for all: no rank order
+    assert evaluation.similarity_score(pairs, table.get) == {"not_found": 1, "spearmans_rho": 0.0, "total_pairs": 3}
+    pairs.write_text("a b 9.0\n")
+    with pytest.raises(ValueError, match="pairs.txt:1: expected 'word1<TAB>word2<TAB>score'"):
+        evaluation.similarity_score(pairs, table.get)
 
 
 # ---------------------------------------------------------------- serving and safe loading
