@@ -17,7 +17,7 @@ from torch.distributed.elastic.multiprocessing.api import SignalException
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-from sagetext.contract.cluster import Cluster
+from sagetext.contract.cluster import Cluster, cpu_count
 from sagetext.contract.failure import EXIT_STOPPED
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class WorkersStopped(Exception):
 def launch(cluster: Cluster, nproc_per_node: int, command: list[str], job_id: str | None = None) -> None:
     """Run ``command`` (argv) as ``nproc_per_node`` workers on this host, joined with the other hosts."""
     _network_interface(cluster)
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc_per_node)))
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, cpu_count() // nproc_per_node)))
     if cluster.num_hosts == 1:
         backend, endpoint, configs = "c10d", "localhost:0", {}
     else:

@@ -31,6 +31,7 @@ from gensim.models.fasttext import ft_ngram_hashes
 from sagetext.algorithms.blazingtext.fasttext_format import model_file
 from sagetext.algorithms.blazingtext.fasttext_format.dictionary import Dictionary
 from sagetext.contract.artifacts import write_atomic
+from sagetext.contract.hyperparameters import Hyperparameters
 from sagetext.errors import ClientError
 
 VECTORS_TXT = "vectors.txt"
@@ -99,13 +100,27 @@ class WordVectors:
 # ---------------------------------------------------------------- writing
 
 
-def write_artifacts(model_dir: Path, vectors: WordVectors, fasttext: dict[str, Any] | None = None) -> None:
-    """vectors.txt and vectors.bin, each written atomically.
+@dataclass(frozen=True)
+class FastTextFields:
+    """What fastText's .bin of a subword model carries besides the input vectors."""
 
-    ``fasttext`` (needed with subwords) holds what fastText's .bin carries besides the input
-    vectors: ``output`` (the (n_words, dim) output matrix), ``mode``, ``window``, ``epochs``,
-    ``min_count``, ``negative``, ``sample``, ``ntokens``.
-    """
+    output: np.ndarray  # the (n_words, dim) output matrix
+    mode: str  # cbow or skipgram
+    window: int
+    epochs: int
+    min_count: int
+    negative: int
+    sample: float
+    ntokens: int  # tokens in the corpus
+
+    @classmethod
+    def of(cls, hp: Hyperparameters, output: np.ndarray, ntokens: int) -> FastTextFields:
+        return cls(output, "cbow" if hp.mode == "cbow" else "skipgram", hp.window_size, hp.epochs, hp.min_count,
+                   hp.negative_samples, float(hp.sampling_threshold), int(ntokens))
+
+
+def write_artifacts(model_dir: Path, vectors: WordVectors, fasttext: FastTextFields | None = None) -> None:
+    """vectors.txt and vectors.bin, each written atomically; ``fasttext`` is needed with subwords."""
     matrix = vectors.matrix()
     write_atomic(model_dir / VECTORS_TXT, lambda f: _write_text(f, vectors.words, matrix))
     if vectors.subwords is None:
@@ -136,19 +151,18 @@ def _write_word2vec_bin(f: BinaryIO, words: Sequence[str], matrix: np.ndarray) -
         f.write(word.encode("utf-8") + b" " + row.tobytes() + b"\n")
 
 
-def write_fasttext_bin(f: BinaryIO, vectors: WordVectors, info: dict[str, Any]) -> None:
+def write_fasttext_bin(f: BinaryIO, vectors: WordVectors, fields: FastTextFields) -> None:
     """fastText .bin v12 of a subword model (the format lives in ``fasttext_format.model_file``)."""
     sub = vectors.subwords
     if sub is None:
         raise ValueError("a fastText .bin of word vectors needs the subword table")
-    args = model_file.Args(dim=vectors.dim, word_ngrams=1, bucket=len(sub.ngrams), epoch=info["epochs"],
-                             min_count=info["min_count"], ws=info["window"], neg=info["negative"], loss=LOSS_NS,
-                             model=MODEL_CODES[info["mode"]], minn=sub.minn, maxn=sub.maxn,
-                             t=float(info["sample"]))
+    args = model_file.Args(dim=vectors.dim, word_ngrams=1, bucket=len(sub.ngrams), epoch=fields.epochs,
+                           min_count=fields.min_count, ws=fields.window, neg=fields.negative, loss=LOSS_NS,
+                           model=MODEL_CODES[fields.mode], minn=sub.minn, maxn=sub.maxn, t=fields.sample)
     counts = np.asarray(vectors.counts or [1] * len(vectors.words), dtype=np.int64)
     dictionary = Dictionary(tuple(w.encode("utf-8") for w in vectors.words), counts, (), np.zeros(0, np.int64),
-                            int(info["ntokens"]))
-    model_file.write_parts(f, args, dictionary, [vectors.rows, sub.ngrams], info["output"])
+                            fields.ntokens)
+    model_file.write_parts(f, args, dictionary, [vectors.rows, sub.ngrams], fields.output)
 
 
 # ---------------------------------------------------------------- reading
