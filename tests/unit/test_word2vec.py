@@ -182,10 +182,12 @@ def test_corpus_without_frequent_words_is_a_client_error(tmp_path: Path) -> None
         train_word2vec(ctx)
 
 
-def test_only_rank_zero_trains_on_cpu(tmp_path: Path) -> None:
+def test_only_rank_zero_trains_on_cpu(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     ctx = make_ctx(tmp_path, b"a b c\n" * 50, mode="batch_skipgram", rank=1, world_size=2)
-    train_word2vec(ctx)
+    with caplog.at_level("INFO", logger="sagetext"):
+        train_word2vec(ctx)
     assert not ctx.model_dir.exists()
+    assert "Rank 1: the CPU word2vec trainer runs on rank 0 only; nothing to do here" in caplog.messages
 
 
 # ---------------------------------------------------------------- evaluation
