@@ -25,7 +25,9 @@ from sagetext.contract.checkpoints import Checkpoints
 from sagetext.contract.context import TrainingContext, TrainingStopped
 from sagetext.contract.hyperparameters import Spec, parse
 from sagetext.contract.paths import Paths
+from sagetext.data.media_types import CSV, JSON, JSONLINES
 from sagetext.errors import ClientError
+from sagetext.serving.negotiation import negotiate, request_type
 from tests.conftest import REPO, SHARED_DATA
 
 SAMPLE = REPO / "samples" / "blazingtext"
@@ -401,8 +403,10 @@ def test_a_batch_of_sentences_answers_like_one_at_a_time(trained: Path) -> None:
 
 def test_json_requests(trained: Path) -> None:
     predictor = ALGORITHM.load(trained)
-    assert predictor.response_type("application/json", ["application/jsonlines"]) == "application/json"
-    assert predictor.response_type("text/csv", []) is None
+    assert negotiate(predictor, JSON, JSONLINES) == JSON  # the request's type, whatever Accept says
+    with pytest.raises(ClientError) as unsupported:
+        request_type(predictor.answers, CSV)
+    assert unsupported.value.status == 415
     one = predictor.predict({"instances": ["the chef baked fresh bread ."]}, "application/json", "application/json")
     assert one[0]["label"] == ["__label__cooking"] and len(one[0]["prob"]) == 1
     three = predictor.predict({"instances": ["heavy rain hit the coast", ""], "configuration": {"k": 5}},

@@ -31,11 +31,12 @@ from sagetext.contract.context import TrainingContext
 from sagetext.contract.hyperparameters import Spec, parse
 from sagetext.contract.metrics import MetricLogger
 from sagetext.contract.paths import Paths
+from sagetext.data.media_types import CSV, JSON
 from sagetext.errors import ClientError
+from sagetext.serving.negotiation import negotiate, request_type
 from tests.conftest import SHARED_DATA
 
 CORPUS = SHARED_DATA / "wiki_en_text8like" / "wiki2015_text8like.xz"
-JSON = "application/json"
 
 
 class RecordingMetrics(MetricLogger):
@@ -219,8 +220,10 @@ def small_predictor(tmp_path: Path) -> VectorsPredictor:
 
 def test_predictor_answers_json_only(small_predictor: VectorsPredictor) -> None:
     assert small_predictor.predict({"instances": ["world"]}, JSON, JSON) == [{"word": "world", "vector": [3.0, 4.0]}]
-    assert small_predictor.response_type(JSON, ["text/csv"]) == JSON
-    assert small_predictor.response_type("text/csv", []) is None
+    assert negotiate(small_predictor, JSON, CSV) == JSON  # BlazingText answers JSON whatever Accept says
+    with pytest.raises(ClientError) as unsupported:
+        request_type(small_predictor.answers, CSV)
+    assert unsupported.value.status == 415
 
 
 @pytest.mark.parametrize("body, field", [({"instance": ["a"]}, "instances"), (["a"], "instances"),

@@ -30,11 +30,10 @@ import numpy as np
 
 from sagetext.contract.channels import Channel
 from sagetext.data import recordio
+from sagetext.data.media_types import CSV, OCTET_STREAM, RECORDIO, RECORDIO_FRAMED, TEXT, media_type
 from sagetext.data.text import line_owner
 from sagetext.errors import ClientError
 
-RECORDIO = "application/x-recordio-protobuf"
-CSV = "text/csv"
 _MAGIC = struct.pack("<I", recordio.MAGIC)
 VOCAB_FILE = "vocab.txt"
 VECTOR_SUFFIXES = (".vec", ".vectors", ".w2v")
@@ -77,13 +76,13 @@ def read_stream(stream: BinaryIO, name: str, feature_dim: int,
 
 
 def _format(stream: BinaryIO, content_type: str | None, name: str) -> str:
-    media = (content_type or "").split(";", 1)[0].strip().lower()
-    if media in (RECORDIO, "application/x-recordio"):
+    media = media_type(content_type)
+    if media in (RECORDIO, RECORDIO_FRAMED):
         return RECORDIO
     if media == CSV:
         return CSV
     head = stream.peek(4)[:4] if hasattr(stream, "peek") else b""
-    if media and media not in ("text/plain", "application/octet-stream"):
+    if media and media not in (TEXT, OCTET_STREAM):
         raise ClientError(f"{name}: ContentType {content_type!r} is not supported for bag-of-words "
                           f"data; expected {RECORDIO} or {CSV}")
     return RECORDIO if head == _MAGIC else CSV

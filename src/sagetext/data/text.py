@@ -31,13 +31,12 @@ from typing import BinaryIO
 import numpy as np
 
 from sagetext.contract.channels import Channel
-from sagetext.data import recordio
+from sagetext.data import media_types, recordio
 from sagetext.errors import ClientError
 
 log = logging.getLogger(__name__)
 
 LABEL_PREFIX = b"__label__"
-JSON_LINES_TYPES = frozenset({"application/jsonlines", "application/json-lines", "application/x-jsonlines"})
 _RECORDIO_MAGIC = recordio.MAGIC.to_bytes(4, "little")
 BLOCK_BYTES = 1 << 20  # lines are handed out in blocks of about this size
 EXAMPLES_SHOWN = 5
@@ -190,8 +189,8 @@ class LabeledReader:
         self.report.raise_if_empty()
 
     def _is_json_lines(self, head: bytes) -> bool:
-        kind = (self.channel.content_type or "").split(";")[0].strip().lower()
-        if kind in JSON_LINES_TYPES:
+        kind = media_types.media_type(self.channel.content_type)
+        if kind == media_types.JSONLINES:
             return True
         if kind.startswith("text/"):
             return False

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import mmap
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -32,11 +32,11 @@ from sagetext.algorithms.blazingtext.fasttext_format import model_file
 from sagetext.algorithms.blazingtext.fasttext_format.dictionary import Dictionary
 from sagetext.contract.artifacts import write_atomic
 from sagetext.contract.hyperparameters import Hyperparameters
+from sagetext.data.media_types import JSON
 from sagetext.errors import ClientError
 
 VECTORS_TXT = "vectors.txt"
 VECTORS_BIN = "vectors.bin"
-JSON = "application/json"
 EOS = "</s>"
 MODEL_CODES = {"cbow": 1, "skipgram": 2}  # fastText's model_name enum (sup = 3)
 LOSS_NS = 2  # fastText's loss_name enum: hs = 1, ns = 2
@@ -223,13 +223,11 @@ class VectorsPredictor:
     answers in the request's content type and ignores Accept, so only JSON in, JSON out.
     """
 
-    content_types = (JSON,)
+    answers: Mapping[str, tuple[str, ...]] = {JSON: (JSON,)}
+    honours_accept = False
 
     def __init__(self, vectors: WordVectors) -> None:
         self.vectors = vectors
-
-    def response_type(self, content_type: str, accept: list[str]) -> str | None:
-        return content_type if content_type in self.content_types else None
 
     def predict(self, data: Any, content_type: str, response_type: str) -> list[dict[str, Any]]:
         if not isinstance(data, dict) or "instances" not in data:
