@@ -117,8 +117,7 @@ def train_word2vec(ctx: TrainingContext) -> None:
         progress.log_line()
     log_finished(progress.words / progress.seconds, progress.seconds)
     vectors = to_word_vectors(model)
-    fields = FastTextFields.of(hp, model.syn1neg, model.corpus_total_words) if vectors.subwords else None
-    write_artifacts(ctx.model_dir, vectors, fields)
+    write_artifacts(ctx.model_dir, vectors, FastTextFields.of(hp, model.syn1neg, model.corpus_total_words))
     if hp.evaluation:
         evaluation.run_evaluation(vectors.vector, ctx.model_dir, ctx.metrics)
 

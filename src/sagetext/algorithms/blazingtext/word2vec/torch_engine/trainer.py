@@ -213,8 +213,7 @@ def write_model(ctx: TrainingContext, data: CorpusIds, model: Model, hp: Hyperpa
     inputs = model.inputs
     subwords = Subwords(inputs.minn, inputs.maxn, inputs.ngram_rows()) if inputs.subwords else None
     vectors = WordVectors(data.words, inputs.word_rows(), data.counts.tolist(), subwords)
-    fields = FastTextFields.of(hp, model.output.cpu().numpy(), data.raw_words) if subwords is not None else None
-    write_artifacts(ctx.model_dir, vectors, fields)
+    write_artifacts(ctx.model_dir, vectors, FastTextFields.of(hp, model.output.cpu().numpy(), data.raw_words))
     if hp.evaluation:
         evaluation.run_evaluation(vectors.vector, ctx.model_dir, ctx.metrics)
     return vectors
