@@ -24,6 +24,9 @@ from pathlib import Path, PurePosixPath
 
 from sagetext.errors import ClientError
 
+if not hasattr(tarfile, "data_filter"):  # Python before 3.10.12 / 3.11.4, e.g. Debian 12's 3.11.2
+    from backports import tarfile  # type: ignore[no-redef]  # CPython 3.12's tarfile, filters included
+
 ARCHIVE_NAME = "model.tar.gz"
 MAX_BYTES_ENV = "SAGETEXT_MAX_MODEL_BYTES"
 DEFAULT_MAX_BYTES = 32 << 30
@@ -96,9 +99,6 @@ def max_bytes_from_env() -> int:
 def unpack(archive: Path, target: Path, max_bytes: int | None = None,
            max_members: int = DEFAULT_MAX_MEMBERS) -> Path:
     """Extract the tar (gzip or plain) ``archive`` into ``target`` safely; returns ``target``."""
-    if not hasattr(tarfile, "data_filter"):
-        raise RuntimeError("unpacking a model archive needs tarfile's extraction filters "
-                           "(Python 3.10.12, 3.11.4, 3.12 or later)")
     limit = max_bytes_from_env() if max_bytes is None else max_bytes
     created = not target.exists()
     target.mkdir(parents=True, exist_ok=True)

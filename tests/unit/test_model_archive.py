@@ -132,6 +132,19 @@ def test_unpacked_files_lose_owners_and_unsafe_mode_bits(tmp_path: Path) -> None
     assert (out / "tool").stat().st_uid == os.getuid()
 
 
+def test_the_backport_does_the_same_where_the_standard_library_has_no_filters(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    backport = pytest.importorskip("backports.tarfile")
+    monkeypatch.setattr(model_archive, "tarfile", backport)
+    archive = model_archive.pack(make_model(tmp_path / "model"), tmp_path / "m.tar.gz")
+    assert (model_archive.unpack(archive, tmp_path / "u") / "sub" / "config.json").read_text() == "{}"
+    for number, case in enumerate(["symlink to /", "fifo", "duplicate", "dotdot"]):
+        members, message = HOSTILE[case]
+        with pytest.raises(ClientError, match=message):
+            model_archive.unpack(build(tmp_path / f"{number}.tar", members), tmp_path / f"target-{number}")
+        assert not (tmp_path / f"target-{number}").exists()
+
+
 def test_refusal_leaves_an_existing_target_in_place(tmp_path: Path) -> None:
     target = tmp_path / "target"
     target.mkdir()
