@@ -10,6 +10,7 @@ starts the same server as the image's ``serve``. Outside SageMaker, channels may
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -19,7 +20,8 @@ import time
 from pathlib import Path
 
 from sagetext import algorithms, model_archive, s3, specs
-from sagetext.contract.paths import BASE_DIR_ENV, Paths
+from sagetext.contract.paths import Paths
+from sagetext.contract.settings import Settings
 from sagetext.errors import ClientError
 
 
@@ -165,6 +167,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.output is not None and not s3.is_s3_uri(args.output):
         raise SystemExit(f"sagetext train: --output {args.output!r}: expected s3://bucket/prefix "
                          "(for a local folder use --output-dir)")
+    if args.workers is not None and args.workers < 1:
+        raise SystemExit(f"sagetext train: --workers {args.workers}: expected a positive integer")
     sources = _pairs(args.channel, "--channel")
     for name, value in sources.items():
         if not s3.is_s3_uri(value) and not Path(value).exists():
@@ -177,12 +181,10 @@ def _train(args: argparse.Namespace) -> int:
         model_dir = args.model_dir if args.model_dir is not None else root / "model-files"
         paths = layout(root, channels, _pairs(args.hyperparameter, "--hyperparameter"),
                        model_dir, args.checkpoint_dir)
-        os.environ[BASE_DIR_ENV] = str(root)
-        os.environ[algorithms.ALGORITHM_ENV] = args.algorithm
-        os.environ.setdefault("TRAINING_JOB_NAME", job_name)
-        if args.workers:
-            os.environ[training.CPU_WORKERS_ENV] = str(args.workers)
-        code = training.main()
+        settings = dataclasses.replace(Settings.from_env(), algorithm=args.algorithm, job_name=job_name)
+        if args.workers is not None:
+            settings = dataclasses.replace(settings, cpu_workers=args.workers)
+        code = training.main(paths, settings)
         if code != 0:
             if paths.failure_file.exists():
                 print(paths.failure_file.read_text("utf-8").splitlines()[0], file=sys.stderr)

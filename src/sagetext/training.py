@@ -1,11 +1,12 @@
 """Run a SageMaker training job: what the ``train`` executable does.
 
-The launcher process reads and checks the whole contract first (hyperparameters, channels,
-hosts), so a user's mistake fails at once with a ``ClientError``; then it runs one worker per
-GPU (or ``SAGETEXT_CPU_WORKERS`` CPU workers) on this host. A single worker runs in this
-process; several are started by ``sagetext.distributed.launch`` and each runs
-``python -m sagetext.training``. Every process reports its own failure (first one wins) and
-exits non-zero; rank 0 writes the model.
+The launcher process reads and checks the whole contract first (settings from the
+environment, hyperparameters, channels, hosts), so a user's mistake fails at once with a
+``ClientError``; then it runs one worker per GPU (or ``cpu_workers`` CPU workers) on this
+host. A single worker runs in this process; several are started by
+``sagetext.distributed.launch`` and each runs ``python -m sagetext.training ROOT SETTINGS``
+with the launcher's contract root and settings. Every process reports its own failure (first
+one wins) and exits non-zero; rank 0 writes the model.
 
 SIGTERM (SageMaker's stop, a spot interruption) and SIGINT (Ctrl-C in ``sagetext train`` or
 ``docker run``) both ask the training loop to stop at its next step: it saves a checkpoint
@@ -16,13 +17,13 @@ without a traceback.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -37,12 +38,12 @@ from sagetext.contract.context import TrainingContext, TrainingStopped
 from sagetext.contract.hyperparameters import Hyperparameters, Spec, parse
 from sagetext.contract.metrics import MetricLogger, configure_logging
 from sagetext.contract.paths import Paths
+from sagetext.contract.settings import Settings
 from sagetext.distributed import launch, runtime
 from sagetext.errors import ClientError
 
 log = logging.getLogger("sagetext.training")  # also when run as __main__ (the workers)
 
-CPU_WORKERS_ENV = "SAGETEXT_CPU_WORKERS"
 EXIT_STOPPED = failure.EXIT_STOPPED
 EXIT_INTERRUPTED = failure.EXIT_INTERRUPTED
 
@@ -54,11 +55,12 @@ class Job:
     channels: Mapping[str, Channel]
     cluster: Cluster
     paths: Paths
+    settings: Settings
 
 
-def load_job(paths: Paths, env: Mapping[str, str] = os.environ) -> Job:
+def load_job(paths: Paths, settings: Settings) -> Job:
     """Read and validate everything the contract gives; raise ClientError on the user's mistakes."""
-    algorithm = algorithms.get(env.get(algorithms.ALGORITHM_ENV))
+    algorithm = algorithms.get(settings.algorithm)
     if not paths.hyperparameters_file.exists():
         raw: object = {}
     else:
@@ -67,52 +69,53 @@ def load_job(paths: Paths, env: Mapping[str, str] = os.environ) -> Job:
         raise ClientError("hyperparameters.json must hold a JSON object of name: value strings")
     spec = Spec.load(algorithm.name)
     hp = parse(raw, spec)
-    channels = channels_config.load(paths)
+    channels = channels_config.load(paths, settings.pipe_wait_seconds)
     mode = hp.get(spec.mode_key) if spec.mode_key else None
     title = specs.load(algorithm.name)["title"]
     channels_config.check_names(channels, list(specs.channels(algorithm.name, mode)),
                                 f"{title} in mode {mode}" if mode else title)
     algorithm.validate(hp, channels)
-    return Job(algorithm, hp, channels, Cluster.load(paths), paths)
+    return Job(algorithm, hp, channels, Cluster.load(paths), paths, settings)
 
 
-def workers_per_host(env: Mapping[str, str] = os.environ) -> int:
-    """One per GPU when CUDA is used, else SAGETEXT_CPU_WORKERS (default 1)."""
-    if runtime.choose_device().startswith("cuda"):
+def workers_per_host(settings: Settings) -> int:
+    """One per GPU when CUDA is used, else the ``cpu_workers`` setting."""
+    if runtime.choose_device(settings.device).startswith("cuda"):
         return torch.cuda.device_count()
-    text = env.get(CPU_WORKERS_ENV, "1")
-    if not text.isdigit() or int(text) < 1:
-        raise ClientError(f"{CPU_WORKERS_ENV}={text!r}: expected a positive integer")
-    return int(text)
+    return settings.cpu_workers
 
 
-def main() -> int:
+def main(paths: Paths | None = None, settings: Settings | None = None) -> int:
     """The ``train`` entrypoint: exit code 0 on success, 1 on failure, 143 or 130 when stopped
-    by SIGTERM or SIGINT."""
+    by SIGTERM or SIGINT.
+
+    ``paths`` and ``settings`` default to what the environment gives ($SAGEMAKER_BASE_DIR and
+    the variables of ``Settings.from_env``); ``sagetext train`` passes its own."""
     configure_logging()
-    paths = Paths.from_env()
+    paths = paths if paths is not None else Paths.from_env()
     started = time.monotonic()
     stop, previous = _stop_on_signals()
     try:
-        return _run_job(paths, started, stop)
+        return _run_job(paths, settings, started, stop)
     finally:
         _restore_handlers(previous)
 
 
-def _run_job(paths: Paths, started: float, stop: "StopRequest") -> int:
+def _run_job(paths: Paths, settings: Settings | None, started: float, stop: "StopRequest") -> int:
     try:
-        job = load_job(paths)
+        job = load_job(paths, settings if settings is not None else Settings.from_env())
         log.info("Arguments: train (algorithm %s, hosts %s, current %s)", job.algorithm.name,
                  list(job.cluster.hosts), job.cluster.current_host)
         for name in job.hyperparameters.unused:
             log.warning("Hyperparameter %s is ignored in mode %s", name, job.hyperparameters.get("mode"))
-        nproc = workers_per_host()
+        nproc = workers_per_host(job.settings)
         if job.cluster.num_hosts * nproc == 1:
-            code = run_worker(job, runtime.Runtime(device=runtime.choose_device()), stop)
+            code = run_worker(job, runtime.Runtime(device=runtime.choose_device(job.settings.device)), stop)
         elif stop.is_set():  # the signal came before torch's launcher could take it over
             raise launch.WorkersStopped(stop.signum)
         else:
-            launch.launch(job.cluster, nproc, launch.worker_command(__name__))
+            command = launch.worker_command(__name__, str(paths.root), job.settings.to_json())
+            launch.launch(job.cluster, nproc, command, job.settings.job_name, job.settings.master_port)
             code = 0
     except launch.WorkersStopped as stopped:
         log.info("Training stopped by %s; the workers saved their checkpoint", signal.Signals(stopped.signum).name)
@@ -130,14 +133,19 @@ def _run_job(paths: Paths, started: float, stop: "StopRequest") -> int:
     return code
 
 
-def worker_main() -> int:
-    """Entry of each launched worker process (``python -m sagetext.training``)."""
+def worker_main(argv: list[str]) -> int:
+    """Entry of each launched worker process: ``python -m sagetext.training ROOT SETTINGS``
+    (the launcher's contract root and ``Settings.to_json``)."""
     configure_logging()
-    paths = Paths.from_env()
+    if len(argv) != 2:
+        log.error("usage: python -m sagetext.training ROOT SETTINGS_JSON (run by the launcher, not by hand)")
+        return failure.EXIT_FAILURE
+    root, settings = argv
+    paths = Paths(Path(root))
     stop, _ = _stop_on_signals()
     try:
-        job = load_job(paths)
-        rt = runtime.init()
+        job = load_job(paths, Settings.from_json(settings))
+        rt = runtime.init(job.settings.device)
         try:
             return run_worker(job, rt, stop)
         finally:
@@ -161,6 +169,7 @@ def run_worker(job: Job, rt: runtime.Runtime, stop: threading.Event | None = Non
         world_size=rt.world_size,
         device=rt.device,
         stop_requested=stop if stop is not None else threading.Event(),
+        settings=job.settings,
     )
     try:
         job.algorithm.train(ctx)
@@ -215,4 +224,4 @@ def _report(paths: Paths, exc: Exception) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(worker_main())
+    sys.exit(worker_main(sys.argv[1:]))

@@ -9,6 +9,7 @@ import pytest
 from sagetext import training
 from sagetext.contract.channels import closest
 from sagetext.contract.paths import Paths
+from sagetext.contract.settings import Settings
 from sagetext.errors import ClientError
 from tests.conftest import REPO, FakeOptMl, RunTrain
 
@@ -47,14 +48,14 @@ def test_seq2seq_channels_and_the_accepted_ones_pass(opt_ml: FakeOptMl, monkeypa
         opt_ml.channel(name, {"x": b""})
     with pytest.raises(ClientError, match=r"^unknown channel 'vocabulary' \(did you mean 'vocab'\?\): Seq2Seq reads "
                                           r"only train, validation, vocab;"):
-        training.load_job(Paths(opt_ml.root))
+        training.load_job(Paths(opt_ml.root), Settings.from_env())
     monkeypatch.setenv("SAGETEXT_ALGORITHM", "ntm")
     opt_ml.hyperparameters(NTM)
     (opt_ml.root / "input" / "config" / "inputdataconfig.json").unlink()  # channels: the folders
     for name in ("vocabulary", "validation"):
         (opt_ml.root / "input" / "data" / name / "x").unlink()
         (opt_ml.root / "input" / "data" / name).rmdir()
-    assert sorted(training.load_job(Paths(opt_ml.root)).channels) == ["train"]
+    assert sorted(training.load_job(Paths(opt_ml.root), Settings.from_env()).channels) == ["train"]
 
 
 @pytest.mark.parametrize("given,expected", [

@@ -264,9 +264,8 @@ class StopAfter(logging.Handler):
             self.event.set()
 
 
-def test_stop_then_resume_gives_the_uninterrupted_model(tmp_path: Path, caplog: pytest.LogCaptureFixture,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SAGETEXT_TRAIN_THREADS", "1")  # one thread: runs are bit-for-bit repeatable
+def test_stop_then_resume_gives_the_uninterrupted_model(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # the contexts' default settings give one SGD thread: runs are bit-for-bit repeatable
     big = (SAMPLE / "train.txt").read_bytes() * 4  # enough batches for a stop inside an epoch
     reference = context(tmp_path / "a", {"train": big}, epochs="3")
     ALGORITHM.train(reference)

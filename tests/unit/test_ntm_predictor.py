@@ -139,7 +139,7 @@ def test_model_file_is_versioned_and_refuses_foreign_files(tmp_path: Path) -> No
     torch.save({"format": "something-else"}, tmp_path / "model.pt")
     with pytest.raises(ClientError, match="not a sagetext NTM model"):
         ntm_model.load(tmp_path)
-    model = ntm_model.ProdLDA(ntm_model.ModelConfig(D, K, (5,)))
+    model = ntm_model.ProdLDA(ntm_model.ModelConfig(D, K, (5,), "sigmoid", False))
     ntm_model.save(model, tmp_path)
     payload = torch.load(tmp_path / "model.pt", weights_only=True)
     payload["format_version"] = ntm_model.FORMAT_VERSION + 1

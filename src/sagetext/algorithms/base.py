@@ -38,6 +38,7 @@ class Predictor(Protocol):
 
 class Algorithm(Protocol):
     name: str  # also the name of its spec in configs/
+    hyperparameter_view: type[Any]  # its typed view of the spec (``Hyperparameters.typed``)
 
     def validate(self, hyperparameters: Hyperparameters, channels: Mapping[str, Channel]) -> None:
         """Checks that need no data (required channels, combinations); raise ClientError."""

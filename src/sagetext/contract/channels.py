@@ -2,7 +2,8 @@
 
 A channel gives its data as a sequence of binary streams for one pass (epoch): in File and
 FastFile mode every regular file under ``input/data/<channel>/`` in name order; in Pipe mode
-the FIFO ``input/data/<channel>_<epoch>``, waited for until it appears. Either way gzip, bzip2
+the FIFO ``input/data/<channel>_<epoch>``, waited for until it appears (at most
+``pipe_wait_seconds``, the ``SAGETEXT_PIPE_WAIT_SECONDS`` setting). Either way gzip, bzip2
 and xz are undone on the fly and other binary content is refused (``data.compression``).
 
 The channel names a job may use come from the algorithm's spec in ``configs/`` (``check_names``):
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from sagetext.contract.paths import Paths
+from sagetext.contract.settings import Settings
 from sagetext.data import compression
 from sagetext.errors import ClientError
 
 INPUT_MODES = ("File", "FastFile", "Pipe")
-PIPE_WAIT_ENV = "SAGETEXT_PIPE_WAIT_SECONDS"
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class Channel:
     distribution: str = "FullyReplicated"
     record_wrapper: str | None = None
     paths: Paths = Paths(Path("/opt/ml"))
+    pipe_wait_seconds: float = Settings.pipe_wait_seconds
 
     @property
     def directory(self) -> Path:
@@ -69,7 +70,7 @@ class Channel:
 
     def _wait_for_pipe(self, epoch: int) -> Path:
         fifo = self.paths.pipe_path(self.name, epoch)
-        deadline = time.monotonic() + float(os.environ.get(PIPE_WAIT_ENV, "600"))
+        deadline = time.monotonic() + self.pipe_wait_seconds
         while not fifo.exists():
             if time.monotonic() > deadline:
                 raise ClientError(f"channel '{self.name}' is in Pipe mode but {fifo} never appeared")
@@ -77,7 +78,8 @@ class Channel:
         return fifo
 
 
-def parse(config: Mapping[str, Any], paths: Paths) -> dict[str, Channel]:
+def parse(config: Mapping[str, Any], paths: Paths,
+          pipe_wait_seconds: float = Settings.pipe_wait_seconds) -> dict[str, Channel]:
     """Channels from the parsed ``inputdataconfig.json``."""
     channels = {}
     for name, spec in config.items():
@@ -94,6 +96,7 @@ def parse(config: Mapping[str, Any], paths: Paths) -> dict[str, Channel]:
             distribution=spec.get("S3DistributionType", "FullyReplicated"),
             record_wrapper=None if wrapper in (None, "None") else wrapper,
             paths=paths,
+            pipe_wait_seconds=pipe_wait_seconds,
         )
     return channels
 
@@ -125,10 +128,10 @@ def closest(name: str, accepted: Sequence[str]) -> str | None:
     return lowered[matches[0]] if matches else None
 
 
-def load(paths: Paths) -> dict[str, Channel]:
+def load(paths: Paths, pipe_wait_seconds: float = Settings.pipe_wait_seconds) -> dict[str, Channel]:
     """Channels of the job; without ``inputdataconfig.json``, every folder under input/data in File mode."""
     if paths.inputdataconfig_file.exists():
-        return parse(read_json(paths.inputdataconfig_file), paths)
+        return parse(read_json(paths.inputdataconfig_file), paths, pipe_wait_seconds)
     if not paths.data_dir.is_dir():
         return {}
     return {d.name: Channel(d.name, paths=paths) for d in sorted(paths.data_dir.iterdir()) if d.is_dir()}

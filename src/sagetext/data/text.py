@@ -283,10 +283,10 @@ def manifest_line(line: bytes) -> bytes | None:
         return None
     labels = record.get("label")
     labels = labels if isinstance(labels, list) else [labels]
-    names = [_label_name(x) for x in labels]
-    if not names or any(n is None for n in names):
+    names = [name for name in map(_label_name, labels) if name is not None]
+    if not names or len(names) != len(labels):
         return None
-    tokens = " ".join(n if n.startswith("__label__") else "__label__" + n for n in names)  # type: ignore[union-attr]
+    tokens = " ".join(n if n.startswith("__label__") else "__label__" + n for n in names)
     return (tokens + " " + record["source"].replace("\n", " ")).encode("utf-8")
 
 

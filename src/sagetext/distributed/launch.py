@@ -23,8 +23,6 @@ from sagetext.contract.failure import EXIT_INTERRUPTED, STOPPED_EXIT_CODES
 
 log = logging.getLogger(__name__)
 
-MASTER_PORT_ENV = "SAGETEXT_MASTER_PORT"
-DEFAULT_MASTER_PORT = 29500
 RENDEZVOUS_TIMEOUT_S = 900
 
 
@@ -41,22 +39,21 @@ class WorkersStopped(Exception):
         self.signum = signum
 
 
-def launch(cluster: Cluster, nproc_per_node: int, command: list[str], job_id: str | None = None) -> None:
-    """Run ``command`` (argv) as ``nproc_per_node`` workers on this host, joined with the other hosts."""
+def launch(cluster: Cluster, nproc_per_node: int, command: list[str], job_id: str, master_port: int) -> None:
+    """Run ``command`` (argv) as ``nproc_per_node`` workers on this host, joined with the other hosts
+    at ``master_port`` of the first host; ``job_id``, the same on every host, names the rendezvous."""
     _network_interface(cluster)
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, cpu_count() // nproc_per_node)))
     if cluster.num_hosts == 1:
         backend, endpoint, configs = "c10d", "localhost:0", {}
     else:
-        port = int(os.environ.get(MASTER_PORT_ENV, DEFAULT_MASTER_PORT))
-        backend, endpoint = "static", f"{cluster.master_host}:{port}"
+        backend, endpoint = "static", f"{cluster.master_host}:{master_port}"
         configs = {"rank": cluster.host_rank, "timeout": RENDEZVOUS_TIMEOUT_S}
     config = LaunchConfig(
         min_nodes=cluster.num_hosts,
         max_nodes=cluster.num_hosts,
         nproc_per_node=nproc_per_node,
-        # The same on every host: the rendezvous keys are prefixed with it.
-        run_id=job_id or os.environ.get("TRAINING_JOB_NAME") or "sagetext-job",
+        run_id=job_id,  # the rendezvous keys are prefixed with it
         rdzv_backend=backend,
         rdzv_endpoint=endpoint,
         rdzv_configs=configs,
@@ -89,6 +86,6 @@ def _summary(exc: ChildFailedError) -> str:
     return ", ".join(f"rank {rank} exit code {failure.exitcode}" for rank, failure in sorted(exc.failures.items()))
 
 
-def worker_command(module: str) -> list[str]:
-    """argv that runs ``python -m module`` with this interpreter."""
-    return [sys.executable, "-m", module]
+def worker_command(module: str, *args: str) -> list[str]:
+    """argv that runs ``python -m module args...`` with this interpreter."""
+    return [sys.executable, "-m", module, *args]

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sagetext.algorithms.ntm.hyperparameters import NtmHyperparameters
 from sagetext.contract.channels import Channel
 from sagetext.contract.context import TrainingContext
 from sagetext.contract.hyperparameters import Hyperparameters
@@ -25,6 +26,7 @@ REPLICATED = ("validation", "test", "auxiliary")
 
 class Ntm:
     name = "ntm"
+    hyperparameter_view = NtmHyperparameters
 
     def validate(self, hyperparameters: Hyperparameters, channels: Mapping[str, Channel]) -> None:
         if "train" not in channels:

@@ -25,6 +25,7 @@ import torch
 from sagetext.algorithms.seq2seq import artifacts
 from sagetext.algorithms.seq2seq.beam import Hypothesis, beam_search
 from sagetext.algorithms.seq2seq.vocab import PAD_ID
+from sagetext.contract import settings
 from sagetext.data.media_types import JSON, JSONLINES, RECORDIO
 from sagetext.data.recordio import SparseTensor
 from sagetext.distributed.runtime import choose_device
@@ -52,7 +53,7 @@ class Seq2SeqPredictor:
 
     @classmethod
     def load(cls, model_dir: Path) -> "Seq2SeqPredictor":
-        device = choose_device()
+        device = choose_device(settings.read("device"))
         return cls(artifacts.load(model_dir, device), device)
 
     def predict(self, data: Any, content_type: str, response_type: str) -> Any:

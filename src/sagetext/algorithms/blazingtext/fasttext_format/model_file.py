@@ -183,7 +183,8 @@ def _read_dictionary(reader: "_Reader") -> tuple[Dictionary, tuple[np.ndarray, n
 def _check_shapes(name: str, args: Args, d: Dictionary, matrix_in: np.ndarray, matrix_out: np.ndarray,
                   ngram_rows: np.ndarray | None) -> None:
     if matrix_in.shape[1] != args.dim or matrix_out.shape[1] != args.dim:
-        raise ClientError(f"{name}: matrix widths {matrix_in.shape[1]}, {matrix_out.shape[1]} differ from dim={args.dim}")
+        raise ClientError(f"{name}: matrix widths {matrix_in.shape[1]}, {matrix_out.shape[1]} "
+                          f"differ from dim={args.dim}")
     # a pruned model keeps the n-gram rows its index names (fastText keeps exactly those)
     ngrams = args.bucket if ngram_rows is None else int(ngram_rows.max(initial=-1)) + 1
     if matrix_in.shape[0] != d.nwords + ngrams:
@@ -196,7 +197,7 @@ def _check_shapes(name: str, args: Args, d: Dictionary, matrix_in: np.ndarray, m
 class _Reader:
     """Bounds-checked little-endian reads from the file's bytes."""
 
-    def __init__(self, data: bytes, name: str) -> None:
+    def __init__(self, data: bytes | mmap.mmap, name: str) -> None:
         self.data = data
         self.name = name
         self.pos = 0

@@ -33,8 +33,8 @@ from gensim.models.fasttext import ft_ngram_hashes
 
 from sagetext.algorithms.blazingtext.fasttext_format import model_file
 from sagetext.algorithms.blazingtext.fasttext_format.dictionary import Dictionary
+from sagetext.algorithms.blazingtext.hyperparameters import BlazingTextHyperparameters
 from sagetext.contract.artifacts import write_atomic
-from sagetext.contract.hyperparameters import Hyperparameters
 from sagetext.data.media_types import JSON
 from sagetext.errors import ClientError
 
@@ -117,9 +117,9 @@ class FastTextFields:
     ntokens: int  # tokens in the corpus
 
     @classmethod
-    def of(cls, hp: Hyperparameters, output: np.ndarray, ntokens: int) -> FastTextFields:
+    def of(cls, hp: BlazingTextHyperparameters, output: np.ndarray, ntokens: int) -> FastTextFields:
         return cls(output, "cbow" if hp.mode == "cbow" else "skipgram", hp.window_size, hp.epochs, hp.min_count,
-                   hp.negative_samples, float(hp.sampling_threshold), int(ntokens))
+                   hp.negative_samples, hp.sampling_threshold, int(ntokens))
 
 
 def write_artifacts(model_dir: Path, vectors: WordVectors, fasttext: FastTextFields) -> None:
