@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, FakeOptMl
+from tests.conftest import REPO, FakeOptMl, run_train_executable
 
 SAMPLES = REPO / "samples" / "blazingtext"
 SAGETEXT = [sys.executable, "-m", "sagetext"]
@@ -28,13 +28,6 @@ class Trained:
     root: Path
 
 
-def run_train(opt_ml: FakeOptMl, algorithm: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SAGEMAKER_BASE_DIR": str(opt_ml.root), "SAGETEXT_ALGORITHM": algorithm,
-           "SAGETEXT_DEVICE": "cpu", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, str(REPO / "train")], env=env, capture_output=True, text=True,
-                          timeout=timeout)
-
-
 def with_tensorboard(opt_ml: FakeOptMl, local_path: Path | None = None) -> Path:
     """The job's tensorboardoutputconfig.json, as SageMaker writes it for a TensorBoardOutputConfig."""
     config: dict[str, str] = {"S3OutputPath": "s3://bucket/tensorboard"}
@@ -45,7 +38,7 @@ def with_tensorboard(opt_ml: FakeOptMl, local_path: Path | None = None) -> Path:
 
 
 def trained(opt_ml: FakeOptMl, algorithm: str, tensorboard: Path) -> Trained:
-    result = run_train(opt_ml, algorithm)
+    result = run_train_executable(opt_ml, algorithm, timeout=600)
     log = result.stdout + result.stderr
     assert result.returncode == 0, log
     return Trained(opt_ml.model, tensorboard, log, opt_ml.root)

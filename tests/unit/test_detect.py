@@ -17,11 +17,13 @@ FIXTURES = REPO / "tests" / "fixtures"
 
 
 def test_the_format_names_are_the_algorithms_own() -> None:
+    from sagetext.algorithms.blazingtext.fasttext_format import model_file
     from sagetext.algorithms.ntm import model as ntm_model
     from sagetext.algorithms.seq2seq import artifacts
 
     assert algorithms.SEQ2SEQ_FORMAT == artifacts.FORMAT
     assert algorithms.NTM_FORMAT == ntm_model.FORMAT
+    assert model_file.MODEL_FILE in algorithms.BLAZINGTEXT_FILES
 
 
 def test_committed_models_are_recognised() -> None:

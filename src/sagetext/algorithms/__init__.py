@@ -23,7 +23,8 @@ MODULES = {
 }
 
 # The format names the model files carry (the algorithms' own constants: seq2seq.artifacts.FORMAT
-# and ntm.model.FORMAT, which a test keeps equal); read here without importing torch.
+# and ntm.model.FORMAT) and BlazingText's file names (model_file.MODEL_FILE among them), which a
+# test keeps equal; read here without importing torch.
 SEQ2SEQ_FORMAT = "sagetext-seq2seq"
 NTM_FORMAT = "sagetext-ntm"
 BLAZINGTEXT_FILES = ("model.bin", "vectors.bin", "vectors.txt")
