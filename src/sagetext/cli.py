@@ -25,7 +25,11 @@ from sagetext.errors import ClientError
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:  # Ctrl-C outside training (which stops on its own, exit 130)
+        print("sagetext: interrupted", file=sys.stderr)
+        return 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,6 +71,13 @@ def _parser() -> argparse.ArgumentParser:
     metrics.add_argument("--algorithm", required=True, choices=sorted(algorithms.MODULES))
     metrics.set_defaults(run=lambda a: print(json.dumps(specs.metric_definitions(a.algorithm), indent=2)) or 0)
 
+    spec = sub.add_parser("algorithm-spec", help="print the CreateAlgorithm request that registers an image as a "
+                          "SageMaker algorithm (hyperparameters, metrics, channels; no metric_definitions needed)")
+    spec.add_argument("--algorithm", required=True, choices=sorted(algorithms.MODULES))
+    spec.add_argument("--image", required=True, metavar="URI", help="the image in ECR (training and inference)")
+    spec.add_argument("--name", help="AlgorithmName (default: sagetext-ALGORITHM)")
+    spec.set_defaults(run=_algorithm_spec)
+
     prepare = sub.add_parser("seq2seq-prepare", help="parallel text -> train.rec, val.rec and vocab JSON "
                              "(SageMaker's create_vocab_proto.py)")
     _seq2seq_prepare().add_arguments(prepare)
@@ -76,6 +87,23 @@ def _parser() -> argparse.ArgumentParser:
     table.add_argument("--algorithm", required=True, choices=sorted(algorithms.MODULES))
     table.set_defaults(run=lambda a: print(hyperparameter_table(a.algorithm)) or 0)
     return parser
+
+
+def _algorithm_spec(args: argparse.Namespace) -> int:
+    """Print the request body, checked against botocore's SageMaker service model when botocore is installed."""
+    from sagetext import algorithm_spec
+
+    body = algorithm_spec.request_body(args.algorithm, args.image, args.name)
+    try:
+        algorithm_spec.validate(body)
+    except ImportError:
+        print("sagetext algorithm-spec: botocore is not installed (pip install boto3); the request was not "
+              "checked against SageMaker's service model", file=sys.stderr)
+    except ClientError as exc:
+        print(f"sagetext algorithm-spec: {exc.message}", file=sys.stderr)
+        return 1
+    print(json.dumps(body, indent=2))
+    return 0
 
 
 def _seq2seq_prepare():  # noqa: ANN202 - a module

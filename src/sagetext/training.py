@@ -6,6 +6,11 @@ GPU (or ``SAGETEXT_CPU_WORKERS`` CPU workers) on this host. A single worker runs
 process; several are started by ``sagetext.distributed.launch`` and each runs
 ``python -m sagetext.training``. Every process reports its own failure (first one wins) and
 exits non-zero; rank 0 writes the model.
+
+SIGTERM (SageMaker's stop, a spot interruption) and SIGINT (Ctrl-C in ``sagetext train`` or
+``docker run``) both ask the training loop to stop at its next step: it saves a checkpoint
+when checkpoints are configured and the job exits 128 + the signal's number (143 or 130),
+without a traceback.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from sagetext import algorithms
+from sagetext import algorithms, specs
 from sagetext.algorithms.base import Algorithm
 from sagetext.contract import channels as channels_config
 from sagetext.contract import checkpoints, failure
@@ -39,6 +44,7 @@ log = logging.getLogger("sagetext.training")  # also when run as __main__ (the w
 
 CPU_WORKERS_ENV = "SAGETEXT_CPU_WORKERS"
 EXIT_STOPPED = failure.EXIT_STOPPED
+EXIT_INTERRUPTED = failure.EXIT_INTERRUPTED
 
 
 @dataclass(frozen=True)
@@ -59,8 +65,13 @@ def load_job(paths: Paths, env: Mapping[str, str] = os.environ) -> Job:
         raw = read_json(paths.hyperparameters_file)
     if not isinstance(raw, dict):
         raise ClientError("hyperparameters.json must hold a JSON object of name: value strings")
-    hp = parse(raw, Spec.load(algorithm.name))
+    spec = Spec.load(algorithm.name)
+    hp = parse(raw, spec)
     channels = channels_config.load(paths)
+    mode = hp.get(spec.mode_key) if spec.mode_key else None
+    title = specs.load(algorithm.name)["title"]
+    channels_config.check_names(channels, list(specs.channels(algorithm.name, mode)),
+                                f"{title} in mode {mode}" if mode else title)
     algorithm.validate(hp, channels)
     return Job(algorithm, hp, channels, Cluster.load(paths), paths)
 
@@ -76,11 +87,19 @@ def workers_per_host(env: Mapping[str, str] = os.environ) -> int:
 
 
 def main() -> int:
-    """The ``train`` entrypoint: exit code 0 on success, 1 on failure, 143 when stopped."""
+    """The ``train`` entrypoint: exit code 0 on success, 1 on failure, 143 or 130 when stopped
+    by SIGTERM or SIGINT."""
     configure_logging()
     paths = Paths.from_env()
     started = time.monotonic()
-    stop = _stop_on_sigterm()
+    stop, previous = _stop_on_signals()
+    try:
+        return _run_job(paths, started, stop)
+    finally:
+        _restore_handlers(previous)
+
+
+def _run_job(paths: Paths, started: float, stop: "StopRequest") -> int:
     try:
         job = load_job(paths)
         log.info("Arguments: train (algorithm %s, hosts %s, current %s)", job.algorithm.name,
@@ -90,12 +109,14 @@ def main() -> int:
         nproc = workers_per_host()
         if job.cluster.num_hosts * nproc == 1:
             code = run_worker(job, runtime.Runtime(device=runtime.choose_device()), stop)
+        elif stop.is_set():  # the signal came before torch's launcher could take it over
+            raise launch.WorkersStopped(stop.signum)
         else:
             launch.launch(job.cluster, nproc, launch.worker_command(__name__))
             code = 0
-    except launch.WorkersStopped:
-        log.info("Training stopped by SIGTERM; the workers saved their checkpoint")
-        return EXIT_STOPPED
+    except launch.WorkersStopped as stopped:
+        log.info("Training stopped by %s; the workers saved their checkpoint", signal.Signals(stopped.signum).name)
+        return failure.stopped_exit_code(stopped.signum)
     except launch.WorkersFailed as exc:
         if not paths.failure_file.exists():
             failure.write(paths, exc)
@@ -113,7 +134,7 @@ def worker_main() -> int:
     """Entry of each launched worker process (``python -m sagetext.training``)."""
     configure_logging()
     paths = Paths.from_env()
-    stop = _stop_on_sigterm()
+    stop, _ = _stop_on_signals()
     try:
         job = load_job(paths)
         rt = runtime.init()
@@ -126,7 +147,7 @@ def worker_main() -> int:
 
 
 def run_worker(job: Job, rt: runtime.Runtime, stop: threading.Event | None = None) -> int:
-    """Build the context for this worker and train; 143 if SIGTERM (``stop``) stopped it."""
+    """Build the context for this worker and train; 143 or 130 if SIGTERM or SIGINT (``stop``) stopped it."""
     torch.manual_seed(job.hyperparameters.get("seed", 0) + rt.rank)
     ctx = TrainingContext(
         hyperparameters=job.hyperparameters,
@@ -144,17 +165,44 @@ def run_worker(job: Job, rt: runtime.Runtime, stop: threading.Event | None = Non
     try:
         job.algorithm.train(ctx)
     except TrainingStopped:
-        log.info("Training stopped by SIGTERM%s", "; checkpoint saved" if ctx.checkpoints.enabled else "")
-        return EXIT_STOPPED
+        signum = stop.signum if isinstance(stop, StopRequest) else signal.SIGTERM
+        log.info("Training stopped by %s%s", signal.Signals(signum).name,
+                 "; checkpoint saved" if ctx.checkpoints.enabled else "")
+        return failure.stopped_exit_code(signum)
     return 0
 
 
-def _stop_on_sigterm() -> threading.Event:
-    """Turn SIGTERM into a flag that the training loop polls between steps (main thread only)."""
-    flag = threading.Event()
+class StopRequest(threading.Event):
+    """Set by SIGTERM or SIGINT; the training loop polls it between steps. ``signum`` is the
+    first signal that arrived (its exit code is 128 + its number)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.signum: int = signal.SIGTERM
+
+    def request(self, signum: int, _frame: object = None) -> None:
+        if not self.is_set():
+            self.signum = signum
+            self.set()
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _stop_on_signals() -> tuple[StopRequest, dict[int, object]]:
+    """Turn SIGTERM and SIGINT into a flag that the training loop polls between steps (main
+    thread only: elsewhere nothing can be installed); returns the flag and the handlers replaced."""
+    flag = StopRequest()
+    previous: dict[int, object] = {}
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda *_: flag.set())
-    return flag
+        for signum in STOP_SIGNALS:
+            previous[signum] = signal.signal(signum, flag.request)
+    return flag, previous
+
+
+def _restore_handlers(previous: Mapping[int, object]) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)  # type: ignore[arg-type]
 
 
 def _report(paths: Paths, exc: Exception) -> int:

@@ -126,7 +126,9 @@ def test_without_validation_the_training_loss_drives_early_stopping(tmp_path: Pa
     assert 2 <= len(metrics.values("train:total_loss")) < 50
 
 
-@pytest.mark.parametrize("fraction,expected", [("1.0", DOCS), ("0.25", 30)])
+@pytest.mark.parametrize("fraction,expected", [("1.0", DOCS), ("0.25", 30), ("0", 2), ("0.1417", 17)])
+# 0 is in AWS's range (two documents are kept: BatchNorm needs two); 17 documents in batches of
+# 16 leave one over, which joins the batch before (alone it cannot train BatchNorm)
 def test_sub_sample_sets_documents_per_epoch(tmp_path: Path, caplog: pytest.LogCaptureFixture,
                                              fraction: str, expected: int) -> None:
     ctx, _ = make_ctx(tmp_path, sub_sample=fraction, epochs="2")
@@ -243,8 +245,8 @@ def test_spec_defaults_and_ranges_follow_sagemaker() -> None:
     assert parse({"feature_dim": "5", "num_topics": "2", "clip_gradient": "Infinity"}, spec)["clip_gradient"] == float("inf")
     from sagetext.errors import ClientError
     with pytest.raises(ClientError) as info:
-        parse({"feature_dim": "0", "num_topics": "1001", "sub_sample": "0", "rescale_gradient": "2",
+        parse({"feature_dim": "0", "num_topics": "1001", "sub_sample": "1.5", "rescale_gradient": "2",
                "encoder_layers_activation": "gelu"}, spec)
-    for needle in ("feature_dim='0'", "num_topics='1001'", "sub_sample='0'", "rescale_gradient='2'",
+    for needle in ("feature_dim='0'", "num_topics='1001'", "sub_sample='1.5'", "rescale_gradient='2'",
                    "encoder_layers_activation='gelu'", "sigmoid, tanh, relu"):
         assert needle in info.value.message

@@ -29,8 +29,8 @@ class FakeAlgorithm:
             raise ClientError("train.txt line 3: no __label__ token")
         if self.behaviour == "bug":
             raise ZeroDivisionError("division by zero")
-        if self.behaviour == "sigterm":
-            os.kill(os.getpid(), signal.SIGTERM)
+        if self.behaviour in ("sigterm", "sigint"):
+            os.kill(os.getpid(), signal.SIGTERM if self.behaviour == "sigterm" else signal.SIGINT)
             assert ctx.stop_requested.wait(5)
             raise TrainingStopped()
         (ctx.model_dir / "model.bin").write_bytes(b"ok")
@@ -46,9 +46,10 @@ def job(opt_ml, monkeypatch):
     monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(opt_ml.root))
     monkeypatch.setenv("SAGETEXT_ALGORITHM", "blazingtext")
     monkeypatch.setenv("SAGETEXT_DEVICE", "cpu")
-    previous = signal.getsignal(signal.SIGTERM)
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
     yield opt_ml
-    signal.signal(signal.SIGTERM, previous)  # main() installs its own handler
+    for signum, handler in previous.items():  # main() restores them; this guards against a failing test
+        signal.signal(signum, handler)
 
 
 def run(monkeypatch, behaviour: str) -> tuple[int, FakeAlgorithm]:
@@ -80,6 +81,14 @@ def test_sigterm_sets_the_stop_flag_and_exits_143(job, monkeypatch) -> None:
     code, _ = run(monkeypatch, "sigterm")
     assert code == training.EXIT_STOPPED
     assert not job.failure.exists()
+
+
+def test_sigint_stops_like_sigterm_with_exit_130_and_handlers_are_restored(job, monkeypatch) -> None:
+    before = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    code, _ = run(monkeypatch, "sigint")  # no KeyboardInterrupt: the loop is asked to stop
+    assert code == training.EXIT_INTERRUPTED == 130
+    assert not job.failure.exists()
+    assert {signum: signal.getsignal(signum) for signum in before} == before
 
 
 def test_bad_worker_count_is_a_client_error(job, monkeypatch) -> None:

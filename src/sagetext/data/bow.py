@@ -18,6 +18,7 @@ file and the record number.
 
 from __future__ import annotations
 
+import io
 import math
 import re
 import struct
@@ -29,7 +30,7 @@ from typing import BinaryIO
 import numpy as np
 
 from sagetext.contract.channels import Channel
-from sagetext.data import recordio
+from sagetext.data import compression, recordio
 from sagetext.data.media_types import CSV, OCTET_STREAM, RECORDIO, RECORDIO_FRAMED, TEXT, media_type
 from sagetext.data.text import line_owner
 from sagetext.errors import ClientError
@@ -172,7 +173,7 @@ def read_vocab(path: Path, feature_dim: int) -> list[str]:
     ``\\r``; other Unicode line breaks (U+0085, U+2028, form feed ...) are whitespace inside a
     line, so they cannot shift the word ids."""
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = compression.read_bytes(path).decode("utf-8")
     except UnicodeDecodeError as e:
         raise ClientError(f"{path.name}: is not UTF-8 (byte {e.start}); expected one word per line") from None
     words = []
@@ -202,7 +203,8 @@ def read_word_vectors(path: Path, vocab: list[str]) -> tuple[np.ndarray, np.ndar
         index.setdefault(word, []).append(i)
     vectors: np.ndarray | None = None
     found = np.zeros(len(vocab), dtype=bool)
-    with open(path, encoding="utf-8", errors="replace", newline="\n") as f:
+    with compression.open_file(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="replace",
+                                                                newline="\n") as f:
         for number, line in enumerate(f, start=1):
             word, rest = (_FIELD_SEPARATOR.split(line.strip(" \t\r\n"), maxsplit=1) + [""])[:2]
             if number == 1 and word.isascii() and word.isdigit() and rest.isascii() and rest.isdigit():

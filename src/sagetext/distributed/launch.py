@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 
 from torch.distributed.elastic.multiprocessing.api import SignalException
@@ -18,7 +19,7 @@ from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
 from sagetext.contract.cluster import Cluster
-from sagetext.contract.failure import EXIT_STOPPED
+from sagetext.contract.failure import EXIT_INTERRUPTED, STOPPED_EXIT_CODES
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,12 @@ class WorkersFailed(Exception):
 
 
 class WorkersStopped(Exception):
-    """SIGTERM reached the launcher: it passed the signal on, and every worker stopped (and saved)."""
+    """SIGTERM or SIGINT reached the launcher: it passed the signal on, and every worker stopped
+    (and saved). ``signum`` is the signal."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 def launch(cluster: Cluster, nproc_per_node: int, command: list[str], job_id: str | None = None) -> None:
@@ -62,12 +68,13 @@ def launch(cluster: Cluster, nproc_per_node: int, command: list[str], job_id: st
              cluster.host_rank + 1, cluster.num_hosts)
     try:
         elastic_launch(config, command[0])(*command[1:])
-    except SignalException:
+    except SignalException as exc:
         # torch's agent forwards the signal to the workers and waits for them before raising
-        raise WorkersStopped() from None
+        raise WorkersStopped(exc.sigval) from None
     except ChildFailedError as exc:
-        if all(child.exitcode == EXIT_STOPPED for child in exc.failures.values()):
-            raise WorkersStopped() from None
+        codes = {child.exitcode for child in exc.failures.values()}
+        if codes <= set(STOPPED_EXIT_CODES):
+            raise WorkersStopped(signal.SIGINT if codes == {EXIT_INTERRUPTED} else signal.SIGTERM) from None
         raise WorkersFailed(f"training worker(s) failed: {_summary(exc)}") from None
 
 

@@ -180,9 +180,12 @@ def train_epoch(ctx: TrainingContext, network: nn.Module, model: ProdLDA, optimi
     """One pass; returns the mean per-document loss (over workers)."""
     hp = ctx.hyperparameters
     rng = np.random.default_rng([hp["seed"], ctx.rank, epoch])
-    keep = max(1, round(hp["sub_sample"] * len(corpus)))
+    keep = min(len(corpus), max(2, round(hp["sub_sample"] * len(corpus))))  # BatchNorm needs two documents
     rows = corpus.shuffled(rng, keep)
-    batches = equal_batch_count(math.ceil(len(rows) / batch_size))
+    count = math.ceil(len(rows) / batch_size)
+    if count > 1 and len(rows) % batch_size == 1:  # a batch of one document cannot train BatchNorm:
+        count -= 1  # it joins the batch before
+    batches = equal_batch_count(count)
     model.train()
     totals = torch.zeros(3, dtype=torch.float64)  # recon, kl, documents
     started = last = time.monotonic()
@@ -190,7 +193,8 @@ def train_epoch(ctx: TrainingContext, network: nn.Module, model: ProdLDA, optimi
         if runtime.stop_agreed(ctx.stop_requested, b, ctx.device):
             save_checkpoint(ctx, model, optimizer, stopper, epoch)
             raise TrainingStopped()
-        x = torch.from_numpy(corpus.dense(rows[b * batch_size:(b + 1) * batch_size])).to(ctx.device)
+        end = len(rows) if b == count - 1 else (b + 1) * batch_size
+        x = torch.from_numpy(corpus.dense(rows[b * batch_size:end])).to(ctx.device)
         recon, kl = network(x)
         loss = (recon + kl).mean()
         if not torch.isfinite(loss):

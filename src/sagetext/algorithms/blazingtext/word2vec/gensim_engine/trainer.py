@@ -117,7 +117,7 @@ def train_word2vec(ctx: TrainingContext) -> None:
         progress.log_line()
     log_finished(progress.words / progress.seconds, progress.seconds)
     vectors = to_word_vectors(model)
-    write_artifacts(ctx.model_dir, vectors, fasttext_fields(model, hp) if vectors.subwords else None)
+    write_artifacts(ctx.model_dir, vectors, fasttext_fields(model, hp))
     if hp.evaluation:
         evaluation.run_evaluation(vectors.vector, ctx.model_dir, ctx.metrics)
 

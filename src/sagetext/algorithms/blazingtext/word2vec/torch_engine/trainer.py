@@ -213,11 +213,9 @@ def write_model(ctx: TrainingContext, data: CorpusIds, model: Model, hp: Hyperpa
     inputs = model.inputs
     subwords = Subwords(inputs.minn, inputs.maxn, inputs.ngram_rows()) if inputs.subwords else None
     vectors = WordVectors(data.words, inputs.word_rows(), data.counts.tolist(), subwords)
-    fasttext = None
-    if subwords is not None:
-        fasttext = {"output": model.output.cpu().numpy(), "mode": "cbow" if hp.mode == "cbow" else "skipgram",
-                    "window": hp.window_size, "epochs": hp.epochs, "min_count": hp.min_count,
-                    "negative": hp.negative_samples, "sample": hp.sampling_threshold, "ntokens": data.raw_words}
+    fasttext = {"output": model.output.cpu().numpy(), "mode": "cbow" if hp.mode == "cbow" else "skipgram",
+                "window": hp.window_size, "epochs": hp.epochs, "min_count": hp.min_count,
+                "negative": hp.negative_samples, "sample": hp.sampling_threshold, "ntokens": data.raw_words}
     write_artifacts(ctx.model_dir, vectors, fasttext)
     if hp.evaluation:
         evaluation.run_evaluation(vectors.vector, ctx.model_dir, ctx.metrics)
