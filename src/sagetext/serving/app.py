@@ -17,7 +17,6 @@ parse never reach the app; its worker answers them with the same body (``serving
 from __future__ import annotations
 
 import logging
-import math
 from typing import TYPE_CHECKING
 
 from flask import Flask, Response, jsonify, request
@@ -70,9 +69,7 @@ def create_app(predictor: Predictor, settings: ServerSettings) -> Flask:
         return jsonify({
             "MaxConcurrentTransforms": settings.max_concurrent_transforms,
             "BatchStrategy": settings.batch_strategy,
-            # Whole MB for SageMaker; a limit under 1 MB (tests) still reports 1, since 0
-            # would mean "stream without a limit".
-            "MaxPayloadInMB": max(1, math.floor(settings.max_payload_mb)),
+            "MaxPayloadInMB": settings.transform_payload_mb,
         })
 
     app.register_error_handler(HTTPException, lambda e: _http_error(e, settings))

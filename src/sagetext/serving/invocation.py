@@ -56,7 +56,8 @@ def check_instance_count(count: int | None, settings: ServerSettings) -> None:
             f"the request holds {count} instances, more than the {limit} this server answers per "
             f"request; send at most {limit} per request, or raise "
             f"{env_var('max_instances_per_request')} (each request must finish within "
-            f"{env_var('timeout')}={settings.timeout} s)")
+            f"{env_var('timeout')}={settings.timeout} s); in a batch transform job, leave MaxPayloadInMB "
+            f"and BatchStrategy unset (/execution-parameters gives what fits) or set a smaller MaxPayloadInMB")
 
 
 def configured(request_type: str, data: Any, configuration: Mapping[str, Any]) -> Any:
