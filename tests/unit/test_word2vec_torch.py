@@ -25,7 +25,7 @@ import pytest
 import torch
 
 from sagetext.algorithms.blazingtext import ALGORITHM
-from sagetext.algorithms.blazingtext.word2vec import ENGINE_ENV, evaluation, use_torch_engine
+from sagetext.algorithms.blazingtext.word2vec import ENGINE_ENV, chosen_engine, evaluation
 from sagetext.algorithms.blazingtext.word2vec.corpus import read_sentences
 from sagetext.algorithms.blazingtext.word2vec.learning_rate import Schedule
 from sagetext.algorithms.blazingtext.word2vec.torch_engine import checkpoint as gpu_state
@@ -276,11 +276,10 @@ def test_fused_kernel_compiles_for_hopper_without_a_gpu() -> None:
 
 
 def test_engine_is_torch_only_when_asked() -> None:
-    assert not use_torch_engine("cuda:0", {}) and not use_torch_engine("cpu", {})  # opt-in until measured on a GPU
-    assert use_torch_engine("cpu", {ENGINE_ENV: "torch"}) and use_torch_engine("cuda:0", {ENGINE_ENV: "torch"})
-    assert not use_torch_engine("cuda:0", {ENGINE_ENV: "gensim"})
+    assert chosen_engine({}) != "torch"  # opt-in until measured on a GPU
+    assert chosen_engine({ENGINE_ENV: "torch"}) == "torch" and chosen_engine({ENGINE_ENV: " Gensim "}) == "gensim"
     with pytest.raises(ClientError, match=ENGINE_ENV):
-        use_torch_engine("cpu", {ENGINE_ENV: "tf"})
+        chosen_engine({ENGINE_ENV: "tf"})
 
 
 def test_algorithm_runs_batch_skipgram_on_the_torch_engine_when_asked(tmp_path: Path,

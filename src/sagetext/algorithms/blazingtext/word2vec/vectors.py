@@ -116,6 +116,14 @@ def write_artifacts(model_dir: Path, vectors: WordVectors, fasttext: dict[str, A
         write_atomic(model_dir / VECTORS_BIN, lambda f: write_fasttext_bin(f, vectors, fasttext))
 
 
+def fasttext_info(hp: Any, output: np.ndarray, ntokens: int) -> dict[str, Any]:
+    """What ``write_artifacts`` needs besides the vectors for a subword model's fastText .bin
+    (``hp``: the job's hyperparameters; ``output``: the output matrix; ``ntokens``: raw tokens)."""
+    return {"output": output, "mode": "cbow" if hp.mode == "cbow" else "skipgram", "window": hp.window_size,
+            "epochs": hp.epochs, "min_count": hp.min_count, "negative": hp.negative_samples,
+            "sample": hp.sampling_threshold, "ntokens": ntokens}
+
+
 def _write_text(f: BinaryIO, words: Sequence[str], matrix: np.ndarray) -> None:
     f.write(f"{len(words)} {matrix.shape[1]}\n".encode())
     row_format = " ".join(["%.9g"] * matrix.shape[1])
@@ -207,12 +215,18 @@ class VectorsPredictor:
 
     An unknown word gets zeros, or its n-gram vector when the model has subwords. BlazingText
     answers in the request's content type and ignores Accept, so only JSON in, JSON out.
+
+    Our extension: with ``"configuration": {"neighbors": N}`` each instance may also be an
+    analogy (``"king - man + woman"``) and its answer carries ``"neighbors"``: the N nearest
+    words, ``[{"word": w, "similarity": cosine}, ...]`` (see ``neighbors``); an analogy's
+    ``"vector"`` is the one searched for.
     """
 
     content_types = (JSON,)
 
     def __init__(self, vectors: WordVectors) -> None:
         self.vectors = vectors
+        self._index: Any = None  # neighbors.NeighborIndex, built at the first request that asks for neighbours
 
     def response_type(self, content_type: str, accept: list[str]) -> str | None:
         return content_type if content_type in self.content_types else None
@@ -223,13 +237,34 @@ class VectorsPredictor:
         instances = data["instances"]
         if not isinstance(instances, list):
             raise ClientError(f'"instances" must be a list of words, got {type(instances).__name__}')
-        zeros = [0.0] * self.vectors.dim
-        answers = []
         for i, word in enumerate(instances):
             if not isinstance(word, str):
                 raise ClientError(f'"instances"[{i}] must be a string (a word), got {type(word).__name__}')
+        from sagetext.algorithms.blazingtext.word2vec import neighbors
+
+        count = neighbors.neighbor_count(data.get("configuration"))
+        if count is not None:
+            return self._with_neighbors(instances, count)
+        zeros = [0.0] * self.vectors.dim
+        answers = []
+        for word in instances:
             vector = self.vectors.vector(word)
             answers.append({"word": word, "vector": zeros if vector is None else vector.tolist()})
+        return answers
+
+    def _with_neighbors(self, instances: list[str], count: int) -> list[dict[str, Any]]:
+        from sagetext.algorithms.blazingtext.word2vec import neighbors
+
+        queries = [neighbors.parse_query(text) for text in instances]  # every malformed query is refused first
+        if self._index is None:
+            self._index = neighbors.NeighborIndex(self.vectors)
+        answers = []
+        for query in queries:
+            vector, _ = self._index.query_vector(query)
+            found = self._index.neighbors(query, count)
+            answers.append({"word": query.text,
+                            "vector": [0.0] * self.vectors.dim if vector is None else vector.tolist(),
+                            "neighbors": [{"word": word, "similarity": similarity} for word, similarity in found]})
         return answers
 
 

@@ -37,7 +37,7 @@ from sagetext.algorithms.blazingtext.word2vec.gensim_engine import checkpoint as
 from sagetext.algorithms.blazingtext.word2vec.gensim_engine.checkpoint import Position
 from sagetext.algorithms.blazingtext.word2vec.learning_rate import MIN_ALPHA_FRACTION, Schedule
 from sagetext.algorithms.blazingtext.word2vec.progress import PROGRESS_SECONDS, log_finished, log_progress
-from sagetext.algorithms.blazingtext.word2vec.vectors import Subwords, WordVectors, write_artifacts
+from sagetext.algorithms.blazingtext.word2vec.vectors import Subwords, WordVectors, fasttext_info, write_artifacts
 from sagetext.contract.context import TrainingContext, TrainingStopped
 from sagetext.contract.hyperparameters import Hyperparameters
 from sagetext.errors import ClientError
@@ -194,10 +194,7 @@ def to_word_vectors(model: Word2Vec) -> WordVectors:
 
 
 def fasttext_fields(model: Word2Vec, hp: Hyperparameters) -> dict[str, Any]:
-    return {"output": model.syn1neg, "mode": "cbow" if hp.mode == "cbow" else "skipgram",
-            "window": hp.window_size, "epochs": hp.epochs, "min_count": hp.min_count,
-            "negative": hp.negative_samples, "sample": hp.sampling_threshold,
-            "ntokens": model.corpus_total_words}
+    return fasttext_info(hp, model.syn1neg, model.corpus_total_words)
 
 
 def cpu_count() -> int:
