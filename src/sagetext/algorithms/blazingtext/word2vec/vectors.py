@@ -12,13 +12,14 @@ What a user gets from a word2vec job (spec §3.5) and what an endpoint loads (§
 The readers and writers are ours, not gensim's, for two reasons: serving must load files a
 user dropped into the model folder, so every size in a header is checked against the file
 length before anything is allocated (nothing is ever unpickled); and the same code must write
-the artifacts of any trainer (gensim on CPU today, GPU kernels later) from one plain
-``WordVectors`` value. The fastText n-gram hash comes from gensim, which reproduces fastText's.
+the artifacts of any trainer from one plain ``WordVectors`` value. The fastText n-gram hash
+comes from gensim, which reproduces fastText's.
 """
 
 from __future__ import annotations
 
 import mmap
+import os
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,8 +27,6 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
-from gensim.models.fasttext import ft_ngram_hashes
-
 from sagetext.algorithms.blazingtext.fasttext_format import model_file
 from sagetext.algorithms.blazingtext.fasttext_format.dictionary import Dictionary
 from sagetext.contract.artifacts import write_atomic
@@ -50,6 +49,8 @@ class Subwords:
     ngrams: np.ndarray  # (bucket, dim) float32
 
     def hashes(self, word: str) -> list[int]:
+        from gensim.models.fasttext import ft_ngram_hashes  # here: gensim takes seconds to import
+
         return ft_ngram_hashes(word, self.minn, self.maxn, len(self.ngrams))
 
 
@@ -126,6 +127,13 @@ def fasttext_info(hp: Any, output: np.ndarray, ntokens: int) -> dict[str, Any]:
 
 def _write_text(f: BinaryIO, words: Sequence[str], matrix: np.ndarray) -> None:
     f.write(f"{len(words)} {matrix.shape[1]}\n".encode())
+    from sagetext.algorithms.blazingtext.word2vec.native_engine import _native
+
+    if _native is not None and len(words):  # the same text, formatted in C by every core (seconds less on text8)
+        rows = np.ascontiguousarray(matrix, dtype=np.float32)
+        f.write(_native.format_rows([w.encode("utf-8") for w in words], rows, dim=rows.shape[1],
+                                    threads=os.cpu_count() or 1))
+        return
     row_format = " ".join(["%.9g"] * matrix.shape[1])
     lines = []
     for word, row in zip(words, matrix.tolist()):

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from gensim.models.fasttext import ft_ngram_hashes
 
 from sagetext.algorithms.blazingtext.word2vec.vectors import EOS
 
@@ -94,6 +93,7 @@ class InputRows:
 
 def subword_table(words: Sequence[str], minn: int, maxn: int, buckets: int) -> tuple[np.ndarray, np.ndarray]:
     """CSR table: word ``i``'s rows are ``rows[offsets[i]:offsets[i + 1]]`` (its own row first)."""
+    from gensim.models.fasttext import ft_ngram_hashes  # here: gensim takes seconds to import
     rows: list[int] = []
     offsets = np.zeros(len(words) + 1, dtype=np.int64)
     n_words = len(words)

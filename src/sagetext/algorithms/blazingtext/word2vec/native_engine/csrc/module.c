@@ -14,6 +14,11 @@
 
 #include "native.h"
 
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
 extern PyTypeObject TokenizerType;
 
 typedef struct {
@@ -260,11 +265,169 @@ static PyObject *alias_table(PyObject *self, PyObject *arg)
     return result;
 }
 
+/* ------------------------------------------------------------------ vectors.txt */
+
+typedef struct {
+    const float *rows;
+    int dim;
+    Py_ssize_t first, last;
+    char *text;
+    size_t len, cap;
+    int failed;
+} TextPart;
+
+/* `x` as printf's "%.9g" writes it (9 significant digits, trailing zeros dropped), without
+ * printf's arbitrary-precision arithmetic: the digits come from x * 10^k in double precision,
+ * which is correctly rounded except within about 1e-16 of a rounding tie, and even then
+ * within one unit of the 9th digit, far inside the half ulp of a float that makes the text
+ * read back to the same float. Returns the length written (at most 15 characters). */
+static double powers[128]; /* 10^(i - 64), filled when the module loads */
+
+static int format_g9(float value, char *out)
+{
+    char *p = out;
+    double x = (double)value;
+    if (isnan(x)) return (int)(stpcpy(out, "nan") - out);
+    if (signbit(x)) *p++ = '-';
+    x = fabs(x);
+    if (isinf(x)) return (int)(stpcpy(p, "inf") - out);
+    if (x == 0.0) return (int)(stpcpy(p, "0") - out);
+    int binary_exponent;
+    frexp(x, &binary_exponent); /* x in [2^(b-1), 2^b): its decimal exponent, give or take one */
+    int exponent = (int)floor((binary_exponent - 1) * 0.30102999566398120);
+    double digits = nearbyint(x * powers[64 + 8 - exponent]);
+    if (digits >= 1e9) {
+        exponent++;
+        digits = nearbyint(x * powers[64 + 8 - exponent]);
+    } else if (digits < 1e8) {
+        exponent--;
+        digits = nearbyint(x * powers[64 + 8 - exponent]);
+    }
+    char d[10];
+    long long n = (long long)digits;
+    for (int i = 8; i >= 0; i--, n /= 10) d[i] = (char)('0' + n % 10);
+    int last = 8; /* the last digit kept: trailing zeros go */
+    while (last > 0 && d[last] == '0') last--;
+    if (exponent < -4 || exponent >= 9) {
+        *p++ = d[0];
+        if (last > 0) {
+            *p++ = '.';
+            for (int i = 1; i <= last; i++) *p++ = d[i];
+        }
+        p += sprintf(p, "e%c%02d", exponent < 0 ? '-' : '+', exponent < 0 ? -exponent : exponent);
+    } else if (exponent >= 0) {
+        for (int i = 0; i <= exponent; i++) *p++ = d[i];
+        if (last > exponent) {
+            *p++ = '.';
+            for (int i = exponent + 1; i <= last; i++) *p++ = d[i];
+        }
+    } else {
+        *p++ = '0';
+        *p++ = '.';
+        for (int i = 0; i < -exponent - 1; i++) *p++ = '0';
+        for (int i = 0; i <= last; i++) *p++ = d[i];
+    }
+    return (int)(p - out);
+}
+
+static void *format_part(void *arg)
+{
+    TextPart *part = arg;
+    const size_t need = (size_t)(part->last - part->first) * (size_t)part->dim * 17 + 1;
+    part->text = malloc(need);
+    if (part->text == NULL) {
+        part->failed = 1;
+        return NULL;
+    }
+    part->cap = need;
+    for (Py_ssize_t r = part->first; r < part->last; r++) {
+        const float *row = part->rows + (size_t)r * part->dim;
+        for (int d = 0; d < part->dim; d++) {
+            /* at most 15 characters ("-1.23456789e-38"), then a space or newline */
+            part->len += (size_t)format_g9(row[d], part->text + part->len);
+            part->text[part->len++] = d + 1 < part->dim ? ' ' : '\n';
+        }
+    }
+    return NULL;
+}
+
+static PyObject *format_rows(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"words", "matrix", "dim", "threads", NULL};
+    PyObject *words;
+    PyObject *matrix;
+    int dim, threads;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!Oii", names, &PyList_Type, &words, &matrix, &dim, &threads))
+        return NULL;
+    const Py_ssize_t n = PyList_GET_SIZE(words);
+    Array a;
+    if (dim < 1 || get_array(matrix, &a, "matrix", F32, 4, 0, n * (Py_ssize_t)dim) < 0) {
+        if (dim < 1) PyErr_SetString(PyExc_ValueError, "dim must be positive");
+        else release(&a, 1);
+        return NULL;
+    }
+    size_t word_bytes = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *w = PyList_GET_ITEM(words, i);
+        if (!PyBytes_Check(w)) {
+            release(&a, 1);
+            return PyErr_Format(PyExc_TypeError, "words[%zd]: expected bytes", i);
+        }
+        word_bytes += (size_t)PyBytes_GET_SIZE(w) + 1;
+    }
+    if (threads < 1) threads = 1;
+    if (threads > 64) threads = 64;
+    TextPart parts[64];
+    pthread_t ids[64];
+    int started[64] = {0};
+    for (int t = 0; t < threads; t++)
+        parts[t] = (TextPart){a.view.buf, dim, n * t / threads, n * (t + 1) / threads, NULL, 0, 0, 0};
+    Py_BEGIN_ALLOW_THREADS
+    for (int t = 1; t < threads; t++) started[t] = pthread_create(&ids[t], NULL, format_part, &parts[t]) == 0;
+    format_part(&parts[0]);
+    for (int t = 1; t < threads; t++) {
+        if (started[t]) pthread_join(ids[t], NULL);
+        else format_part(&parts[t]);
+    }
+    Py_END_ALLOW_THREADS
+    PyObject *result = NULL;
+    size_t total = word_bytes;
+    int failed = 0;
+    for (int t = 0; t < threads; t++) {
+        total += parts[t].len;
+        failed |= parts[t].failed;
+    }
+    if (failed) {
+        PyErr_NoMemory();
+    } else if ((result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total)) != NULL) {
+        char *out = PyBytes_AS_STRING(result);
+        for (int t = 0; t < threads; t++) {
+            const char *text = parts[t].text;
+            for (Py_ssize_t r = parts[t].first; r < parts[t].last; r++) {
+                PyObject *w = PyList_GET_ITEM(words, r);
+                memcpy(out, PyBytes_AS_STRING(w), (size_t)PyBytes_GET_SIZE(w));
+                out += PyBytes_GET_SIZE(w);
+                *out++ = ' ';
+                const char *end = memchr(text, '\n', parts[t].text + parts[t].len - text);
+                const size_t line = (size_t)(end - text) + 1;
+                memcpy(out, text, line);
+                out += line;
+                text += line;
+            }
+        }
+    }
+    for (int t = 0; t < threads; t++) free(parts[t].text);
+    release(&a, 1);
+    return result;
+}
+
 static PyMethodDef functions[] = {
     {"train", (PyCFunction)(void (*)(void))train, METH_VARARGS | METH_KEYWORDS,
      "Train blocks [first_block, last_block) of a shard with Hogwild threads (see train.c)."},
     {"replay", (PyCFunction)(void (*)(void))replay, METH_VARARGS | METH_KEYWORDS,
      "Apply given windows one after the other, reading *_read and adding into *_write."},
+    {"format_rows", (PyCFunction)(void (*)(void))format_rows, METH_VARARGS | METH_KEYWORDS,
+     "vectors.txt's lines: b'word v1 ... vdim\\n' per row, each value as '%.9g' formats it, by `threads` threads."},
     {"alias_table", (PyCFunction)alias_table, METH_O,
      "Vose's alias table of float64 weights: (uint32 thresholds, int32 aliases) as bytes."},
     {NULL, NULL, 0, NULL},
@@ -276,6 +439,7 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__native(void)
 {
+    for (int i = 0; i < 128; i++) powers[i] = pow(10.0, i - 64);
     if (PyType_Ready(&TokenizerType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
