@@ -460,7 +460,7 @@ def test_a_gensim_checkpoint_is_refused_by_the_torch_engine(tmp_path: Path) -> N
     ctx = checkpointed_ctx(tmp_path, text, tmp_path / "ckpt", mode="cbow", vector_dim="8", epochs="1",
                            evaluation="false")
     ctx.checkpoints.save({"format": "sagetext-word2vec-checkpoint/1"})
-    with pytest.raises(ClientError, match="not a checkpoint of the PyTorch word2vec engine"):
+    with pytest.raises(ClientError, match="not a checkpoint of the native or PyTorch word2vec engine"):
         train_word2vec(ctx)
 
 

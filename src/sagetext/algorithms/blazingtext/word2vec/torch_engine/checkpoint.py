@@ -1,4 +1,4 @@
-"""Checkpoints of the PyTorch word2vec engine, saved and resumed through ``ctx.checkpoints``.
+"""Checkpoints of the native and PyTorch word2vec engines, saved and resumed through ``ctx.checkpoints``.
 
 A checkpoint is taken where every worker holds the same model: right after a sync (16 an
 epoch, ``trainer.SYNCS_PER_EPOCH``), at the end of each epoch, and at the first sync after a
@@ -75,7 +75,7 @@ def resume(ctx: TrainingContext, words: list[str], counts: np.ndarray,
         return Position(0, 0, 0.0, Schedule(hp.learning_rate, 0.0, 0.0, hp.epochs))
     where = ctx.checkpoints.path
     if saved.get("format") != CHECKPOINT_FORMAT:
-        raise ClientError(f"checkpoint {where} is not a checkpoint of the PyTorch word2vec engine (format "
+        raise ClientError(f"checkpoint {where} is not a checkpoint of the native or PyTorch word2vec engine (format "
                           f"{saved.get('format')!r}, expected {CHECKPOINT_FORMAT!r}; the gensim engine's "
                           "cannot be resumed here); remove it to start afresh")
     if saved.get("vocabulary") != fingerprint(words, counts):

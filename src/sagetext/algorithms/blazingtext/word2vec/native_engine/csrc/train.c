@@ -387,12 +387,16 @@ int build_alias(const double *weights, int64_t n, uint32_t *threshold, int32_t *
 
 /* ------------------------------------------------------------------ blocks and threads */
 
+enum { SETS_AHEAD = 3, ROWS_AHEAD = 3 }; /* windows ahead that negatives and rows are fetched */
+
 typedef struct {
     Scratch scratch;
     int64_t *kept;      /* ids of the tokens of a sentence kept by subsampling */
     int64_t *position;  /* their positions in the shard */
     int64_t *context, *targets;
-    int64_t *negatives, *next_negatives; /* the current set, and the next one (drawn a set ahead) */
+    int64_t *negatives; /* the set of the current window */
+    int64_t *ahead;     /* the next SETS_AHEAD sets, drawn early so that their rows reach the cache in time */
+    int ring;
 } Worker;
 
 static void worker_free(Worker *w)
@@ -403,7 +407,7 @@ static void worker_free(Worker *w)
     free(w->context);
     free(w->targets);
     free(w->negatives);
-    free(w->next_negatives);
+    free(w->ahead);
 }
 
 static int worker_init(Worker *w, const Job *job)
@@ -415,8 +419,8 @@ static int worker_init(Worker *w, const Job *job)
     w->context = malloc(sizeof(int64_t) * width);
     w->targets = malloc(sizeof(int64_t) * (job->negatives + 1));
     w->negatives = malloc(sizeof(int64_t) * (job->negatives + 1));
-    w->next_negatives = malloc(sizeof(int64_t) * (job->negatives + 1));
-    if (!w->kept || !w->position || !w->context || !w->targets || !w->negatives || !w->next_negatives ||
+    w->ahead = malloc(sizeof(int64_t) * SETS_AHEAD * (job->negatives + 1));
+    if (!w->kept || !w->position || !w->context || !w->targets || !w->negatives || !w->ahead ||
         scratch_init(&w->scratch, width, job->negatives + 1, job->net.dim) != 0) {
         worker_free(w);
         return -1;
@@ -430,7 +434,9 @@ INLINE void train_block_body(Job *job, int64_t block, Worker *w)
     const int window = job->window, negatives = job->negatives, per_set = job->windows_per_negative_set;
     const double span = job->rate_epochs - job->rate_origin;
     int in_set = 0;
-    draw_set(job, &rng, w->next_negatives);
+    const int64_t set_size = job->negatives + 1;
+    for (int k = 0; k < SETS_AHEAD; k++) draw_set(job, &rng, w->ahead + k * set_size);
+    w->ring = 0;
     for (int64_t sentence = job->block_sentences[block]; sentence < job->block_sentences[block + 1]; sentence++) {
         const int64_t start = job->sentence_starts[sentence], end = job->sentence_starts[sentence + 1];
         int64_t n = 0;
@@ -443,16 +449,16 @@ INLINE void train_block_body(Job *job, int64_t block, Worker *w)
             }
         }
         for (int64_t i = 0; i < n; i++) {
-            if (in_set == 0) { /* this window starts a set: take the one drawn ahead, draw the next */
-                int64_t *set = w->negatives;
-                w->negatives = w->next_negatives;
-                w->next_negatives = set;
+            if (in_set == 0) { /* this window starts a set: take the oldest set drawn ahead, draw one more */
+                int64_t *set = w->ahead + w->ring * set_size;
+                memcpy(w->negatives, set, sizeof(int64_t) * negatives);
                 draw_set(job, &rng, set);
+                w->ring = (w->ring + 1) % SETS_AHEAD;
             }
             if (++in_set == per_set) in_set = 0;
-            if (i + 1 < n) prefetch_row(job->net.out_r, w->kept[i + 1], job->net.dim);
-            if (i + 1 + window < n && job->net.bag_offsets == NULL)
-                prefetch_row(job->net.in_r, w->kept[i + 1 + window], job->net.dim);
+            if (i + ROWS_AHEAD < n) prefetch_row(job->net.out_r, w->kept[i + ROWS_AHEAD], job->net.dim);
+            if (i + ROWS_AHEAD + window < n && job->net.bag_offsets == NULL)
+                prefetch_row(job->net.in_r, w->kept[i + ROWS_AHEAD + window], job->net.dim);
             const int64_t b = 1 + (int64_t)below(&rng, (uint32_t)window);
             const int64_t lo = i - b < 0 ? 0 : i - b, hi = i + b >= n ? n - 1 : i + b;
             int nc = 0;
