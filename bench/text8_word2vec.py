@@ -24,6 +24,7 @@ Parts (all by default, in this order):
   threads together: both hosts' shard and words/s lines, and the quality of rank 0's model.
 
     python bench/text8_word2vec.py [--parts engines,train,hosts] [--modes cbow,skipgram,...] [--threads 2]
+                                   [--epochs 5]
 
 Writes bench/results/text8_word2vec.json and prints the tables.
 """
@@ -146,7 +147,7 @@ def run_gensim(mode: str, corpus: Path, workers: int) -> dict[str, object]:
     """Plain gensim with the benchmark's settings, the anchor (FastText for subword modes)."""
     base, _, extra = mode.partition("+")
     common = dict(sg=0 if base == "cbow" else 1, vector_size=100, window=5, negative=5, sample=1e-4, min_count=5,
-                  epochs=5, alpha=0.05, min_alpha=0.05 * 1e-4, workers=workers, seed=0)
+                  epochs=int(SETTINGS["epochs"]), alpha=0.05, min_alpha=0.05 * 1e-4, workers=workers, seed=0)
     model = FastText(min_n=3, max_n=6, bucket=2_000_000, **common) if extra else Word2Vec(**common)
     sentences = LineSentence(str(corpus))
     model.build_vocab(sentences)
@@ -225,7 +226,9 @@ def main() -> None:
     parser.add_argument("--parts", default=",".join(PARTS))
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--epochs", default=SETTINGS["epochs"], help="5, as the figures; fewer for a quick check")
     args = parser.parse_args()
+    SETTINGS["epochs"] = args.epochs
     parts, modes = args.parts.split(","), args.modes.split(",")
     configure_logging()
     corpus = corpus_file()
