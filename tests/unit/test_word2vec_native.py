@@ -128,6 +128,23 @@ def test_the_negative_table_draws_unigrams_to_the_power_three_quarters() -> None
     np.testing.assert_allclose(probability, counts ** 0.75 / (counts ** 0.75).sum(), rtol=1e-6)
 
 
+def test_vectors_txt_numbers_are_printfs_9_significant_digits() -> None:
+    """The compiled writer prints what '%.9g' prints, so every float reads back bit for bit."""
+    rng = np.random.default_rng(5)
+    values = np.concatenate([
+        rng.standard_normal(30_000).astype(np.float32) * 0.3,
+        (rng.random(30_000) * 2 - 1).astype(np.float32) * np.float32(10.0) ** rng.integers(-45, 38, 30_000),
+        rng.integers(0, 2**32, 30_000, dtype=np.uint64).astype(np.uint32).view(np.float32),
+        np.array([0.0, -0.0, 1.0, 0.1, 1e-4, 1e-5, 99999999.5, 999999999, 1e9, 123456789, 1.5e-45, 3.4e38,
+                  np.inf, -np.inf, np.nan, 0.5], dtype=np.float32)])
+    matrix = values.reshape(-1, 8)
+    text = native_engine._native.format_rows([b"w%d" % i for i in range(len(matrix))], matrix, dim=8, threads=3)
+    lines = text.decode().split("\n")
+    assert lines[-1] == "" and len(lines) == len(matrix) + 1
+    assert [line.split()[0] for line in lines[:3]] == ["w0", "w1", "w2"]
+    assert [t for line in lines[:-1] for t in line.split()[1:]] == ["%.9g" % float(v) for v in values]
+
+
 # ---------------------------------------------------------------- the tokenizer against the Python reader
 
 

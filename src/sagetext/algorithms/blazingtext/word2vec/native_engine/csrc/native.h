@@ -4,6 +4,7 @@
 #define SAGETEXT_NATIVE_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum { MODE_CBOW = 0, MODE_SKIPGRAM = 1 };
@@ -25,7 +26,8 @@ typedef struct {
 /* Per-thread working memory for one window (sizes from the window and negatives). */
 typedef struct {
     int max_context, max_targets;
-    float *hidden;  /* max_context x dim: bag means (subwords), or the cbow mean */
+    float *hidden;  /* dim: the cbow mean */
+    float *bags;    /* max_context x dim: bag means (subwords, exact windows) */
     float *grad;    /* max_context x dim: input gradients */
     float *scores;  /* max_context x max_targets, rounded up to 8 */
     float *column;  /* max_context */
@@ -71,5 +73,20 @@ int run_job(Job *job, int threads); /* 0, or -1 when memory ran out */
 
 /* Vose's alias method: `weights` (n) -> thresholds (u32) and aliases. */
 int build_alias(const double *weights, int64_t n, uint32_t *threshold, int32_t *alias);
+
+/* vectors.txt: rows [first, last) of a (rows x dim) matrix as text, "%.9g" numbers separated by
+ * spaces, a newline after each row, into a malloc'd `text` (pthread entry point; `failed` set
+ * when memory ran out). format_init() first, once. */
+typedef struct {
+    const float *rows;
+    int dim;
+    int64_t first, last;
+    char *text;
+    size_t len, cap;
+    int failed;
+} TextPart;
+
+void format_init(void);
+void *format_part(void *arg);
 
 #endif
