@@ -132,8 +132,8 @@ def test_vectors_txt_numbers_are_printfs_9_significant_digits() -> None:
     """The compiled writer prints what '%.9g' prints, so every float reads back bit for bit."""
     rng = np.random.default_rng(5)
     values = np.concatenate([
-        rng.standard_normal(30_000).astype(np.float32) * 0.3,
-        (rng.random(30_000) * 2 - 1).astype(np.float32) * np.float32(10.0) ** rng.integers(-45, 38, 30_000),
+        (rng.standard_normal(30_000) * 0.3).astype(np.float32),
+        ((rng.random(30_000) * 2 - 1) * 10.0 ** rng.integers(-45, 38, 30_000)).astype(np.float32),
         rng.integers(0, 2**32, 30_000, dtype=np.uint64).astype(np.uint32).view(np.float32),
         np.array([0.0, -0.0, 1.0, 0.1, 1e-4, 1e-5, 99999999.5, 999999999, 1e9, 123456789, 1.5e-45, 3.4e38,
                   np.inf, -np.inf, np.nan, 0.5], dtype=np.float32)])
