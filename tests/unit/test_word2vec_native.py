@@ -49,6 +49,7 @@ from sagetext.contract.paths import Paths
 from sagetext.errors import ClientError
 from tests.conftest import REPO, SHARED_DATA, FakeOptMl
 
+EOS_WORD = "</s>"
 CORPUS = SHARED_DATA / "wiki_en_text8like" / "wiki2015_text8like.xz"
 SLICE_CHARS = 12_000_000  # about 2M words
 QUALITY = {"mode": "cbow", "epochs": "3", "vector_dim": "50", "seed": "0"}  # the torch engine's quality runs
@@ -143,6 +144,22 @@ def test_vectors_txt_numbers_are_printfs_9_significant_digits() -> None:
     assert lines[-1] == "" and len(lines) == len(matrix) + 1
     assert [line.split()[0] for line in lines[:3]] == ["w0", "w1", "w2"]
     assert [t for line in lines[:-1] for t in line.split()[1:]] == ["%.9g" % float(v) for v in values]
+
+
+@given(words=st.lists(st.text(st.sampled_from("ab<>é日\U0001f600-") , min_size=1, max_size=9), min_size=1, max_size=8),
+       minn=st.integers(1, 4), extra=st.integers(0, 3), buckets=st.integers(1, 2_000_000))
+@settings(max_examples=300, deadline=None)
+def test_the_compiled_ngram_table_is_gensims_ft_ngram_hashes(words: list[str], minn: int, extra: int,
+                                                              buckets: int) -> None:
+    """fastText's n-grams of each word (multi-byte characters counted as one), hashed as fastText
+    hashes them; a word's own row first and "</s>" without n-grams."""
+    from gensim.models.fasttext import ft_ngram_hashes
+
+    words = words + [EOS_WORD]
+    offsets, rows = subword_table(words, minn, minn + extra, buckets)
+    for i, word in enumerate(words):
+        hashes = [] if word == EOS_WORD else ft_ngram_hashes(word, minn, minn + extra, buckets)
+        assert rows[offsets[i]:offsets[i + 1]].tolist() == [i] + [len(words) + h for h in hashes]
 
 
 # ---------------------------------------------------------------- the tokenizer against the Python reader
@@ -311,6 +328,10 @@ def test_subwords_write_a_fasttext_bin_that_fasttext_loads(tmp_path: Path, corpu
     assert float(np.dot(known, misspelt) / np.linalg.norm(known) / np.linalg.norm(misspelt)) > 0.7
     result = json.loads((ctx.model_dir / "eval.json").read_text())
     assert all(result[name]["not_found"] == 0 for name in evaluation.WS353_FILES)
+    lines = (ctx.model_dir / "vectors.txt").read_text().splitlines()
+    for line in lines[1:4] + lines[-2:]:  # a word's line: the mean of its own and its n-gram rows, as served
+        word, *numbers = line.split()
+        np.testing.assert_allclose(np.array(numbers, dtype=np.float32), ours.vector(word), rtol=1e-5, atol=1e-6)
 
 
 def test_threads_train_the_same_windows_as_one(tmp_path: Path, corpus_slice: Path) -> None:

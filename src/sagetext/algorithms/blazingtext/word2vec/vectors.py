@@ -100,14 +100,16 @@ class WordVectors:
 # ---------------------------------------------------------------- writing
 
 
-def write_artifacts(model_dir: Path, vectors: WordVectors, fasttext: dict[str, Any] | None = None) -> None:
+def write_artifacts(model_dir: Path, vectors: WordVectors, fasttext: dict[str, Any] | None = None,
+                    matrix: np.ndarray | None = None) -> None:
     """vectors.txt and vectors.bin, each written atomically.
 
     ``fasttext`` (needed with subwords) holds what fastText's .bin carries besides the input
     vectors: ``output`` (the (n_words, dim) output matrix), ``mode``, ``window``, ``epochs``,
-    ``min_count``, ``negative``, ``sample``, ``ntokens``.
+    ``min_count``, ``negative``, ``sample``, ``ntokens``. ``matrix``: ``vectors.matrix()``
+    when the trainer has it already (with subwords it takes seconds word by word).
     """
-    matrix = vectors.matrix()
+    matrix = vectors.matrix() if matrix is None else matrix
     write_atomic(model_dir / VECTORS_TXT, lambda f: _write_text(f, vectors.words, matrix))
     if vectors.subwords is None:
         write_atomic(model_dir / VECTORS_BIN, lambda f: _write_word2vec_bin(f, vectors.words, matrix))

@@ -40,8 +40,12 @@ def write_model(ctx: TrainingContext, data: CorpusIds, model: Model, hp: Hyperpa
     inputs = model.inputs
     subwords = Subwords(inputs.minn, inputs.maxn, inputs.ngram_rows()) if inputs.subwords else None
     vectors = WordVectors(data.words, inputs.word_rows(), data.counts.tolist(), subwords)
-    fasttext = fasttext_info(hp, model.output.cpu().numpy(), data.raw_words) if subwords is not None else None
-    write_artifacts(ctx.model_dir, vectors, fasttext)
+    fasttext, matrix = None, None
+    if subwords is not None:
+        fasttext = fasttext_info(hp, model.output.cpu().numpy(), data.raw_words)
+        everyone = torch.arange(len(data.words), device=inputs.weight.device)
+        matrix = inputs.gather(everyone)[0].cpu().numpy()  # each word's mean of its own and its n-gram rows
+    write_artifacts(ctx.model_dir, vectors, fasttext, matrix)
     if hp.evaluation:
         evaluation.run_evaluation(vectors.vector, ctx.model_dir, ctx.metrics)
     return vectors

@@ -4,6 +4,8 @@
  *   train(...)                                  a job of Hogwild threads over blocks of a shard
  *   replay(...)                                 given windows, one after the other (tests)
  *   alias_table(weights) -> (thresholds, aliases)
+ *   subword_table(words, minn, maxn, buckets)   subwords.c
+ *   format_rows(words, matrix, dim, threads)    vectors.txt's lines (text.c)
  *
  * Arrays come in through the buffer protocol (numpy arrays), checked for item size, kind and
  * length here; their contents (word ids below the vocabulary size, rows below the matrix
@@ -334,6 +336,62 @@ static PyObject *format_rows(PyObject *self, PyObject *args, PyObject *kwargs)
     return result;
 }
 
+static PyObject *subword_table(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"words", "minn", "maxn", "buckets", NULL};
+    PyObject *words;
+    int minn, maxn;
+    long long buckets;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!iiL", names, &PyList_Type, &words, &minn, &maxn, &buckets))
+        return NULL;
+    if (minn < 1 || maxn < minn || buckets < 1) {
+        PyErr_SetString(PyExc_ValueError, "expected 1 <= minn <= maxn and buckets >= 1");
+        return NULL;
+    }
+    const Py_ssize_t n = PyList_GET_SIZE(words);
+    size_t longest = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *w = PyList_GET_ITEM(words, i);
+        if (!PyBytes_Check(w)) return PyErr_Format(PyExc_TypeError, "words[%zd]: expected bytes", i);
+        if ((size_t)PyBytes_GET_SIZE(w) > longest) longest = (size_t)PyBytes_GET_SIZE(w);
+    }
+    unsigned char *wrapped = malloc(longest + 2);
+    PyObject *offsets = PyBytes_FromStringAndSize(NULL, (n + 1) * (Py_ssize_t)sizeof(int64_t));
+    if (wrapped == NULL || offsets == NULL) {
+        free(wrapped);
+        Py_XDECREF(offsets);
+        return PyErr_NoMemory();
+    }
+    int64_t *o = (int64_t *)PyBytes_AS_STRING(offsets), total = 0;
+    for (Py_ssize_t i = 0; i < n; i++) { /* a word's own row first; "</s>" has no n-grams, as in fastText */
+        PyObject *w = PyList_GET_ITEM(words, i);
+        const int eos = PyBytes_GET_SIZE(w) == 4 && memcmp(PyBytes_AS_STRING(w), "</s>", 4) == 0;
+        o[i] = total;
+        total += 1 + (eos ? 0 : word_ngrams(PyBytes_AS_STRING(w), (size_t)PyBytes_GET_SIZE(w), minn, maxn, buckets,
+                                             n, NULL, wrapped));
+    }
+    o[n] = total;
+    PyObject *rows = PyBytes_FromStringAndSize(NULL, total * (Py_ssize_t)sizeof(int64_t));
+    if (rows == NULL) {
+        free(wrapped);
+        Py_DECREF(offsets);
+        return NULL;
+    }
+    int64_t *r = (int64_t *)PyBytes_AS_STRING(rows);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *w = PyList_GET_ITEM(words, i);
+        r[o[i]] = i;
+        if (o[i + 1] - o[i] > 1)
+            word_ngrams(PyBytes_AS_STRING(w), (size_t)PyBytes_GET_SIZE(w), minn, maxn, buckets, n, r + o[i] + 1,
+                        wrapped);
+    }
+    free(wrapped);
+    PyObject *result = PyTuple_Pack(2, offsets, rows);
+    Py_DECREF(offsets);
+    Py_DECREF(rows);
+    return result;
+}
+
 static PyMethodDef functions[] = {
     {"train", (PyCFunction)(void (*)(void))train, METH_VARARGS | METH_KEYWORDS,
      "Train blocks [first_block, last_block) of a shard with Hogwild threads (see train.c)."},
@@ -341,6 +399,8 @@ static PyMethodDef functions[] = {
      "Apply given windows one after the other, reading *_read and adding into *_write."},
     {"format_rows", (PyCFunction)(void (*)(void))format_rows, METH_VARARGS | METH_KEYWORDS,
      "vectors.txt's lines: b'word v1 ... vdim\\n' per row, each value as '%.9g' formats it, by `threads` threads."},
+    {"subword_table", (PyCFunction)(void (*)(void))subword_table, METH_VARARGS | METH_KEYWORDS,
+     "fastText's n-gram rows of every word (UTF-8 bytes): (int64 offsets, int64 rows) as bytes, own row first."},
     {"alias_table", (PyCFunction)alias_table, METH_O,
      "Vose's alias table of float64 weights: (uint32 thresholds, int32 aliases) as bytes."},
     {NULL, NULL, 0, NULL},

@@ -74,6 +74,11 @@ int run_job(Job *job, int threads); /* 0, or -1 when memory ran out */
 /* Vose's alias method: `weights` (n) -> thresholds (u32) and aliases. */
 int build_alias(const double *weights, int64_t n, uint32_t *threshold, int32_t *alias);
 
+/* The rows of `word`'s character n-grams (first_row + bucket), written to `rows` unless NULL;
+ * returns how many. `wrapped` holds length + 2 bytes. See subwords.c. */
+int64_t word_ngrams(const char *word, size_t length, int minn, int maxn, int64_t buckets, int64_t first_row,
+                    int64_t *rows, unsigned char *wrapped);
+
 /* vectors.txt: rows [first, last) of a (rows x dim) matrix as text, "%.9g" numbers separated by
  * spaces, a newline after each row, into a malloc'd `text` (pthread entry point; `failed` set
  * when memory ran out). format_init() first, once. */
