@@ -43,6 +43,7 @@ from sagetext.contract.context import TrainingContext  # noqa: E402
 from sagetext.contract.hyperparameters import Spec, parse  # noqa: E402
 from sagetext.contract.metrics import MetricLogger, configure_logging  # noqa: E402
 from sagetext.contract.paths import Paths  # noqa: E402
+from sagetext.contract.settings import Settings  # noqa: E402
 from sagetext.distributed import runtime  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "20newsgroups" / "prodlda_20news_clean"
@@ -106,7 +107,8 @@ def run_ntm(root: Path, train_docs, test_docs, vocab: list[str], extra: dict[str
                   (("train", "application/x-recordio-protobuf"), ("test", "application/x-recordio-protobuf"),
                    ("auxiliary", "text/plain"))},
         model_dir=root / "model", output_data_dir=root / "output",
-        checkpoints=Checkpoints(None, hp), metrics=metrics, device=runtime.choose_device())
+        checkpoints=Checkpoints(None, hp), metrics=metrics,
+        device=runtime.choose_device(Settings.from_env().device))
     started = time.monotonic()
     trainer.train(ctx)
     seconds = time.monotonic() - started

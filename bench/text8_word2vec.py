@@ -279,8 +279,9 @@ def print_tables(results: dict[str, Any]) -> None:
     if hosts:
         one = engines.get("batch_skipgram", {}).get("sagetext")
         print(f"two hosts, batch_skipgram ({hosts['threads_per_host']} thread(s) each): analogy "
-              f"{hosts['analogy_accuracy']:.4f} WS353 {hosts['ws353_all_rho']:.4f} SimLex {hosts['simlex999_rho']:.4f},"
-              f" {hosts['wall_seconds']:.1f} s end to end; host words/s (millions): {hosts['host_million_words_per_sec']}")
+              f"{hosts['analogy_accuracy']:.4f} WS353 {hosts['ws353_all_rho']:.4f} "
+              f"SimLex {hosts['simlex999_rho']:.4f}, {hosts['wall_seconds']:.1f} s end to end; "
+              f"host words/s (millions): {hosts['host_million_words_per_sec']}")
         if one:
             print(f"one host, batch_skipgram: analogy {one['analogy_accuracy']:.4f} WS353 {one['ws353_all_rho']:.4f} "
                   f"SimLex {one['simlex999_rho']:.4f}")

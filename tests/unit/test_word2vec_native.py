@@ -13,7 +13,6 @@ import re
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +24,12 @@ from hypothesis import strategies as st
 
 from sagetext import cli
 from sagetext.algorithms.blazingtext import ALGORITHM
-from sagetext.algorithms.blazingtext.word2vec import ENGINE_ENV, chosen_engine, evaluation, native_engine
+from sagetext.algorithms.blazingtext.word2vec import chosen_engine, evaluation, native_engine
 from sagetext.algorithms.blazingtext.word2vec.corpus import ChannelCorpus, read_sentences
 from sagetext.algorithms.blazingtext.word2vec.native_engine import trainer
 from sagetext.algorithms.blazingtext.word2vec.native_engine.corpus import read_channel_ids
 from sagetext.algorithms.blazingtext.word2vec.native_engine.trainer import EngineSettings, train_word2vec
-from sagetext.algorithms.blazingtext.word2vec.neighbors import (
-    NeighborIndex,
-    parse_query,
-    split_queries,
-)
+from sagetext.algorithms.blazingtext.word2vec.neighbors import NeighborIndex, parse_query, split_queries
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.batches import Windows
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.corpus_ids import read_corpus_ids
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.input_rows import InputRows, subword_table
@@ -46,10 +41,12 @@ from sagetext.contract.context import TrainingContext, TrainingStopped
 from sagetext.contract.hyperparameters import Spec, parse
 from sagetext.contract.metrics import MetricLogger
 from sagetext.contract.paths import Paths
+from sagetext.contract.settings import Settings, env_var
 from sagetext.errors import ClientError
 from tests.conftest import REPO, SHARED_DATA, FakeOptMl
 
 EOS_WORD = "</s>"
+ENGINE_ENV = env_var("word2vec_engine")
 CORPUS = SHARED_DATA / "wiki_en_text8like" / "wiki2015_text8like.xz"
 SLICE_CHARS = 12_000_000  # about 2M words
 QUALITY = {"mode": "cbow", "epochs": "3", "vector_dim": "50", "seed": "0"}  # the torch engine's quality runs
@@ -224,28 +221,26 @@ def test_pipe_mode_reads_the_first_fifo_once(tmp_path: Path, monkeypatch: pytest
 
 
 def test_the_native_engine_is_the_default_and_gensim_stays_selectable(tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch,
                                                                       caplog: pytest.LogCaptureFixture) -> None:
-    assert chosen_engine({}) == "native" and chosen_engine({ENGINE_ENV: "gensim"}) == "gensim"
+    assert Settings.from_env({}).word2vec_engine is None and chosen_engine(Settings()) == "native"
+    assert chosen_engine(Settings.from_env({ENGINE_ENV: " Gensim"})) == "gensim"
     text = " ".join(f"w{i % 7} w{i % 3}" for i in range(3000)).encode()
-    for engine, needle in (("", "thread(s) on each of 1 worker(s)"), ("gensim", "training with")):
-        monkeypatch.setenv(ENGINE_ENV, engine)
+    for engine, needle in ((None, "training with 2 thread(s) on each of 1 worker(s)"), ("gensim", "training with")):
         caplog.clear()
         ctx = make_ctx(tmp_path / (engine or "default"), text, mode="batch_skipgram", vector_dim="8", epochs="1",
                        evaluation="false")
+        ctx = dataclasses.replace(ctx, settings=Settings(word2vec_engine=engine, train_threads=2))
         with caplog.at_level("INFO"):
             ALGORITHM.train(ctx)
         assert needle in caplog.text and (ctx.model_dir / "vectors.bin").exists()
     assert "thread(s) on each of" not in caplog.text  # the last run was gensim's
 
 
-def test_threads_come_from_sagetext_train_threads(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(trainer.THREADS_ENV, "3")
-    assert trainer.threads_per_worker() == 3
-    monkeypatch.setenv(trainer.THREADS_ENV, "two")
-    with pytest.raises(ClientError, match="SAGETEXT_TRAIN_THREADS='two'"):
-        trainer.threads_per_worker()
-    monkeypatch.delenv(trainer.THREADS_ENV)
+def test_without_train_threads_the_workers_of_a_host_share_its_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings.from_env({"SAGETEXT_TRAIN_THREADS": "3"}).train_threads == 3
+    monkeypatch.setattr(trainer.os, "sched_getaffinity", lambda pid: set(range(8)))
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert trainer.threads_per_worker() == 4
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "64")
     assert trainer.threads_per_worker() == 1
 
@@ -299,16 +294,21 @@ def test_quality_is_gensims_on_the_same_slice(one_worker: TrainingContext, corpu
     assert ours == pytest.approx(theirs, abs=0.04)
 
 
-def test_artifacts_load_in_gensim(one_worker: TrainingContext) -> None:
+def test_artifacts_load_in_gensim_and_fasttext(one_worker: TrainingContext) -> None:
     from gensim.models import KeyedVectors
+    from gensim.models.fasttext import load_facebook_vectors
 
     model_dir = one_worker.model_dir
     text = KeyedVectors.load_word2vec_format(str(model_dir / "vectors.txt"), binary=False)
-    binary = KeyedVectors.load_word2vec_format(str(model_dir / "vectors.bin"), binary=True)
+    binary = load_facebook_vectors(str(model_dir / "vectors.bin"))  # fastText's .bin in every mode
     assert text.index_to_key == binary.index_to_key and text.index_to_key[:3] == ["the", "of", "and"]
     np.testing.assert_array_equal(text.vectors, binary.vectors)
     assert text.vectors.shape[1] == 50 and np.isfinite(text.vectors).all()
     assert text.similarity("two", "three") > text.similarity("two", "anarchism") + 0.2
+    fasttext = pytest.importorskip("fasttext")
+    theirs = fasttext.load_model(str(model_dir / "vectors.bin"))
+    assert theirs.get_words()[:3] == ["the", "of", "and"]
+    np.testing.assert_allclose(theirs.get_word_vector("two"), text["two"], rtol=1e-6)
     result = json.loads((model_dir / "eval.json").read_text())
     assert list(result) == [*evaluation.WS353_FILES, "mean_rho"]
 

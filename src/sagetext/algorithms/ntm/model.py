@@ -26,12 +26,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from sagetext.algorithms.ntm.hyperparameters import NtmHyperparameters
 from sagetext.contract.artifacts import write_atomic
 from sagetext.errors import ClientError
 
@@ -48,20 +48,22 @@ class ModelConfig:
     feature_dim: int
     num_topics: int
     encoder_layers: tuple[int, ...]
-    activation: str = "sigmoid"
-    batch_norm: bool = False
+    activation: str
+    batch_norm: bool
 
     @classmethod
-    def from_hyperparameters(cls, hp: Any) -> "ModelConfig":
-        layers = hp["encoder_layers"]
+    def from_hyperparameters(cls, hp: NtmHyperparameters) -> "ModelConfig":
+        layers = hp.encoder_layers
         if layers == "auto":
-            layers = (3 * hp["num_topics"], 2 * hp["num_topics"])
-        return cls(hp["feature_dim"], hp["num_topics"], tuple(layers),
-                   hp["encoder_layers_activation"], hp["batch_norm"])
+            layers = (3 * hp.num_topics, 2 * hp.num_topics)
+        return cls(hp.feature_dim, hp.num_topics, tuple(layers), hp.encoder_layers_activation, hp.batch_norm)
 
 
 class ProdLDA(nn.Module):
     """Encoder q(z|x) = N(mu, sigma^2), theta = softmax(z); decoder p(w|theta) = softmax(BN(W theta))."""
+
+    prior_mean: torch.Tensor  # buffers (register_buffer)
+    prior_var: torch.Tensor
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -97,7 +99,8 @@ class ProdLDA(nn.Module):
         mu, _ = self.encode(counts)
         return F.softmax(mu, dim=1)
 
-    def forward(self, counts: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, counts: torch.Tensor,
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-document (reconstruction loss, KL divergence), each of shape (batch,)."""
         mu, logvar = self.encode(counts)
         noise = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)

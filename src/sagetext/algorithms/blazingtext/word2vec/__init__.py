@@ -15,32 +15,29 @@ rate on the same line (``learning_rate``), chosen with ``SAGETEXT_WORD2VEC_ENGIN
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Mapping
 
+from sagetext.algorithms.blazingtext.hyperparameters import BlazingTextHyperparameters
 from sagetext.contract.context import TrainingContext
-from sagetext.contract.hyperparameters import Hyperparameters
+from sagetext.contract.settings import Settings
 from sagetext.errors import ClientError
 
 log = logging.getLogger(__name__)
 
-ENGINE_ENV = "SAGETEXT_WORD2VEC_ENGINE"
-ENGINES = ("native", "torch", "gensim")
 
-
-def chosen_engine(env: Mapping[str, str] = os.environ) -> str:
-    """``SAGETEXT_WORD2VEC_ENGINE`` when set; else ``native`` where it was built, else ``gensim``."""
-    chosen = env.get(ENGINE_ENV, "").strip().lower()
-    if chosen and chosen not in ENGINES:
-        raise ClientError(f"{ENGINE_ENV}={chosen!r}: expected one of {', '.join(ENGINES)}")
-    if chosen:
-        return chosen
+def chosen_engine(settings: Settings) -> str:
+    """The ``word2vec_engine`` setting (``SAGETEXT_WORD2VEC_ENGINE``) when given; else ``native``
+    where it was built, else ``gensim``."""
+    if settings.word2vec_engine:
+        return settings.word2vec_engine
     from sagetext.algorithms.blazingtext.word2vec import native_engine
 
-    return "native" if native_engine.available() else "gensim"
+    if native_engine.available():
+        return "native"
+    log.warning("The native word2vec engine is not built (%s); training with gensim", native_engine.IMPORT_ERROR)
+    return "gensim"
 
 
-def check_hyperparameters(hp: Hyperparameters) -> None:
+def check_hyperparameters(hp: BlazingTextHyperparameters) -> None:
     """Combinations SageMaker rejects."""
     if hp.mode == "batch_skipgram" and hp.subwords:
         raise ClientError("subwords=True is not supported in batch_skipgram mode; "
@@ -51,15 +48,16 @@ def check_hyperparameters(hp: Hyperparameters) -> None:
 
 def train(ctx: TrainingContext) -> None:
     """Train with the chosen engine; rank 0 writes the artifacts into ``ctx.model_dir``."""
-    engine = chosen_engine()
+    engine = chosen_engine(ctx.settings)  # each trainer imported only when used
     if engine == "native":
-        from sagetext.algorithms.blazingtext.word2vec.native_engine.trainer import train_word2vec
-    elif engine == "torch":
-        from sagetext.algorithms.blazingtext.word2vec.torch_engine.trainer import train_word2vec
-    else:
-        from sagetext.algorithms.blazingtext.word2vec import native_engine
-        from sagetext.algorithms.blazingtext.word2vec.gensim_engine.trainer import train_word2vec
+        from sagetext.algorithms.blazingtext.word2vec.native_engine import trainer as native_trainer
 
-        if ENGINE_ENV not in os.environ and native_engine.IMPORT_ERROR:
-            log.warning("The native word2vec engine is not built (%s); training with gensim", native_engine.IMPORT_ERROR)
-    train_word2vec(ctx)
+        native_trainer.train_word2vec(ctx)
+    elif engine == "torch":
+        from sagetext.algorithms.blazingtext.word2vec.torch_engine import trainer as torch_trainer
+
+        torch_trainer.train_word2vec(ctx)
+    else:
+        from sagetext.algorithms.blazingtext.word2vec.gensim_engine import trainer as gensim_trainer
+
+        gensim_trainer.train_word2vec(ctx)

@@ -74,7 +74,7 @@ class NeighborIndex:
         for sign, word in query.terms:
             vector = self.vectors.vector(word)
             norm = float(np.linalg.norm(vector)) if vector is not None else 0.0
-            if norm == 0.0:
+            if vector is None or norm == 0.0:
                 return None, word
             if query.is_word:
                 return vector, None

@@ -17,9 +17,9 @@ products over rows that stay in cache. BENCHMARKS.md has the figures against gen
 from __future__ import annotations
 
 try:
-    from sagetext.algorithms.blazingtext.word2vec.native_engine import _native
+    from . import _native
 except ImportError as exc:  # built by `pip install` with gcc; optional so that the package installs without one
-    _native = None
+    _native = None  # type: ignore[assignment]  # callers check available() first
     IMPORT_ERROR: str | None = str(exc)
 else:
     IMPORT_ERROR = None

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from sagetext.algorithms.blazingtext.hyperparameters import BlazingTextHyperparameters
 from sagetext.algorithms.blazingtext.word2vec import check_hyperparameters
 from sagetext.algorithms.blazingtext.word2vec.learning_rate import MIN_ALPHA_FRACTION, Schedule
 from sagetext.algorithms.blazingtext.word2vec.native_engine import IMPORT_ERROR, _native
@@ -42,13 +43,11 @@ from sagetext.algorithms.blazingtext.word2vec.torch_engine.corpus_ids import Cor
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.model import Model, create_model, write_model
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.progress import Progress
 from sagetext.contract.context import TrainingContext, TrainingStopped
-from sagetext.contract.hyperparameters import Hyperparameters
 from sagetext.distributed import runtime
 from sagetext.errors import ClientError
 
 log = logging.getLogger(__name__)
 
-THREADS_ENV = "SAGETEXT_TRAIN_THREADS"
 SYNCS_PER_EPOCH = 16  # as the PyTorch engine: model combinations (several workers) and stop points an epoch
 CALL_BLOCKS = 200  # blocks per call into the threads (about 2M words): a progress line between calls
 CPU = torch.device("cpu")
@@ -88,13 +87,13 @@ def train_word2vec(ctx: TrainingContext, settings: EngineSettings = EngineSettin
     if _native is None:
         raise RuntimeError(f"the native word2vec engine is not built ({IMPORT_ERROR}); reinstall sagetext with "
                            "gcc and the Python headers present, or set SAGETEXT_WORD2VEC_ENGINE=gensim")
-    hp = ctx.hyperparameters
+    hp = ctx.hyperparameters.typed(BlazingTextHyperparameters)
     check_hyperparameters(hp)
     data = read_channel_ids(ctx.channel("train"), hp.min_count, ctx.stop_requested)
     check_same_data(ctx, data)
     model = create_model(data, hp, CPU)
     shard = make_shard(data, ctx.rank, ctx.world_size)
-    threads = settings.threads or threads_per_worker()
+    threads = settings.threads or ctx.settings.train_threads or threads_per_worker()
     log.info("Vocabulary: %d words (min_count=%d) out of %d tokens; training with %d thread(s) on each of "
              "%d worker(s)", len(data.words), hp.min_count, data.raw_words, threads, ctx.world_size)
     if ctx.world_size > 1:
@@ -118,14 +117,8 @@ def check_same_data(ctx: TrainingContext, data: CorpusIds) -> None:
 
 
 def threads_per_worker() -> int:
-    """``$SAGETEXT_TRAIN_THREADS`` (BlazingText's Hogwild threads per worker) when set, else the
-    cores this process may use shared among the workers of this host (``LOCAL_WORLD_SIZE``, set by
-    the launcher)."""
-    given = os.environ.get(THREADS_ENV, "").strip()
-    if given:
-        if not given.isdigit() or int(given) < 1:
-            raise ClientError(f"{THREADS_ENV}={given!r}: expected a positive integer")
-        return int(given)
+    """Without the ``train_threads`` setting: the cores this process may use shared among the
+    workers of this host (``LOCAL_WORLD_SIZE``, set by the launcher)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -139,6 +132,7 @@ class Run:
     """What every segment of one worker uses."""
 
     ctx: TrainingContext
+    hp: BlazingTextHyperparameters
     data: CorpusIds
     shard: Shard
     model: Model
@@ -161,9 +155,9 @@ class Run:
 def train_epochs(ctx: TrainingContext, data: CorpusIds, shard: Shard, model: Model, threads: int,
                  settings: EngineSettings) -> None:
     """All epochs on this worker's shard from where the checkpoint (if any) stood."""
-    hp = ctx.hyperparameters
+    hp = ctx.hyperparameters.typed(BlazingTextHyperparameters)
     start = checkpointing.resume(ctx, data.words, data.counts, (model.inputs.weight, model.output))
-    run = Run(ctx, data, shard, model, Tables.create(data.counts, hp.sampling_threshold, model),
+    run = Run(ctx, hp, data, shard, model, Tables.create(data.counts, hp.sampling_threshold, model),
               rate_line(hp, start), threads, settings.syncs_per_epoch,
               ModelSync([model.inputs.weight, model.output], ctx.world_size),
               Progress(data.raw_words * hp.epochs, hp.learning_rate, CPU, enabled=ctx.is_writer,
@@ -189,7 +183,7 @@ def train_epochs(ctx: TrainingContext, data: CorpusIds, shard: Shard, model: Mod
 
 def _train_segment(run: Run, epoch: int, first_block: int, last_block: int) -> None:
     """Blocks ``[first_block, last_block)`` of the epoch, a progress line every few seconds."""
-    hp = run.ctx.hyperparameters
+    hp = run.hp
     line = run.line
     rate = (line.start, line.end, line.origin, float(line.epochs), hp.learning_rate * MIN_ALPHA_FRACTION)
     seed = epoch_seed(hp.seed, run.ctx.rank, epoch)
@@ -206,7 +200,7 @@ def _train_segment(run: Run, epoch: int, first_block: int, last_block: int) -> N
         run.progress.advance(int((epoch + done) * run.data.raw_words))
 
 
-def rate_line(hp: Hyperparameters, start: checkpointing.Position) -> Schedule:
+def rate_line(hp: BlazingTextHyperparameters, start: checkpointing.Position) -> Schedule:
     """The saved rate line, or, when a resumed job asks for another number of epochs, one from the
     rate where it stopped down to 0 at the new end (as the other engines do)."""
     line = start.schedule
@@ -225,6 +219,6 @@ def _log_worker_speed(run: Run, epochs_before: float, seconds: float) -> None:
     if run.ctx.world_size == 1:
         return
     share = run.shard.tokens / max(len(run.data.ids), 1)
-    words = (run.ctx.hyperparameters.epochs - epochs_before) * run.data.raw_words * share
+    words = (run.hp.epochs - epochs_before) * run.data.raw_words * share
     log.info("Worker %d of %d trained its shard: %.0f words in %.1f s, %.2f million words/sec", run.ctx.rank + 1,
              run.ctx.world_size, words, seconds, words / max(seconds, 1e-9) / 1e6)

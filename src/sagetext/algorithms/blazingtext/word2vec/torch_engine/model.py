@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 import torch
 
+from sagetext.algorithms.blazingtext.hyperparameters import BlazingTextHyperparameters
 from sagetext.algorithms.blazingtext.word2vec import evaluation
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.corpus_ids import CorpusIds
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.input_rows import InputRows
 from sagetext.algorithms.blazingtext.word2vec.vectors import Subwords, WordVectors, fasttext_info, write_artifacts
 from sagetext.contract.context import TrainingContext
-from sagetext.contract.hyperparameters import Hyperparameters
 
 
 @dataclass
@@ -26,7 +26,7 @@ class Model:
     output: torch.Tensor  # (n_words, dim) float32, zeros at the start as in word2vec.c
 
 
-def create_model(data: CorpusIds, hp: Hyperparameters, device: torch.device) -> Model:
+def create_model(data: CorpusIds, hp: BlazingTextHyperparameters, device: torch.device) -> Model:
     """The same initial parameters on every worker (seeded with ``seed``, not ``seed + rank``)."""
     generator = torch.Generator(device=device)
     generator.manual_seed(hp.seed)
@@ -35,14 +35,14 @@ def create_model(data: CorpusIds, hp: Hyperparameters, device: torch.device) -> 
     return Model(inputs, torch.zeros((len(data.words), hp.vector_dim), dtype=torch.float32, device=device))
 
 
-def write_model(ctx: TrainingContext, data: CorpusIds, model: Model, hp: Hyperparameters) -> WordVectors:
+def write_model(ctx: TrainingContext, data: CorpusIds, model: Model, hp: BlazingTextHyperparameters) -> WordVectors:
     """vectors.txt, vectors.bin and (evaluation=true) eval.json, exactly as the gensim path writes them."""
     inputs = model.inputs
     subwords = Subwords(inputs.minn, inputs.maxn, inputs.ngram_rows()) if inputs.subwords else None
     vectors = WordVectors(data.words, inputs.word_rows(), data.counts.tolist(), subwords)
-    fasttext, matrix = None, None
+    fasttext = fasttext_info(hp, model.output.cpu().numpy(), data.raw_words)
+    matrix = None
     if subwords is not None:
-        fasttext = fasttext_info(hp, model.output.cpu().numpy(), data.raw_words)
         everyone = torch.arange(len(data.words), device=inputs.weight.device)
         matrix = inputs.gather(everyone)[0].cpu().numpy()  # each word's mean of its own and its n-gram rows
     write_artifacts(ctx.model_dir, vectors, fasttext, matrix)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
+from sagetext.algorithms.blazingtext.hyperparameters import BlazingTextHyperparameters
 from sagetext.algorithms.blazingtext.word2vec import check_hyperparameters
 from sagetext.algorithms.blazingtext.word2vec.corpus import ChannelCorpus
 from sagetext.algorithms.blazingtext.word2vec.learning_rate import Schedule
@@ -37,7 +38,6 @@ from sagetext.algorithms.blazingtext.word2vec.torch_engine.model import Model, c
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.progress import Progress
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.step import Update, reference_update
 from sagetext.contract.context import TrainingContext, TrainingStopped
-from sagetext.contract.hyperparameters import Hyperparameters
 from sagetext.distributed import runtime
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class EngineSettings:
 
 def train_word2vec(ctx: TrainingContext, settings: EngineSettings = EngineSettings()) -> None:
     """Train on the ``train`` channel on ``ctx.device``; rank 0 writes the model and eval.json."""
-    hp = ctx.hyperparameters
+    hp = ctx.hyperparameters.typed(BlazingTextHyperparameters)
     check_hyperparameters(hp)
     device = torch.device(ctx.device)
     data = read_corpus_ids(ChannelCorpus(ctx.channel("train")), hp.min_count)
@@ -127,7 +127,7 @@ def train_epochs(ctx: TrainingContext, data: CorpusIds, model: Model, update: Up
                  settings: EngineSettings) -> None:
     """All epochs on this worker's shard, combining the workers' models syncs_per_epoch times an
     epoch; resumes from a checkpoint and saves one after each epoch (see ``checkpoint``)."""
-    hp = ctx.hyperparameters
+    hp = ctx.hyperparameters.typed(BlazingTextHyperparameters)
     device = model.output.device
     start = checkpointing.resume(ctx, data.words, data.counts, (model.inputs.weight, model.output))
     shard_ids, shard_sentences = data.shard(ctx.rank, ctx.world_size)
@@ -175,7 +175,7 @@ def _sync_point(run: Epochs, epoch: int, synced: int, skip_syncs: int, epochs_do
     return synced
 
 
-def _window_settings(hp: Hyperparameters, start: checkpointing.Position, n_words: int,
+def _window_settings(hp: BlazingTextHyperparameters, start: checkpointing.Position, n_words: int,
                      repeat_cap: float | None) -> WindowSettings:
     """Window settings with the rate line to follow: the saved one, or, when a resumed job asks
     for another number of epochs, one from the rate where it stopped down to 0 at the new end."""
