@@ -459,10 +459,10 @@ def free_port() -> int:
 
 
 @pytest.mark.slow
-def test_batch_skipgram_on_two_hosts_trains_on_both_and_matches_one_host(tmp_path: Path, corpus_slice: Path) -> None:
+def test_batch_skipgram_on_two_hosts_trains_on_both_and_is_no_worse_than_one_host(tmp_path: Path, corpus_slice: Path) -> None:
     """Two simulated hosts on loopback (each its own /opt/ml and resourceconfig.json, gloo): each
-    trains its half of the corpus, says so with its words/s, and rank 0's model is as good as
-    one host's."""
+    trains its half of the corpus, says so with its words/s, and rank 0's model is no worse
+    than one host's."""
     hp = {"mode": "batch_skipgram", "epochs": "2", "vector_dim": "50", "seed": "0"}
     text = corpus_slice.read_bytes()[:6_000_000]
     base_env = {**os.environ, "SAGETEXT_ALGORITHM": "blazingtext", "SAGETEXT_DEVICE": "cpu", ENGINE_ENV: "native",
@@ -494,7 +494,8 @@ def test_batch_skipgram_on_two_hosts_trains_on_both_and_matches_one_host(tmp_pat
         assert re.search(rf"Worker {rank} of 2 trained its shard: \d+ words in [0-9.]+ s, [0-9.]+ million words/sec",
                          output), output[-3000:]
     assert list(roots[1].model.iterdir()) == [] and "#mean_rho" not in outputs[1]  # rank 0 alone writes
-    assert ws353(roots[0].model) == pytest.approx(ws353(one.model), abs=0.05)
+    # no worse than one host's (on a million words WS-353 moves by several hundredths with the draws)
+    assert ws353(roots[0].model) > ws353(one.model) - 0.05 and ws353(one.model) > 0.2
 
 
 # ---------------------------------------------------------------- neighbours and analogies
