@@ -242,12 +242,14 @@ def main() -> None:
         RESULT.write_text(json.dumps(results, indent=2) + "\n")
 
     if "engines" in parts:
+        anchors: dict[str, dict[str, object]] = {}  # gensim runs of this invocation, by gensim mode
         for mode in modes:
             results.setdefault("engines", {})[mode] = {"sagetext": run_ours(mode, corpus, args.threads)}
             save()
             anchor = "skipgram" if mode == "batch_skipgram" else mode
-            cached = results["engines"].get(anchor, {}).get("gensim")
-            results["engines"][mode]["gensim"] = cached or run_gensim(anchor, corpus, args.threads)
+            if anchor not in anchors:
+                anchors[anchor] = run_gensim(anchor, corpus, args.threads)
+            results["engines"][mode]["gensim"] = anchors[anchor]
             save()
     if "train" in parts:
         for mode in [m for m in ("cbow", "skipgram") if m in modes]:
