@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import logging
 import lzma
 import os
 import re
@@ -26,17 +27,19 @@ from sagetext import cli
 from sagetext.algorithms.blazingtext import ALGORITHM
 from sagetext.algorithms.blazingtext.word2vec import chosen_engine, evaluation, native_engine
 from sagetext.algorithms.blazingtext.word2vec.corpus import ChannelCorpus, read_sentences
+from sagetext.algorithms.blazingtext.word2vec.gensim_engine import checkpoint as gensim_checkpoint
 from sagetext.algorithms.blazingtext.word2vec.native_engine import trainer
 from sagetext.algorithms.blazingtext.word2vec.native_engine.corpus import read_channel_ids
 from sagetext.algorithms.blazingtext.word2vec.native_engine.trainer import EngineSettings, train_word2vec
 from sagetext.algorithms.blazingtext.word2vec.neighbors import NeighborIndex, parse_query, split_queries
+from sagetext.algorithms.blazingtext.word2vec.torch_engine import checkpoint as checkpointing
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.batches import Windows
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.corpus_ids import read_corpus_ids
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.input_rows import InputRows, subword_table
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.step import cbow_update, skipgram_update
 from sagetext.algorithms.blazingtext.word2vec.vectors import VectorsPredictor, WordVectors, read_vectors
 from sagetext.contract.channels import Channel
-from sagetext.contract.checkpoints import Checkpoints
+from sagetext.contract.checkpoints import Checkpoints, Position
 from sagetext.contract.context import TrainingContext, TrainingStopped
 from sagetext.contract.hyperparameters import Spec, parse
 from sagetext.contract.metrics import MetricLogger
@@ -393,7 +396,7 @@ def test_stop_then_resume_gives_the_uninterrupted_model(tmp_path: Path, corpus_s
     with pytest.raises(TrainingStopped, match="in epoch 2, at sync 5 of 16"):
         train_word2vec(stopped, ONE_THREAD)
     saved = torch.load(tmp_path / "ckpt" / "checkpoint.pt", weights_only=True)
-    assert (saved["epoch"], saved["syncs"]) == (1, 5)
+    assert saved["kind"] == checkpointing.NATIVE_KIND and saved["position"] == {"epoch": 1, "step": 5}
     resumed_segments = counting_segments(monkeypatch, lambda n: None)
     resumed = checkpointed_ctx(tmp_path / "resumed", text, tmp_path / "ckpt", **hp)
     train_word2vec(resumed, ONE_THREAD)
@@ -405,13 +408,18 @@ def test_stop_then_resume_gives_the_uninterrupted_model(tmp_path: Path, corpus_s
         np.testing.assert_array_equal(a.subwords.ngrams, b.subwords.ngrams)
 
 
-def test_a_gensim_checkpoint_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", [gensim_checkpoint.KIND, checkpointing.KIND], ids=["gensim", "torch"])
+def test_another_engines_checkpoint_is_not_resumed(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                   kind: str) -> None:
+    """The engines' random draws differ: the job starts afresh, says why, and saves its own."""
     text = " ".join(f"w{i % 7} w{i % 3}" for i in range(3000)).encode()
     ctx = checkpointed_ctx(tmp_path, text, tmp_path / "ckpt", mode="cbow", vector_dim="8", epochs="1",
                            evaluation="false")
-    ctx.checkpoints.save({"format": "sagetext-word2vec-checkpoint/1"})
-    with pytest.raises(ClientError, match="gensim engine's cannot be resumed here"):
+    ctx.checkpoints.save(kind, Position(1), {})
+    with caplog.at_level(logging.INFO, logger="sagetext"):
         train_word2vec(ctx, ONE_THREAD)
+    assert f"it holds {kind!r} state, this job {checkpointing.NATIVE_KIND!r}" in caplog.text
+    assert torch.load(tmp_path / "ckpt" / "checkpoint.pt", weights_only=True)["kind"] == checkpointing.NATIVE_KIND
 
 
 # ---------------------------------------------------------------- several workers and hosts
@@ -446,7 +454,7 @@ def test_two_workers_stopped_by_sigterm_resume_to_the_uninterrupted_model(tmp_pa
     assert "stopped by SIGTERM" in log, log[-3000:]
     restarted = run_job(stopped, "word2vec", env)
     assert restarted.returncode == 0, restarted.stdout[-3000:] + restarted.stderr[-3000:]
-    assert "Resuming from checkpoint at epoch" in restarted.stdout
+    assert "Resuming from checkpoint: epoch " in restarted.stdout
     a, b = read_vectors(whole.model / "vectors.bin"), read_vectors(stopped.model / "vectors.bin")
     assert a.words == b.words
     np.testing.assert_array_equal(a.rows, b.rows)
@@ -459,7 +467,8 @@ def free_port() -> int:
 
 
 @pytest.mark.slow
-def test_batch_skipgram_on_two_hosts_trains_on_both_and_is_no_worse_than_one_host(tmp_path: Path, corpus_slice: Path) -> None:
+def test_batch_skipgram_on_two_hosts_trains_on_both_and_is_no_worse_than_one_host(tmp_path: Path,
+                                                                                   corpus_slice: Path) -> None:
     """Two simulated hosts on loopback (each its own /opt/ml and resourceconfig.json, gloo): each
     trains its half of the corpus, says so with its words/s, and rank 0's model is no worse
     than one host's."""

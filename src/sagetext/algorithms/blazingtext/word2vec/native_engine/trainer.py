@@ -13,8 +13,8 @@ artifacts, on CPU threads. Top to bottom:
    across hosts) and vote on a SIGTERM;
 4. rank 0 writes vectors.txt, vectors.bin and eval.json (``torch_engine.model.write_model``).
 
-Checkpoints (``torch_engine.checkpoint``): after each epoch, and at the first sync after a
-SIGTERM, where training stops. A block's draws depend only on (seed, rank, epoch, block), so a
+Checkpoints (``torch_engine.checkpoint``, of their own kind): after each epoch, and at the
+first sync after a SIGTERM, where training stops. A block's draws depend only on (seed, rank, epoch, block), so a
 resumed job trains exactly the windows the uninterrupted one would have; with one thread per
 worker it ends with the uninterrupted job's vectors bit for bit (several threads race, as
 Hogwild threads do, so their results vary a little from run to run).
@@ -42,6 +42,7 @@ from sagetext.algorithms.blazingtext.word2vec.torch_engine.batches import NEGATI
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.corpus_ids import CorpusIds
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.model import Model, create_model, write_model
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.progress import Progress
+from sagetext.contract.checkpoints import Position, fingerprint
 from sagetext.contract.context import TrainingContext, TrainingStopped
 from sagetext.distributed import runtime
 from sagetext.errors import ClientError
@@ -109,7 +110,7 @@ def check_same_data(ctx: TrainingContext, data: CorpusIds) -> None:
     """Workers must all have read the same corpus (each trains its own shard of it)."""
     if ctx.world_size == 1:
         return
-    prints = runtime.all_gather_object(checkpointing.fingerprint(data.words, data.counts))
+    prints = runtime.all_gather_object(fingerprint(data.words, data.counts))
     if len(set(prints)) > 1:
         raise ClientError("the training hosts read different train channels (their vocabularies differ); word2vec "
                           "across hosts needs every host to see the whole channel: set the channel's "
@@ -144,19 +145,21 @@ class Run:
     progress: Progress
     trained: np.ndarray  # int64[1]: tokens of this epoch trained so far, counted by the threads
 
-    def position(self, epoch: int, syncs: int, epochs_done: float) -> checkpointing.Position:
-        return checkpointing.Position(epoch, syncs, epochs_done, self.line)
+    def start_at(self, epoch: int, syncs: int, epochs_done: float) -> checkpointing.Start:
+        """Where a job restarted from here starts."""
+        return checkpointing.Start(Position(epoch, syncs), epochs_done, self.line)
 
-    def save(self, position: checkpointing.Position) -> None:
+    def save(self, start: checkpointing.Start) -> None:
         checkpointing.save(self.ctx, self.data.words, self.data.counts, (self.model.inputs.weight, self.model.output),
-                           position)
+                           start, checkpointing.NATIVE_KIND)
 
 
 def train_epochs(ctx: TrainingContext, data: CorpusIds, shard: Shard, model: Model, threads: int,
                  settings: EngineSettings) -> None:
     """All epochs on this worker's shard from where the checkpoint (if any) stood."""
     hp = ctx.hyperparameters.typed(BlazingTextHyperparameters)
-    start = checkpointing.resume(ctx, data.words, data.counts, (model.inputs.weight, model.output))
+    start = checkpointing.resume(ctx, data.words, data.counts, (model.inputs.weight, model.output),
+                                 checkpointing.NATIVE_KIND)
     run = Run(ctx, hp, data, shard, model, Tables.create(data.counts, hp.sampling_threshold, model),
               rate_line(hp, start), threads, settings.syncs_per_epoch,
               ModelSync([model.inputs.weight, model.output], ctx.world_size),
@@ -164,17 +167,17 @@ def train_epochs(ctx: TrainingContext, data: CorpusIds, shard: Shard, model: Mod
                        start_words=int(start.epochs_done * data.raw_words)),
               np.zeros(1, dtype=np.int64))
     began = time.monotonic()
-    for epoch in range(start.epoch, hp.epochs):
-        first = start.syncs if epoch == start.epoch else 0
+    for epoch in range(start.position.epoch, hp.epochs):
+        first = start.position.step if epoch == start.position.epoch else 0
         run.trained[0] = shard.tokens_before(shard.segment(first, run.syncs_per_epoch)[0])
         for k in range(first, run.syncs_per_epoch):
             _train_segment(run, epoch, *shard.segment(k, run.syncs_per_epoch))
             run.sync()
             if k + 1 < run.syncs_per_epoch and runtime.stop_agreed(ctx.stop_requested, 0, ctx.device, every=1):
-                run.save(run.position(epoch, k + 1, epoch + int(run.trained[0]) / max(shard.tokens, 1)))
+                run.save(run.start_at(epoch, k + 1, epoch + int(run.trained[0]) / max(shard.tokens, 1)))
                 raise TrainingStopped(f"stopped by SIGTERM in epoch {epoch + 1}, at sync {k + 1} of "
                                       f"{run.syncs_per_epoch}")
-        run.save(run.position(epoch + 1, 0, float(epoch + 1)))
+        run.save(run.start_at(epoch + 1, 0, float(epoch + 1)))
         if epoch + 1 < hp.epochs and runtime.stop_agreed(ctx.stop_requested, 0, ctx.device, every=1):
             raise TrainingStopped(f"stopped by SIGTERM after epoch {epoch + 1}")
     run.progress.finish()
@@ -200,7 +203,7 @@ def _train_segment(run: Run, epoch: int, first_block: int, last_block: int) -> N
         run.progress.advance(int((epoch + done) * run.data.raw_words))
 
 
-def rate_line(hp: BlazingTextHyperparameters, start: checkpointing.Position) -> Schedule:
+def rate_line(hp: BlazingTextHyperparameters, start: checkpointing.Start) -> Schedule:
     """The saved rate line, or, when a resumed job asks for another number of epochs, one from the
     rate where it stopped down to 0 at the new end (as the other engines do)."""
     line = start.schedule
