@@ -90,8 +90,8 @@ def scores(kv: KeyedVectors, lookup: Any = None) -> dict[str, float]:
     ``lookup`` (default: the vocabulary's vectors; subword models answer unknown words too)."""
     analogy, _ = kv.evaluate_word_analogies(datapath("questions-words.txt"), restrict_vocab=30000)
     lookup = lookup or (lambda w: kv[w] if w in kv.key_to_index else None)
-    ws = evaluation.similarity_score(evaluation.read_pairs(evaluation.WORDSIM_DIR / "EN-WS-353-ALL.txt"), lookup)
-    simlex = evaluation.similarity_score(evaluation.read_pairs(SIMLEX), lookup)
+    ws = evaluation.similarity_score(evaluation.WORDSIM_DIR / "EN-WS-353-ALL.txt", lookup)
+    simlex = evaluation.similarity_score(SIMLEX, lookup)
     return {"analogy_accuracy": analogy, "ws353_all_rho": ws["spearmans_rho"],
             "simlex999_rho": simlex["spearmans_rho"], "vocab": len(kv.key_to_index)}
 

@@ -43,6 +43,7 @@ from sagetext.algorithms.blazingtext.word2vec.torch_engine.corpus_ids import Cor
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.model import Model, create_model, write_model
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.progress import Progress
 from sagetext.contract.checkpoints import Position, fingerprint
+from sagetext.contract.cluster import cpu_count
 from sagetext.contract.context import TrainingContext, TrainingStopped
 from sagetext.distributed import runtime
 from sagetext.errors import ClientError
@@ -120,12 +121,8 @@ def check_same_data(ctx: TrainingContext, data: CorpusIds) -> None:
 def threads_per_worker() -> int:
     """Without the ``train_threads`` setting: the cores this process may use shared among the
     workers of this host (``LOCAL_WORLD_SIZE``, set by the launcher)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
     local_workers = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
-    return max(1, cores // max(local_workers, 1))
+    return max(1, cpu_count() // max(local_workers, 1))
 
 
 @dataclass

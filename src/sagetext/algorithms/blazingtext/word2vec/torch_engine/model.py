@@ -16,7 +16,7 @@ from sagetext.algorithms.blazingtext.hyperparameters import BlazingTextHyperpara
 from sagetext.algorithms.blazingtext.word2vec import evaluation
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.corpus_ids import CorpusIds
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.input_rows import InputRows
-from sagetext.algorithms.blazingtext.word2vec.vectors import Subwords, WordVectors, fasttext_info, write_artifacts
+from sagetext.algorithms.blazingtext.word2vec.vectors import FastTextFields, Subwords, WordVectors, write_artifacts
 from sagetext.contract.context import TrainingContext
 
 
@@ -40,7 +40,7 @@ def write_model(ctx: TrainingContext, data: CorpusIds, model: Model, hp: Blazing
     inputs = model.inputs
     subwords = Subwords(inputs.minn, inputs.maxn, inputs.ngram_rows()) if inputs.subwords else None
     vectors = WordVectors(data.words, inputs.word_rows(), data.counts.tolist(), subwords)
-    fasttext = fasttext_info(hp, model.output.cpu().numpy(), data.raw_words)
+    fasttext = FastTextFields.of(hp, model.output.cpu().numpy(), data.raw_words)
     matrix = None
     if subwords is not None:
         everyone = torch.arange(len(data.words), device=inputs.weight.device)
