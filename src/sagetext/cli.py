@@ -69,6 +69,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="default: $SAGEMAKER_BIND_TO_PORT or 8080")
     serve.set_defaults(run=_serve)
 
+    near = sub.add_parser("neighbors", help="nearest words and analogies (king - man + woman) in trained word vectors")
+    near.add_argument("--model-dir", type=Path, required=True,
+                      help="a word2vec model folder (vectors.bin, or a fastText word-vector model.bin)")
+    near.add_argument("--neighbors", "-k", type=int, default=10, metavar="N", help="words to show per query (10)")
+    near.add_argument("queries", nargs="+", metavar="QUERY",
+                      help="a word, or words joined by + and - (king - man + woman); several queries in a row")
+    near.set_defaults(run=_neighbors)
+
     metrics = sub.add_parser("metric-definitions", help="print the MetricDefinitions for an Estimator")
     metrics.add_argument("--algorithm", required=True, choices=sorted(algorithms.MODULES))
     metrics.set_defaults(run=lambda a: print(json.dumps(specs.metric_definitions(a.algorithm), indent=2)) or 0)
@@ -249,6 +257,18 @@ def _save_model(store: s3.S3, model_dir: Path, output: str | None, output_dir: P
         uri = str(s3.S3Uri.parse(output).join(job_name, "output", model_archive.ARCHIVE_NAME))
         store.upload_file(archive, uri)
         print(f"sagetext: uploaded {uri}", file=sys.stderr)
+
+
+def _neighbors(args: argparse.Namespace) -> int:
+    from sagetext.algorithms.blazingtext.word2vec import neighbors
+
+    if not 1 <= args.neighbors <= neighbors.MAX_NEIGHBORS:
+        raise SystemExit(f"sagetext neighbors: --neighbors {args.neighbors}: expected 1 to {neighbors.MAX_NEIGHBORS}")
+    try:
+        return neighbors.print_neighbors(args.model_dir, args.queries, args.neighbors)
+    except ClientError as exc:
+        print(f"sagetext neighbors: {exc.message}", file=sys.stderr)
+        return 1
 
 
 def _serve(args: argparse.Namespace) -> int:
