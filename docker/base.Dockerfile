@@ -11,7 +11,7 @@
 # The local test build passes a debootstrap'd Debian image instead (docker/base-local.sh).
 ARG BASE_IMAGE=nvidia/cuda:12.8.1-base-ubuntu24.04
 
-# ---- builder: a venv with torch + dependencies (sagemaker-training compiles a C extension)
+# ---- builder: a venv with torch + dependencies (sagemaker-training and sagetext compile C extensions)
 FROM ${BASE_IMAGE} AS builder
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
@@ -51,8 +51,12 @@ RUN if ! command -v python3 >/dev/null; then apt-get update \
       && rm -rf /var/lib/apt/lists/*; fi
 COPY --from=builder /opt/sagetext /opt/sagetext
 COPY --from=builder /dist /tmp/dist
+# The wheel carries the native word2vec engine, compiled in the builder (gcc there); its build is
+# optional for pip, so the image checks that it is there and loads.
 RUN /opt/sagetext/bin/pip install --no-cache-dir --no-deps --no-index /tmp/dist/*.whl \
- && rm -rf /tmp/dist
+ && rm -rf /tmp/dist \
+ && /opt/sagetext/bin/python -c "from sagetext.algorithms.blazingtext.word2vec import native_engine as n; \
+assert n.available(), n.IMPORT_ERROR"
 # train/serve on PATH: SageMaker runs `docker run IMAGE train` (or serve); the entrypoint
 # exec's them so that SIGTERM reaches Python directly.
 COPY train serve /usr/local/bin/

@@ -104,6 +104,14 @@ def _parser() -> argparse.ArgumentParser:
     test.add_argument("--seed", type=int, help="NTM: the seed of the posterior sample (default: the spec's)")
     test.set_defaults(run=model_commands.test)
 
+    near = sub.add_parser("neighbors", help="nearest words and analogies (king - man + woman) in trained word vectors")
+    near.add_argument("--model-dir", type=Path, required=True,
+                      help="a word2vec model folder (vectors.bin, or a fastText word-vector model.bin)")
+    near.add_argument("--neighbors", "-k", type=int, default=10, metavar="N", help="words to show per query (10)")
+    near.add_argument("queries", nargs="+", metavar="QUERY",
+                      help="a word, or words joined by + and - (king - man + woman); several queries in a row")
+    near.set_defaults(run=_neighbors)
+
     metrics = sub.add_parser("metric-definitions", help="print the MetricDefinitions for an Estimator")
     metrics.add_argument("--algorithm", required=True, choices=sorted(algorithms.MODULES))
     metrics.set_defaults(run=lambda a: print(json.dumps(specs.metric_definitions(a.algorithm), indent=2)) or 0)
@@ -354,6 +362,18 @@ def _save_model(store: s3.S3, model_dir: Path, output: str | None, output_dir: P
 def _predict(args: argparse.Namespace) -> int:
     configuration = {key: _json_value(value) for key, value in _pairs(args.configuration, "-c").items()}
     return model_commands.predict(args, configuration)
+
+
+def _neighbors(args: argparse.Namespace) -> int:
+    from sagetext.algorithms.blazingtext.word2vec import neighbors
+
+    if not 1 <= args.neighbors <= neighbors.MAX_NEIGHBORS:
+        raise SystemExit(f"sagetext neighbors: --neighbors {args.neighbors}: expected 1 to {neighbors.MAX_NEIGHBORS}")
+    try:
+        return neighbors.print_neighbors(args.model_dir, args.queries, args.neighbors)
+    except ClientError as exc:
+        print(f"sagetext neighbors: {exc.message}", file=sys.stderr)
+        return 1
 
 
 def _json_value(text: str) -> Any:

@@ -17,7 +17,8 @@ from tests.conftest import REPO
 def test_unset_or_empty_variables_give_the_defaults() -> None:
     assert Settings.from_env({}) == Settings()
     assert Settings.from_env({variable: " " for variable, _ in VARIABLES.values()}) == Settings()
-    assert Settings().device is None and Settings().cpu_workers == 1 and Settings().word2vec_engine == "gensim"
+    assert Settings().device is None and Settings().cpu_workers == 1
+    assert Settings().word2vec_engine is None and Settings().train_threads is None  # each algorithm's own default
 
 
 def test_each_variable_sets_its_setting() -> None:
@@ -40,7 +41,7 @@ def test_every_bad_value_is_reported_at_once_with_what_is_accepted() -> None:
     for needle in ("SAGETEXT_CPU_WORKERS='two': expected a positive integer",
                    "SAGETEXT_DEVICE='tpu': expected cpu or cuda",
                    "SAGETEXT_TRAIN_THREADS='0': expected a positive integer",
-                   "SAGETEXT_WORD2VEC_ENGINE='tf': expected one of gensim, torch",
+                   "SAGETEXT_WORD2VEC_ENGINE='tf': expected one of native, gensim, torch",
                    "SAGETEXT_MASTER_PORT='70000': expected a port in [1, 65535]",
                    "SAGETEXT_PIPE_WAIT_SECONDS='nan': expected a number of seconds >= 0"):
         assert needle in message

@@ -27,7 +27,7 @@ import torch
 
 from sagetext.algorithms.blazingtext import ALGORITHM
 from sagetext.algorithms.blazingtext.hyperparameters import BlazingTextHyperparameters
-from sagetext.algorithms.blazingtext.word2vec import evaluation
+from sagetext.algorithms.blazingtext.word2vec import chosen_engine, evaluation
 from sagetext.algorithms.blazingtext.word2vec.corpus import read_sentences
 from sagetext.algorithms.blazingtext.word2vec.gensim_engine import checkpoint as gensim_checkpoint
 from sagetext.algorithms.blazingtext.word2vec.learning_rate import Schedule
@@ -281,10 +281,10 @@ def test_fused_kernel_compiles_for_hopper_without_a_gpu() -> None:
 
 
 def test_engine_is_torch_only_when_asked() -> None:
-    assert Settings.from_env({}).word2vec_engine == "gensim"  # opt-in until measured on a GPU
+    assert chosen_engine(Settings.from_env({})) != "torch"  # opt-in until measured on a GPU
     assert Settings.from_env({ENGINE_ENV: " Torch"}).word2vec_engine == "torch"
     assert Settings.from_env({ENGINE_ENV: "gensim"}).word2vec_engine == "gensim"
-    with pytest.raises(ClientError, match=f"{ENGINE_ENV}='tf': expected one of gensim, torch"):
+    with pytest.raises(ClientError, match=f"{ENGINE_ENV}='tf': expected one of native, gensim, torch"):
         Settings.from_env({ENGINE_ENV: "tf"})
 
 

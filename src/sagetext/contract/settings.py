@@ -20,7 +20,7 @@ from typing import Any
 
 from sagetext.errors import ClientError
 
-WORD2VEC_ENGINES = ("gensim", "torch")
+WORD2VEC_ENGINES = ("native", "gensim", "torch")
 
 
 @dataclass(frozen=True)
@@ -28,8 +28,11 @@ class Settings:
     algorithm: str | None = None  # SAGETEXT_ALGORITHM: which algorithm the image trains
     device: str | None = None  # SAGETEXT_DEVICE: "cpu" or "cuda" forces one; None = CUDA when present
     cpu_workers: int = 1  # SAGETEXT_CPU_WORKERS: worker processes per host without a GPU
-    train_threads: int = 1  # SAGETEXT_TRAIN_THREADS: BlazingText supervised Hogwild threads on CPU
-    word2vec_engine: str = "gensim"  # SAGETEXT_WORD2VEC_ENGINE: gensim or torch
+    # SAGETEXT_TRAIN_THREADS: BlazingText Hogwild threads per worker on CPU; None: 1 for supervised,
+    # the worker's share of the cores for word2vec's native engine
+    train_threads: int | None = None
+    # SAGETEXT_WORD2VEC_ENGINE: native, gensim or torch; None: native where it was built, else gensim
+    word2vec_engine: str | None = None
     master_port: int = 29500  # SAGETEXT_MASTER_PORT: rendezvous port on the first host (several hosts)
     pipe_wait_seconds: float = 600.0  # SAGETEXT_PIPE_WAIT_SECONDS: how long to wait for a Pipe-mode FIFO
     job_name: str = "sagetext-job"  # TRAINING_JOB_NAME (SageMaker's): names the workers' rendezvous

@@ -220,7 +220,7 @@ def training_threads(ctx: TrainingContext) -> int:
     twice the size, which costs accuracy (IMDB slice of 3,000 reviews: 0.78 with 2 threads,
     0.81 with 1; full IMDB: 0.894 against 0.895) for a speed-up of 1 to 1.5 on 2 cores.
     """
-    return ctx.settings.train_threads if ctx.device.startswith("cpu") else 1
+    return (ctx.settings.train_threads or 1) if ctx.device.startswith("cpu") else 1
 
 
 def averaging_points(num_batches: int, world_size: int) -> list[int]:

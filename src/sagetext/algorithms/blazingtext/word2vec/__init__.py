@@ -1,20 +1,40 @@
 """BlazingText's word2vec modes (``cbow``, ``skipgram``, ``batch_skipgram``, with ``subwords``).
 
-Two engines train them and write the same artifacts (``vectors``), evaluation (``evaluation``)
+Three engines train them and write the same artifacts (``vectors``), evaluation (``evaluation``)
 and log lines (``progress``), reading the channel the same way (``corpus``) and decaying the
-rate on the same line (``learning_rate``):
+rate on the same line (``learning_rate``), chosen with ``SAGETEXT_WORD2VEC_ENGINE``:
 
-- ``gensim_engine``: gensim's Word2Vec / FastText, the default;
+- ``native_engine``: our compiled CPU engine (HogBatch windows, Hogwild threads), the default
+  wherever it was built (``pip install`` compiles it with gcc);
+- ``gensim_engine``: gensim's Word2Vec / FastText, the reference, and the default where the
+  native engine could not be built;
 - ``torch_engine``: our PyTorch engine (minibatches of windows sharing negatives, a fused
-  Triton step on GPUs), on GPUs or CPUs, chosen with the ``word2vec_engine`` setting
-  (``SAGETEXT_WORD2VEC_ENGINE=torch``).
+  Triton step on GPUs), on GPUs or CPUs.
 """
 
 from __future__ import annotations
 
+import logging
+
 from sagetext.algorithms.blazingtext.hyperparameters import BlazingTextHyperparameters
 from sagetext.contract.context import TrainingContext
+from sagetext.contract.settings import Settings
 from sagetext.errors import ClientError
+
+log = logging.getLogger(__name__)
+
+
+def chosen_engine(settings: Settings) -> str:
+    """The ``word2vec_engine`` setting (``SAGETEXT_WORD2VEC_ENGINE``) when given; else ``native``
+    where it was built, else ``gensim``."""
+    if settings.word2vec_engine:
+        return settings.word2vec_engine
+    from sagetext.algorithms.blazingtext.word2vec import native_engine
+
+    if native_engine.available():
+        return "native"
+    log.warning("The native word2vec engine is not built (%s); training with gensim", native_engine.IMPORT_ERROR)
+    return "gensim"
 
 
 def check_hyperparameters(hp: BlazingTextHyperparameters) -> None:
@@ -28,7 +48,12 @@ def check_hyperparameters(hp: BlazingTextHyperparameters) -> None:
 
 def train(ctx: TrainingContext) -> None:
     """Train with the chosen engine; rank 0 writes the artifacts into ``ctx.model_dir``."""
-    if ctx.settings.word2vec_engine == "torch":  # on any device; gensim is the default
+    engine = chosen_engine(ctx.settings)  # each trainer imported only when used
+    if engine == "native":
+        from sagetext.algorithms.blazingtext.word2vec.native_engine import trainer as native_trainer
+
+        native_trainer.train_word2vec(ctx)
+    elif engine == "torch":
         from sagetext.algorithms.blazingtext.word2vec.torch_engine import trainer as torch_trainer
 
         torch_trainer.train_word2vec(ctx)

@@ -78,7 +78,7 @@ def read_sentences(stream: BinaryIO, max_length: int = MAX_SENTENCE_LENGTH,
             full = len(tokens) - len(tokens) % max_length
             yield from _pieces(tokens[:full], max_length)
             tokens = tokens[full:]
-    tokens.extend((pending + decoder.decode(b"")).split())
+    tokens.extend((pending + decoder.decode(b"", final=True)).split())  # a character cut at the end: U+FFFD
     yield from _pieces(tokens, max_length)
 
 

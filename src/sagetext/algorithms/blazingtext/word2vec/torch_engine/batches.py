@@ -73,11 +73,9 @@ class Sampler:
 
     def __init__(self, counts: np.ndarray, sampling_threshold: float, device: torch.device,
                  seed: int | tuple[int, ...]) -> None:
-        counts64 = counts.astype(np.float64)
-        threshold = sampling_threshold * counts64.sum()
-        keep = (np.sqrt(counts64 / threshold) + 1) * threshold / counts64
-        self.keep_probability = torch.as_tensor(np.minimum(keep, 1.0), dtype=torch.float32, device=device)
-        cumulative = np.cumsum(counts64 ** NEGATIVE_POWER)
+        self.keep_probability = torch.as_tensor(keep_probabilities(counts, sampling_threshold), dtype=torch.float32,
+                                                device=device)
+        cumulative = np.cumsum(counts.astype(np.float64) ** NEGATIVE_POWER)
         self.cumulative = torch.as_tensor(cumulative / cumulative[-1], dtype=torch.float64, device=device)
         self.seed = (seed,) if isinstance(seed, int) else tuple(seed)
         self.generator = torch.Generator(device=device)
@@ -99,6 +97,13 @@ class Sampler:
 
     def shrunk_windows(self, rows: int, window: int) -> torch.Tensor:
         return torch.randint(1, window + 1, (rows,), generator=self.generator, device=self.device)
+
+
+def keep_probabilities(counts: np.ndarray, sampling_threshold: float) -> np.ndarray:
+    """word2vec.c's subsampling: the probability (float64, at most 1) of keeping a token of each word."""
+    counts64 = counts.astype(np.float64)
+    threshold = sampling_threshold * counts64.sum()
+    return np.minimum((np.sqrt(counts64 / threshold) + 1) * threshold / counts64, 1.0)
 
 
 def _mixed(seed: tuple[int, ...]) -> int:

@@ -1,4 +1,6 @@
-"""Checkpoints of the PyTorch word2vec engine, saved and resumed through ``ctx.checkpoints``.
+"""Checkpoints of the PyTorch and native word2vec engines, saved and resumed through
+``ctx.checkpoints``; each engine saves its own ``kind`` (their random draws differ, so one
+engine does not resume the other's job).
 
 A checkpoint is taken where every worker holds the same model: right after a sync (16 an
 epoch, ``trainer.SYNCS_PER_EPOCH``), at the end of each epoch, and at the first sync after a
@@ -33,6 +35,7 @@ from sagetext.contract.context import TrainingContext
 from sagetext.errors import ClientError
 
 KIND = "blazingtext-word2vec-torch/2"
+NATIVE_KIND = "blazingtext-word2vec-native/1"
 
 
 @dataclass(frozen=True)
@@ -50,21 +53,21 @@ def depends_on(words: list[str], counts: np.ndarray) -> dict[str, str]:
 
 
 def save(ctx: TrainingContext, words: list[str], counts: np.ndarray, weights: tuple[torch.Tensor, torch.Tensor],
-         start: Start) -> None:
+         start: Start, kind: str = KIND) -> None:
     """Save the weights at ``start`` when checkpoints are configured (rank 0 writes)."""
     if not (ctx.checkpoints.enabled and ctx.is_writer):  # the others would build the state for nothing
         return
     inputs, output = weights
-    ctx.checkpoints.save(KIND, start.position, {
+    ctx.checkpoints.save(kind, start.position, {
         "epochs_done": start.epochs_done, "schedule": asdict(start.schedule),
         "input": inputs.cpu(), "output": output.cpu(),
     }, depends_on(words, counts))
 
 
 def resume(ctx: TrainingContext, words: list[str], counts: np.ndarray,
-           weights: tuple[torch.Tensor, torch.Tensor]) -> Start:
+           weights: tuple[torch.Tensor, torch.Tensor], kind: str = KIND) -> Start:
     """The saved start, its weights copied into ``weights``; the beginning without one."""
-    resumed = ctx.checkpoints.load(KIND, depends_on(words, counts))
+    resumed = ctx.checkpoints.load(kind, depends_on(words, counts))
     if resumed is None:
         hp = ctx.hyperparameters.typed(BlazingTextHyperparameters)
         return Start(Position(0, 0), 0.0, Schedule(hp.learning_rate, 0.0, 0.0, hp.epochs))

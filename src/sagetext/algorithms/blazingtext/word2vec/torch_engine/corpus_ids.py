@@ -64,25 +64,30 @@ def read_corpus_ids(sentences: Iterable[list[str]], min_count: int) -> CorpusIds
             chunks.append(np.array(pending, dtype=np.int32))
             pending = []
     chunks.append(np.array(pending, dtype=np.int32))
-    provisional = np.concatenate(chunks)
-    counts = np.bincount(provisional, minlength=len(numbers)).astype(np.int64)
+    return rank_vocabulary(np.concatenate(chunks), list(numbers), np.asarray(lengths, dtype=np.int64), min_count)
+
+
+def rank_vocabulary(provisional: np.ndarray, words_by_number: list[str], lengths: np.ndarray,
+                    min_count: int) -> CorpusIds:
+    """A corpus numbered in order of first appearance (``provisional``: int32 numbers into
+    ``words_by_number``; ``lengths``: tokens per sentence) -> ranked ids without rare words."""
+    counts = np.bincount(provisional, minlength=len(words_by_number)).astype(np.int64)
     order = np.argsort(-counts, kind="stable")  # descending count, ties by first appearance
     order = order[counts[order] >= min_count]
     if len(order) == 0:
         raise ClientError(f"train channel: no word occurs at least min_count={min_count} times "
                           f"({len(provisional)} words read); lower min_count or add data")
-    new_number = np.full(len(numbers), -1, dtype=np.int64)
-    new_number[order] = np.arange(len(order))
+    new_number = np.full(len(words_by_number), -1, dtype=np.int32)
+    new_number[order] = np.arange(len(order), dtype=np.int32)
     renumbered = new_number[provisional]
     kept = renumbered >= 0
-    starts = np.cumsum([0, *lengths[:-1]], dtype=np.int64) if lengths else np.zeros(0, np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths[:-1])]).astype(np.int64) if len(lengths) else np.zeros(0, np.int64)
     kept_before = np.concatenate([[0], np.cumsum(kept, dtype=np.int64)])
     kept_per_sentence = kept_before[np.append(starts[1:], len(kept))] - kept_before[starts]
-    words_by_number = list(numbers)  # dict order is numbering order
     return CorpusIds(
         words=[words_by_number[i] for i in order.tolist()],
         counts=counts[order],
-        ids=renumbered[kept].astype(np.int32),
+        ids=renumbered[kept],
         sentence_starts=kept_before[starts][kept_per_sentence > 0],
         raw_words=int(len(provisional)),
     )

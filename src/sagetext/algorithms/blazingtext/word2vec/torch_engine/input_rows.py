@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from gensim.models.fasttext import ft_ngram_hashes
 
 from sagetext.algorithms.blazingtext.word2vec.vectors import EOS
 
@@ -93,7 +92,17 @@ class InputRows:
 
 
 def subword_table(words: Sequence[str], minn: int, maxn: int, buckets: int) -> tuple[np.ndarray, np.ndarray]:
-    """CSR table: word ``i``'s rows are ``rows[offsets[i]:offsets[i + 1]]`` (its own row first)."""
+    """CSR table: word ``i``'s rows are ``rows[offsets[i]:offsets[i + 1]]`` (its own row first).
+
+    Computed by the native engine's C where it is built (the same hashes, a hundred times faster
+    on a large vocabulary), else word by word with gensim's ``ft_ngram_hashes``."""
+    from sagetext.algorithms.blazingtext.word2vec.native_engine import _native
+
+    if _native is not None:
+        offsets_bytes, rows_bytes = _native.subword_table([w.encode("utf-8") for w in words], minn=minn, maxn=maxn,
+                                                          buckets=buckets)
+        return np.frombuffer(offsets_bytes, dtype=np.int64).copy(), np.frombuffer(rows_bytes, dtype=np.int64).copy()
+    from gensim.models.fasttext import ft_ngram_hashes  # here: gensim takes seconds to import
     rows: list[int] = []
     offsets = np.zeros(len(words) + 1, dtype=np.int64)
     n_words = len(words)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from sagetext.algorithms.blazingtext.hyperparameters import BlazingTextHyperparameters
-from sagetext.algorithms.blazingtext.word2vec import check_hyperparameters, evaluation
+from sagetext.algorithms.blazingtext.word2vec import check_hyperparameters
 from sagetext.algorithms.blazingtext.word2vec.corpus import ChannelCorpus
 from sagetext.algorithms.blazingtext.word2vec.learning_rate import Schedule
 from sagetext.algorithms.blazingtext.word2vec.torch_engine import checkpoint as checkpointing
@@ -34,10 +34,9 @@ from sagetext.algorithms.blazingtext.word2vec.torch_engine import kernels
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.averaging import ModelSync
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.batches import Sampler, WindowSettings, epoch_windows
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.corpus_ids import CorpusIds, read_corpus_ids
-from sagetext.algorithms.blazingtext.word2vec.torch_engine.input_rows import InputRows
+from sagetext.algorithms.blazingtext.word2vec.torch_engine.model import Model, create_model, write_model
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.progress import Progress
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.step import Update, reference_update
-from sagetext.algorithms.blazingtext.word2vec.vectors import FastTextFields, Subwords, WordVectors, write_artifacts
 from sagetext.contract.checkpoints import Position
 from sagetext.contract.context import TrainingContext, TrainingStopped
 from sagetext.distributed import runtime
@@ -70,12 +69,6 @@ class EngineSettings:
     fused: bool | None = None  # None: the Triton step wherever it runs
 
 
-@dataclass
-class Model:
-    inputs: InputRows
-    output: torch.Tensor  # (n_words, dim) float32, zeros at the start as in word2vec.c
-
-
 def train_word2vec(ctx: TrainingContext, settings: EngineSettings = EngineSettings()) -> None:
     """Train on the ``train`` channel on ``ctx.device``; rank 0 writes the model and eval.json."""
     hp = ctx.hyperparameters.typed(BlazingTextHyperparameters)
@@ -92,15 +85,6 @@ def train_word2vec(ctx: TrainingContext, settings: EngineSettings = EngineSettin
         train_epochs(ctx, data, model, update, settings)
     if ctx.is_writer:
         write_model(ctx, data, model, hp)
-
-
-def create_model(data: CorpusIds, hp: BlazingTextHyperparameters, device: torch.device) -> Model:
-    """The same initial parameters on every worker (seeded with ``seed``, not ``seed + rank``)."""
-    generator = torch.Generator(device=device)
-    generator.manual_seed(hp.seed)
-    subwords = (hp.min_char, hp.max_char, hp.buckets) if hp.subwords else None
-    inputs = InputRows.create(data.words, hp.vector_dim, device, generator, subwords)
-    return Model(inputs, torch.zeros((len(data.words), hp.vector_dim), dtype=torch.float32, device=device))
 
 
 def choose_update(mode: str, device: torch.device, subwords: bool, fused: bool | None) -> tuple[Update, str]:
@@ -208,14 +192,3 @@ def _default_windows_per_step(device: torch.device, subwords: bool) -> int:
     if subwords:
         return SUBWORD_WINDOWS_PER_STEP
     return GPU_WINDOWS_PER_STEP if device.type == "cuda" else CPU_WINDOWS_PER_STEP
-
-
-def write_model(ctx: TrainingContext, data: CorpusIds, model: Model, hp: BlazingTextHyperparameters) -> WordVectors:
-    """vectors.txt, vectors.bin and (evaluation=true) eval.json, exactly as the gensim path writes them."""
-    inputs = model.inputs
-    subwords = Subwords(inputs.minn, inputs.maxn, inputs.ngram_rows()) if inputs.subwords else None
-    vectors = WordVectors(data.words, inputs.word_rows(), data.counts.tolist(), subwords)
-    write_artifacts(ctx.model_dir, vectors, FastTextFields.of(hp, model.output.cpu().numpy(), data.raw_words))
-    if hp.evaluation:
-        evaluation.run_evaluation(vectors.vector, ctx.model_dir, ctx.metrics)
-    return vectors
