@@ -25,7 +25,7 @@ import torch
 from sagetext.algorithms.blazingtext.fasttext_format import model_file
 from sagetext.algorithms.blazingtext.hyperparameters import BlazingTextHyperparameters
 from sagetext.algorithms.blazingtext.supervised import checkpoint as checkpointing
-from sagetext.algorithms.blazingtext.supervised import losses
+from sagetext.algorithms.blazingtext.supervised import compiled, losses
 from sagetext.algorithms.blazingtext.supervised.batches import Batch, PlannedBatches
 from sagetext.algorithms.blazingtext.supervised.checkpoint import TrainState
 from sagetext.algorithms.blazingtext.supervised.corpus import EncodedLines, PreparedData, prepare
@@ -49,7 +49,7 @@ MODEL_FILE = "model.bin"
 class Run:
     """One training run's fixed parts: context, data, model, batches, threads, clocks."""
 
-    def __init__(self, ctx: TrainingContext, data: PreparedData, model: Model) -> None:
+    def __init__(self, ctx: TrainingContext, data: PreparedData, model: Model, use_compiled: bool) -> None:
         self.ctx = ctx
         self.hp = ctx.hyperparameters.typed(BlazingTextHyperparameters)
         self.data = data
@@ -60,6 +60,8 @@ class Run:
         self.total_tokens = self.hp.epochs * data.train.ntokens
         self.points = averaging_points(len(data.train), ctx.world_size)
         self.threads = training_threads(ctx)
+        # The compiled per-line step works on numpy views of the (CPU) weights.
+        self.arrays = (model.input.numpy(), model.output.numpy()) if use_compiled else None
         self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="sgd") if self.threads > 1 else None
         self.sgd_seconds = 0.0
         self.sgd_tokens = 0
@@ -117,15 +119,17 @@ def train(ctx: TrainingContext) -> None:
 def _train(ctx: TrainingContext) -> None:
     hp = ctx.hyperparameters.typed(BlazingTextHyperparameters)
     clock = time.monotonic()
-    data = prepare(ctx)
+    use_compiled = compiled.chosen(ctx.device, ctx.world_size, hp.loss)
+    data = prepare(ctx, compiled.LINES_PER_BATCH if use_compiled else None)
     prepared = time.monotonic()
     model = Model.initial(data.input_rows, data.dictionary.nlabels, hp.vector_dim, hp.seed, ctx.device,
                           data.train.row_order)
-    run = Run(ctx, data, model)
+    run = Run(ctx, data, model, use_compiled)
     state = checkpointing.resume(ctx, data.dictionary, model, run.total_tokens, run.points)
-    log.info("Training on %s with %d thread(s): %d lines in %d batches (%.0f MB spilled); data ready in %.2f s, "
-             "model in %.2f s", ctx.device, run.threads, data.train.num_lines, len(run.batches),
-             data.train.nbytes / 1e6, prepared - clock, time.monotonic() - prepared)
+    log.info("Training on %s with %d thread(s) (%s SGD): %d lines in %d batches (%.0f MB spilled); data ready in "
+             "%.2f s, model in %.2f s", ctx.device, run.threads, "compiled per-line" if use_compiled else "PyTorch",
+             data.train.num_lines, len(run.batches), data.train.nbytes / 1e6, prepared - clock,
+             time.monotonic() - prepared)
     try:
         while state.epoch < hp.epochs:
             _run_epoch(run, state)
@@ -187,7 +191,11 @@ def _run_segment(run: Run, batches: list[Batch], state: TrainState) -> None:
     def work(part: list[Batch]) -> int:
         done = 0
         for batch in part:  # the rate follows the tokens of all threads together
-            sgd_step(run.model, batch, run.lr(start + done * shares), run.loss, seed)
+            if run.arrays is None:
+                sgd_step(run.model, batch, run.lr(start + done * shares), run.loss, seed)
+            else:
+                compiled.train_batch(*run.arrays, batch, run.lr(start + done * shares),
+                                     run.lr(start + (done + batch.ntokens) * shares), run.hp.loss, seed)
             done += batch.ntokens
         return done
 
