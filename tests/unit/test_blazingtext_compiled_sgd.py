@@ -1,0 +1,122 @@
+"""The compiled per-line SGD of one-worker CPU supervised jobs (``supervised/compiled``): the
+same update as the PyTorch step, chosen when built, and the PyTorch path when not."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sagetext.algorithms.blazingtext.supervised import compiled, losses
+from sagetext.algorithms.blazingtext.supervised.batches import PlannedBatches
+from sagetext.algorithms.blazingtext.supervised.encoding import Encoded
+from sagetext.algorithms.blazingtext.supervised.model import Model, sgd_step
+from tests.unit.test_blazingtext_supervised import ALGORITHM, SAMPLE, context
+
+needs_extension = pytest.mark.skipif(not compiled.available(), reason="the _sgd extension is not built")
+
+
+def random_lines(rng: np.random.Generator, num_lines: int, rows: int, nlabels: int, max_labels: int) -> Encoded:
+    """Lines of 1 to 12 inputs (repeats included) and 1 to ``max_labels`` distinct labels."""
+    lengths = rng.integers(1, 13, num_lines)
+    label_counts = rng.integers(1, max_labels + 1, num_lines)
+    labels = np.concatenate([rng.choice(nlabels, k, replace=False) for k in label_counts]).astype(np.int32)
+    return Encoded(rng.integers(0, rows, lengths.sum()).astype(np.int32), np.append(0, np.cumsum(lengths)),
+                   labels, np.append(0, np.cumsum(label_counts)), lengths + 1)
+
+
+def planned(lines: Encoded, rows: int, per_batch: int) -> PlannedBatches:
+    batches = PlannedBatches(rows, renumber=False, lines_per_batch=per_batch)
+    batches.add(lines)
+    return batches.finish()
+
+
+@needs_extension
+@pytest.mark.parametrize("loss, max_labels", [("softmax", 1), ("ova", 3)])
+def test_compiled_batch_equals_the_torch_step_line_by_line(loss: str, max_labels: int) -> None:
+    rng = np.random.default_rng(1)
+    rows, nlabels, dim, lr = 300, 6, 8, 0.4
+    lines = random_lines(rng, 40, rows, nlabels, max_labels)
+    start = Model(torch.from_numpy(rng.uniform(-0.5, 0.5, (rows, dim)).astype(np.float32)),
+                  torch.from_numpy(rng.uniform(-0.5, 0.5, (nlabels, dim)).astype(np.float32)))
+
+    reference = start.clone()  # the PyTorch step, one line per step: fastText's per-line SGD
+    one_by_one = planned(lines, rows, 1)
+    for batch in one_by_one.read(0, len(one_by_one), "cpu"):
+        sgd_step(reference, batch, lr, losses.make(loss, np.ones(nlabels), 5, "cpu"), (0,))
+
+    ours = start.clone()
+    whole = planned(lines, rows, 16)
+    for batch in whole.read(0, len(whole), "cpu"):
+        compiled.train_batch(ours.input.numpy(), ours.output.numpy(), batch, lr, lr, loss, (0,))
+
+    assert not torch.equal(ours.input, start.input)
+    torch.testing.assert_close(ours.output, reference.output, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ours.input, reference.input, rtol=1e-5, atol=1e-6)
+
+
+@needs_extension
+def test_the_rate_falls_over_the_batch_lines() -> None:
+    """From lr_start at the first line towards lr_end: a batch trained at (0.4, 0) moves the
+    weights less than at (0.4, 0.4), and one at (0, 0) not at all."""
+    rng = np.random.default_rng(2)
+    lines = random_lines(rng, 30, 100, 4, 1)
+    batch = planned(lines, 100, 30).read(0, 1, "cpu")[0]
+    start = rng.uniform(-0.5, 0.5, (100, 8)).astype(np.float32), rng.uniform(-0.5, 0.5, (4, 8)).astype(np.float32)
+
+    def moved(lr_start: float, lr_end: float) -> float:
+        weights = start[0].copy(), start[1].copy()
+        compiled.train_batch(*weights, batch, lr_start, lr_end, "softmax", (0,))
+        return float(np.abs(weights[1] - start[1]).sum())
+
+    assert moved(0.0, 0.0) == 0.0
+    assert 0.0 < moved(0.4, 0.0) < moved(0.4, 0.4)
+
+
+@needs_extension
+def test_bad_arrays_are_refused_before_training() -> None:
+    rng = np.random.default_rng(3)
+    batch = planned(random_lines(rng, 5, 50, 3, 1), 50, 5).read(0, 1, "cpu")[0]
+    too_few_rows = np.zeros((10, 4), dtype=np.float32)
+    with pytest.raises(ValueError, match="rows"):
+        compiled.train_batch(too_few_rows, np.zeros((3, 4), dtype=np.float32), batch, 0.1, 0.1, "softmax", (0,))
+    with pytest.raises(TypeError, match="input"):
+        compiled.train_batch(np.zeros((50, 4)), np.zeros((3, 4), dtype=np.float32), batch, 0.1, 0.1, "softmax", (0,))
+
+
+def test_the_compiled_path_is_chosen_only_where_it_applies(monkeypatch: pytest.MonkeyPatch,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    assert not compiled.chosen("cuda:0", 1, "softmax")
+    assert not compiled.chosen("cpu", 2, "softmax")
+    assert not compiled.chosen("cpu", 1, "hs")
+    assert compiled.chosen("cpu", 1, "ova") == compiled.available()
+    monkeypatch.setattr(compiled, "_sgd", None)
+    with caplog.at_level(logging.INFO, logger="sagetext"):
+        assert not compiled.chosen("cpu", 1, "softmax")
+    assert "not built" in caplog.text
+
+
+def test_without_the_extension_training_falls_back_to_torch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(compiled, "_sgd", None)
+    ctx = context(tmp_path, {"train": SAMPLE / "train.txt", "validation": SAMPLE / "validation.txt"})
+    with caplog.at_level(logging.INFO, logger="sagetext"):
+        ALGORITHM.train(ctx)
+    assert "(PyTorch SGD)" in caplog.text
+    assert (ctx.model_dir / "model.bin").exists()
+
+
+@needs_extension
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_compiled_training_learns_the_sample(tmp_path: Path, caplog: pytest.LogCaptureFixture, threads: str) -> None:
+    ctx = context(tmp_path, {"train": SAMPLE / "train.txt", "validation": SAMPLE / "validation.txt"})
+    ctx = dataclasses.replace(ctx, settings=dataclasses.replace(ctx.settings, train_threads=int(threads)))
+    with caplog.at_level(logging.INFO, logger="sagetext"):
+        ALGORITHM.train(ctx)
+    assert f"with {threads} thread(s) (compiled per-line SGD)" in caplog.text
+    accuracy = float(caplog.text.split("#validation_accuracy: ")[1].split()[0])
+    assert accuracy > 0.8, caplog.text[-2000:]
