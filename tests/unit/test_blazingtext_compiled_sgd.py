@@ -4,7 +4,12 @@ same update as the PyTorch step, chosen when built, and the PyTorch path when no
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +20,8 @@ from sagetext.algorithms.blazingtext.supervised import compiled, losses
 from sagetext.algorithms.blazingtext.supervised.batches import PlannedBatches
 from sagetext.algorithms.blazingtext.supervised.encoding import Encoded
 from sagetext.algorithms.blazingtext.supervised.model import Model, sgd_step
-from tests.unit.test_blazingtext_supervised import ALGORITHM, SAMPLE, context
+from tests.conftest import REPO
+from tests.unit.test_blazingtext_supervised import ALGORITHM, FAST, SAMPLE, context
 
 needs_extension = pytest.mark.skipif(not compiled.available(), reason="the _sgd extension is not built")
 
@@ -49,14 +55,16 @@ def test_compiled_batch_equals_the_torch_step_line_by_line(loss: str, max_labels
     for batch in one_by_one.read(0, len(one_by_one), "cpu"):
         sgd_step(reference, batch, lr, losses.make(loss, np.ones(nlabels), 5, "cpu"), (0,))
 
-    ours = start.clone()
+    ours = compiled.ArrayModel(start.input.numpy().copy(), start.output.numpy().copy())
     whole = planned(lines, rows, 16)
-    for batch in whole.read(0, len(whole), "cpu"):
-        compiled.train_batch(ours.input.numpy(), ours.output.numpy(), batch, lr, lr, loss, (0,))
+    for batch in whole.read_arrays(0, len(whole)):
+        compiled.train_batch(ours.input, ours.output, batch, lr, lr, loss, (0,))
 
-    assert not torch.equal(ours.input, start.input)
-    torch.testing.assert_close(ours.output, reference.output, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(ours.input, reference.input, rtol=1e-5, atol=1e-6)
+    assert not np.array_equal(ours.input, start.input.numpy())
+    np.testing.assert_allclose(ours.output, reference.output.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ours.input, reference.input.numpy(), rtol=1e-5, atol=1e-6)
+    # and both predict alike
+    np.testing.assert_array_equal(ours.top_labels_of(lines), reference.top_labels_of(lines, losses.Softmax()))
 
 
 @needs_extension
@@ -65,7 +73,7 @@ def test_the_rate_falls_over_the_batch_lines() -> None:
     weights less than at (0.4, 0.4), and one at (0, 0) not at all."""
     rng = np.random.default_rng(2)
     lines = random_lines(rng, 30, 100, 4, 1)
-    batch = planned(lines, 100, 30).read(0, 1, "cpu")[0]
+    batch = planned(lines, 100, 30).read_arrays(0, 1)[0]
     start = rng.uniform(-0.5, 0.5, (100, 8)).astype(np.float32), rng.uniform(-0.5, 0.5, (4, 8)).astype(np.float32)
 
     def moved(lr_start: float, lr_end: float) -> float:
@@ -80,7 +88,7 @@ def test_the_rate_falls_over_the_batch_lines() -> None:
 @needs_extension
 def test_bad_arrays_are_refused_before_training() -> None:
     rng = np.random.default_rng(3)
-    batch = planned(random_lines(rng, 5, 50, 3, 1), 50, 5).read(0, 1, "cpu")[0]
+    batch = planned(random_lines(rng, 5, 50, 3, 1), 50, 5).read_arrays(0, 1)[0]
     too_few_rows = np.zeros((10, 4), dtype=np.float32)
     with pytest.raises(ValueError, match="rows"):
         compiled.train_batch(too_few_rows, np.zeros((3, 4), dtype=np.float32), batch, 0.1, 0.1, "softmax", (0,))
@@ -108,6 +116,27 @@ def test_without_the_extension_training_falls_back_to_torch(tmp_path: Path, monk
         ALGORITHM.train(ctx)
     assert "(PyTorch SGD)" in caplog.text
     assert (ctx.model_dir / "model.bin").exists()
+
+
+def test_a_one_worker_cpu_job_does_not_import_torch(tmp_path: Path) -> None:
+    """The whole ``./train`` of a supervised CPU job: torch is never loaded (about a second)."""
+    if not compiled.available():
+        pytest.skip("the _sgd extension is not built")
+    for channel, name in (("train", "train.txt"), ("validation", "validation.txt")):
+        (tmp_path / "input" / "data" / channel).mkdir(parents=True)
+        shutil.copy(SAMPLE / name, tmp_path / "input" / "data" / channel / name)
+    (tmp_path / "input" / "config").mkdir(parents=True)
+    (tmp_path / "input" / "config" / "hyperparameters.json").write_text(json.dumps({"mode": "supervised", **FAST}))
+    probe = ("import atexit, runpy, sys; atexit.register(lambda: print('TORCH' if 'torch' in sys.modules "
+             f"else 'NO-TORCH', file=sys.stderr)); sys.argv = ['train']; runpy.run_path({str(REPO / 'train')!r}, "
+             "run_name='__main__')")
+    env = {**os.environ, "SAGEMAKER_BASE_DIR": str(tmp_path), "SAGETEXT_ALGORITHM": "blazingtext",
+           "SAGETEXT_DEVICE": "cpu"}
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "compiled per-line SGD" in done.stdout
+    assert "NO-TORCH" in done.stderr, done.stderr[-3000:]
+    assert (tmp_path / "model" / "model.bin").exists()
 
 
 @needs_extension

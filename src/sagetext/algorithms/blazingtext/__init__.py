@@ -21,7 +21,6 @@ from typing import Any
 from sagetext.algorithms.blazingtext import word2vec
 from sagetext.algorithms.blazingtext.fasttext_format import model_file
 from sagetext.algorithms.blazingtext.hyperparameters import BlazingTextHyperparameters
-from sagetext.algorithms.blazingtext.supervised.predictor import MODEL_FILE, SupervisedPredictor
 from sagetext.algorithms.blazingtext.word2vec import vectors
 from sagetext.contract.channels import Channel
 from sagetext.contract.context import TrainingContext
@@ -52,6 +51,8 @@ class BlazingText:
             word2vec.train(ctx)
 
     def load(self, model_dir: Path) -> Any:
+        from sagetext.algorithms.blazingtext.supervised.predictor import MODEL_FILE, SupervisedPredictor
+
         model_bin = Path(model_dir) / MODEL_FILE
         if model_bin.is_file() and model_file.model_name(model_bin) in ("cbow", "skipgram"):
             return vectors.VectorsPredictor(vectors.read_vectors(model_bin))

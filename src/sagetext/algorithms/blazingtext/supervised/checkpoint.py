@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sagetext.algorithms.blazingtext.fasttext_format.dictionary import Dictionary
-from sagetext.algorithms.blazingtext.supervised.model import Model
+from sagetext.algorithms.blazingtext.supervised.weights import Weights
 from sagetext.contract.context import TrainingContext
 from sagetext.errors import ClientError
 
@@ -32,7 +32,7 @@ class TrainState:
     tokens_done: int = 0  # tokens this worker has trained on, for the learning rate
     best_accuracy: float = -1.0
     epochs_without_improvement: int = 0
-    best: Model | None = None  # kept when early stopping
+    best: Weights | None = None  # kept when early stopping
 
 
 def fingerprint(dictionary: Dictionary) -> str:
@@ -42,7 +42,7 @@ def fingerprint(dictionary: Dictionary) -> str:
     return digest.hexdigest()
 
 
-def save(ctx: TrainingContext, dictionary: Dictionary, model: Model, state: TrainState, total_tokens: int) -> None:
+def save(ctx: TrainingContext, dictionary: Dictionary, model: Weights, state: TrainState, total_tokens: int) -> None:
     """Rank 0 writes the checkpoint when checkpoints are configured."""
     if not (ctx.checkpoints.enabled and ctx.is_writer):
         return
@@ -51,14 +51,16 @@ def save(ctx: TrainingContext, dictionary: Dictionary, model: Model, state: Trai
         "batch": state.batch, "averages_done": state.averages_done,
         "progress": state.tokens_done / max(total_tokens, 1), "best_accuracy": state.best_accuracy,
         "epochs_without_improvement": state.epochs_without_improvement,
-        "input": model.fasttext_input(), "output": model.output.cpu(),
     }
+    import torch  # a checkpoint is a torch file (contract/checkpoints); only a job that writes one loads torch
+
+    payload["input"], payload["output"] = map(torch.from_numpy, model.fasttext_matrices())
     if state.best is not None:
-        payload["best_input"], payload["best_output"] = state.best.fasttext_input(), state.best.output.cpu()
+        payload["best_input"], payload["best_output"] = map(torch.from_numpy, state.best.fasttext_matrices())
     ctx.checkpoints.save(payload)
 
 
-def resume(ctx: TrainingContext, dictionary: Dictionary, model: Model, total_tokens: int,
+def resume(ctx: TrainingContext, dictionary: Dictionary, model: Weights, total_tokens: int,
            averaging_points: list[int]) -> TrainState:
     """The saved state (weights copied into ``model``), or a fresh one.
 
@@ -71,8 +73,7 @@ def resume(ctx: TrainingContext, dictionary: Dictionary, model: Model, total_tok
     if saved.get("format") != CHECKPOINT_FORMAT or saved.get("vocabulary") != fingerprint(dictionary):
         raise ClientError(f"checkpoint {ctx.checkpoints.path} was made from different training data (its "
                           "vocabulary differs); remove it to start afresh")
-    model.load_fasttext_input_(saved["input"])
-    model.output.copy_(saved["output"])
+    model.load_fasttext_(saved["input"].numpy(), saved["output"].numpy())
     state = TrainState(epoch=int(saved["epoch"]), batch=int(saved["batch"]), averages_done=int(saved["averages_done"]),
                        tokens_done=int(round(float(saved["progress"]) * total_tokens)),
                        best_accuracy=float(saved["best_accuracy"]),
@@ -81,8 +82,7 @@ def resume(ctx: TrainingContext, dictionary: Dictionary, model: Model, total_tok
         state.batch = averaging_points[state.averages_done - 1] + 1
     if "best_input" in saved:
         state.best = model.clone()
-        state.best.load_fasttext_input_(saved["best_input"])
-        state.best.output.copy_(saved["best_output"])
+        state.best.load_fasttext_(saved["best_input"].numpy(), saved["best_output"].numpy())
     if ctx.is_writer:
         log.info("Resuming from checkpoint at epoch %d (batch %d)", state.epoch + 1, state.batch)
     return state

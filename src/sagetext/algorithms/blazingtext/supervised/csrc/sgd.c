@@ -2,6 +2,7 @@
  *
  *   train(input, output, rows, local_inputs, line_offsets, labels, label_offsets,
  *         lr_start, lr_end, loss, seed)
+ *   top_labels(input, output, inputs, offsets, out)    the best-scoring label of each line
  *
  * For each line of a planned batch (batches.py: the line's inputs are rows[local_inputs[j]]):
  * the hidden vector is the mean of the line's input rows; the output layer (loss 0: softmax
@@ -86,8 +87,8 @@ static inline float sigmoid(float x)
 typedef struct {
     float *input, *output;
     Py_ssize_t dim, nlabels;
-    const int64_t *rows, *labels, *label_offsets;
-    const int32_t *local, *line_offsets;
+    const int64_t *labels, *label_offsets;
+    const int32_t *rows, *local, *line_offsets;
     Py_ssize_t num_lines, num_inputs;
     double lr_start, lr_end;
     int loss;
@@ -142,11 +143,11 @@ static void run(const Job *job, float *work)
         memset(hidden, 0, dim * sizeof(float));
         memset(grad, 0, dim * sizeof(float));
         for (Py_ssize_t j = begin; j < end; j++)
-            add_scaled(hidden, job->input + job->rows[job->local[j]] * dim, 1.0f, dim);
+            add_scaled(hidden, job->input + (Py_ssize_t)job->rows[job->local[j]] * dim, 1.0f, dim);
         for (Py_ssize_t d = 0; d < dim; d++) hidden[d] /= (float)count;
         output_step(job, hidden, grad, scores, labels, nline_labels, lr, &rng);
         for (Py_ssize_t j = begin; j < end; j++)
-            add_scaled(job->input + job->rows[job->local[j]] * dim, grad, 1.0f / (float)count, dim);
+            add_scaled(job->input + (Py_ssize_t)job->rows[job->local[j]] * dim, grad, 1.0f / (float)count, dim);
     }
 }
 
@@ -178,8 +179,8 @@ static PyObject *train(PyObject *self, PyObject *args, PyObject *kwargs)
     memset(a, 0, sizeof(a));
     static const char *arg_names[] = {"input", "output", "rows", "local_inputs", "line_offsets", "labels",
                                       "label_offsets"};
-    static const char *kinds[] = {"f", "f", "lq", "i", "i", "lq", "lq"};
-    static const Py_ssize_t sizes[] = {4, 4, 8, 4, 4, 8, 8};
+    static const char *kinds[] = {"f", "f", "i", "i", "i", "lq", "lq"};
+    static const Py_ssize_t sizes[] = {4, 4, 4, 4, 4, 8, 8};
     for (int i = 0; i < 7; i++)
         if (get_array(objs[i], &a[i], arg_names[i], kinds[i], sizes[i], i < 2) < 0) goto fail;
     if (a[0].view.ndim != 2 || a[1].view.ndim != 2 || a[0].view.shape[1] != a[1].view.shape[1]) {
@@ -205,7 +206,7 @@ static PyObject *train(PyObject *self, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_ValueError, "label_offsets: expected one more item than line_offsets");
         goto fail;
     }
-    if (check_range("rows", job.rows, 1, items(&a[2]), a[0].view.shape[0]) < 0 ||
+    if (check_range("rows", job.rows, 0, items(&a[2]), a[0].view.shape[0]) < 0 ||
         check_range("local_inputs", job.local, 0, job.num_inputs, items(&a[2])) < 0 ||
         check_range("line_offsets", job.line_offsets, 0, job.num_lines, job.num_inputs + 1) < 0 ||
         check_range("label_offsets", job.label_offsets, 1, job.num_lines + 1, items(&a[5]) + 1) < 0 ||
@@ -234,10 +235,76 @@ fail:
     return NULL;
 }
 
+/* The label with the highest score output . hidden of each line (softmax and one-vs-all rank
+ * alike); lines without inputs get label 0 (their hidden vector is zero: all scores tie). */
+static PyObject *top_labels(PyObject *self, PyObject *args)
+{
+    PyObject *objs[5];
+    if (!PyArg_ParseTuple(args, "OOOOO", &objs[0], &objs[1], &objs[2], &objs[3], &objs[4])) return NULL;
+    Array a[5];
+    memset(a, 0, sizeof(a));
+    static const char *arg_names[] = {"input", "output", "inputs", "offsets", "out"};
+    static const char *kinds[] = {"f", "f", "i", "lq", "lq"};
+    static const Py_ssize_t sizes[] = {4, 4, 4, 8, 8};
+    for (int i = 0; i < 5; i++)
+        if (get_array(objs[i], &a[i], arg_names[i], kinds[i], sizes[i], i == 4) < 0) goto fail;
+    if (a[0].view.ndim != 2 || a[1].view.ndim != 2 || a[0].view.shape[1] != a[1].view.shape[1]) {
+        PyErr_SetString(PyExc_ValueError, "input and output: expected two matrices with the same number of columns");
+        goto fail;
+    }
+    const float *input = a[0].view.buf, *output = a[1].view.buf;
+    Py_ssize_t dim = a[0].view.shape[1], nlabels = a[1].view.shape[0], num_lines = items(&a[4]);
+    const int32_t *inputs = a[2].view.buf;
+    const int64_t *offsets = a[3].view.buf;
+    int64_t *out = a[4].view.buf;
+    if (items(&a[3]) != num_lines + 1 || offsets[0] != 0 || offsets[num_lines] != items(&a[2])) {
+        PyErr_SetString(PyExc_ValueError, "offsets: expected one more item than out, from 0 to the number of inputs");
+        goto fail;
+    }
+    if (check_range("offsets", offsets, 1, num_lines + 1, items(&a[2]) + 1) < 0 ||
+        check_range("inputs", inputs, 0, items(&a[2]), a[0].view.shape[0]) < 0)
+        goto fail;
+    for (Py_ssize_t i = 0; i < num_lines; i++)
+        if (offsets[i + 1] < offsets[i]) {
+            PyErr_Format(PyExc_ValueError, "offsets[%zd]: offsets must not decrease", i + 1);
+            goto fail;
+        }
+    float *hidden = malloc(dim * sizeof(float));
+    if (hidden == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t line = 0; line < num_lines; line++) {
+        Py_ssize_t count = offsets[line + 1] - offsets[line];
+        memset(hidden, 0, dim * sizeof(float));
+        for (Py_ssize_t j = offsets[line]; j < offsets[line + 1]; j++)
+            add_scaled(hidden, input + (Py_ssize_t)inputs[j] * dim, 1.0f, dim);
+        if (count > 0)
+            for (Py_ssize_t d = 0; d < dim; d++) hidden[d] /= (float)count;
+        int64_t best = 0;
+        float best_score = -INFINITY;
+        for (Py_ssize_t k = 0; k < nlabels; k++) {
+            float score = dot(output + k * dim, hidden, dim);
+            if (score > best_score) best_score = score, best = k;
+        }
+        out[line] = best;
+    }
+    Py_END_ALLOW_THREADS
+    free(hidden);
+    release(a, 5);
+    Py_RETURN_NONE;
+fail:
+    release(a, 5);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"train", (PyCFunction)(void (*)(void))train, METH_VARARGS | METH_KEYWORDS,
      "train(input, output, rows, local_inputs, line_offsets, labels, label_offsets, lr_start, lr_end, loss, seed): "
      "fastText's per-line supervised SGD over one planned batch, in place"},
+    {"top_labels", top_labels, METH_VARARGS,
+     "top_labels(input, output, inputs, offsets, out): the best-scoring label of each line into out"},
     {NULL, NULL, 0, NULL},
 };
 
