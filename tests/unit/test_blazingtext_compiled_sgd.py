@@ -149,3 +149,14 @@ def test_compiled_training_learns_the_sample(tmp_path: Path, caplog: pytest.LogC
     assert f"with {threads} thread(s) (compiled per-line SGD)" in caplog.text
     accuracy = float(caplog.text.split("#validation_accuracy: ")[1].split()[0])
     assert accuracy > 0.8, caplog.text[-2000:]
+
+
+@needs_extension
+def test_initial_weights_are_fastTexts_and_follow_the_seed() -> None:
+    """Input uniform in [-1/dim, 1/dim) (mean 0, standard deviation (2/dim)/sqrt(12)), output zero."""
+    first, again, other = (compiled.ArrayModel.initial(50_001, 3, 10, seed) for seed in (7, 7, 8))
+    values = first.input
+    assert values.min() >= -0.1 and values.max() < 0.1
+    assert abs(float(values.mean())) < 1e-3 and float(values.std()) == pytest.approx(0.2 / np.sqrt(12), rel=0.01)
+    assert np.array_equal(first.input, again.input) and not np.array_equal(first.input, other.input)
+    assert not first.output.any()

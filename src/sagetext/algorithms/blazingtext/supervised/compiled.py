@@ -62,9 +62,10 @@ def chosen(device: str, world_size: int, loss: str) -> bool:
     return True
 
 
-def seed_of(seed: tuple[int, ...], batch_index: int) -> int:
-    """The batch's random stream (a label drawn among a line's several), from the run's seed."""
-    return int(np.random.SeedSequence([*seed, batch_index]).generate_state(1, dtype=np.uint64)[0])
+def seed_of(seed: tuple[int, ...], stream: int) -> int:
+    """A random stream's seed from the run's: batch ``stream``'s (a label drawn among a line's
+    several), or the initial weights' (-1)."""
+    return int(np.random.SeedSequence([*seed, stream + 1]).generate_state(1, dtype=np.uint64)[0])
 
 
 def train_batch(input: np.ndarray, output: np.ndarray, batch: LineBatch, lr_start: float, lr_end: float, loss: str,
@@ -88,9 +89,9 @@ class ArrayModel:
     @classmethod
     def initial(cls, rows: int, nlabels: int, dim: int, seed: int, order: np.ndarray | None = None) -> "ArrayModel":
         """fastText's start: input uniform in (-1/dim, 1/dim), output zero."""
-        weights = np.random.default_rng(seed).random((rows, dim), dtype=np.float32)
-        weights *= 2.0 / dim
-        weights -= 1.0 / dim
+        assert _sgd is not None, "compiled.available() is False"
+        weights = np.empty((rows, dim), dtype=np.float32)
+        _sgd.uniform_(weights, -1.0 / dim, 1.0 / dim, seed_of((seed,), -1))
         return cls(weights, np.zeros((nlabels, dim), dtype=np.float32), order)
 
     def fasttext_matrices(self) -> tuple[np.ndarray, np.ndarray]:

@@ -3,6 +3,7 @@
  *   train(input, output, rows, local_inputs, line_offsets, labels, label_offsets,
  *         lr_start, lr_end, loss, seed)
  *   top_labels(input, output, inputs, offsets, out)    the best-scoring label of each line
+ *   uniform_(matrix, low, high, seed)                  fill with uniform numbers (the initial weights)
  *
  * For each line of a planned batch (batches.py: the line's inputs are rows[local_inputs[j]]):
  * the hidden vector is the mean of the line's input rows; the output layer (loss 0: softmax
@@ -299,12 +300,40 @@ fail:
     return NULL;
 }
 
+/* Fill a float32 array with numbers uniform in [low, high), from splitmix64 (24 random bits each). */
+static PyObject *uniform_(PyObject *self, PyObject *args)
+{
+    PyObject *obj;
+    double low, high;
+    unsigned long long seed;
+    if (!PyArg_ParseTuple(args, "OddK", &obj, &low, &high, &seed)) return NULL;
+    Array a;
+    if (get_array(obj, &a, "matrix", "f", 4, 1) < 0) {
+        release(&a, 1);
+        return NULL;
+    }
+    float *values = a.view.buf;
+    Py_ssize_t n = items(&a);
+    uint64_t state = seed;
+    const float scale = (float)((high - low) / 16777216.0), base = (float)low;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i += 2) {
+        uint64_t r = next_random(&state);
+        values[i] = base + scale * (float)(r >> 40);
+        if (i + 1 < n) values[i + 1] = base + scale * (float)((r >> 8) & 0xFFFFFF);
+    }
+    Py_END_ALLOW_THREADS
+    release(&a, 1);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"train", (PyCFunction)(void (*)(void))train, METH_VARARGS | METH_KEYWORDS,
      "train(input, output, rows, local_inputs, line_offsets, labels, label_offsets, lr_start, lr_end, loss, seed): "
      "fastText's per-line supervised SGD over one planned batch, in place"},
     {"top_labels", top_labels, METH_VARARGS,
      "top_labels(input, output, inputs, offsets, out): the best-scoring label of each line into out"},
+    {"uniform_", uniform_, METH_VARARGS, "uniform_(matrix, low, high, seed): fill with uniform numbers in place"},
     {NULL, NULL, 0, NULL},
 };
 
