@@ -30,10 +30,6 @@ class Runtime:
     local_rank: int = 0
     device: str = "cpu"
 
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
 
 def nvidia_driver_present() -> bool:
     """Whether an NVIDIA driver may be loaded (its /proc entry, its device files, or WSL's GPU
@@ -131,16 +127,3 @@ def all_gather_object(obj: Any) -> list[Any]:
     gathered: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(gathered, obj)
     return gathered
-
-
-def broadcast_object(obj: Any, src: int = 0) -> Any:
-    if not active():
-        return obj
-    box = [obj]
-    _dist().broadcast_object_list(box, src=src)
-    return box[0]
-
-
-def barrier() -> None:
-    if active():
-        _dist().barrier()

@@ -20,6 +20,7 @@ from typing import Any
 
 from sagetext.algorithms.blazingtext import word2vec
 from sagetext.algorithms.blazingtext.fasttext_format import model_file
+from sagetext.algorithms.blazingtext.fasttext_format.model_file import MODEL_FILE
 from sagetext.algorithms.blazingtext.hyperparameters import BlazingTextHyperparameters
 from sagetext.algorithms.blazingtext.word2vec import vectors
 from sagetext.contract.channels import Channel
@@ -51,7 +52,7 @@ class BlazingText:
             word2vec.train(ctx)
 
     def load(self, model_dir: Path) -> Any:
-        from sagetext.algorithms.blazingtext.supervised.predictor import MODEL_FILE, SupervisedPredictor
+        from sagetext.algorithms.blazingtext.supervised.predictor import SupervisedPredictor
 
         model_bin = Path(model_dir) / MODEL_FILE
         if model_bin.is_file() and model_file.model_name(model_bin) in ("cbow", "skipgram"):
