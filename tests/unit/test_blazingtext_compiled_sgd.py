@@ -160,3 +160,43 @@ def test_initial_weights_are_fastTexts_and_follow_the_seed() -> None:
     assert abs(float(values.mean())) < 1e-3 and float(values.std()) == pytest.approx(0.2 / np.sqrt(12), rel=0.01)
     assert np.array_equal(first.input, again.input) and not np.array_equal(first.input, other.input)
     assert not first.output.any()
+
+
+@needs_extension
+def test_a_checkpoint_of_the_torch_path_resumes_on_the_compiled_path_at_the_same_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """SIGTERM mid-epoch under the PyTorch step (16-line batches), restart with the compiled one
+    (256-line batches): training goes on from the batch holding the first line not trained on."""
+    from sagetext.algorithms.blazingtext.supervised import checkpoint
+    from sagetext.algorithms.blazingtext.supervised.corpus import prepare
+    from sagetext.contract.context import TrainingStopped
+    from tests.unit.test_blazingtext_supervised import StopAfter
+
+    big = (SAMPLE / "train.txt").read_bytes() * 16  # 5,120 lines: 320 batches of 16, 20 of 256
+    checkpoints = tmp_path / "checkpoints"
+    first = context(tmp_path / "a", {"train": big}, checkpoint_dir=checkpoints, epochs="3")
+    with monkeypatch.context() as patch:
+        patch.setattr(compiled, "_sgd", None)
+        handler = StopAfter(first.stop_requested, "End of epoch: 1")
+        logging.getLogger("sagetext").addHandler(handler)
+        try:
+            with caplog.at_level(logging.INFO, logger="sagetext"), pytest.raises(TrainingStopped):
+                ALGORITHM.train(first)
+        finally:
+            logging.getLogger("sagetext").removeHandler(handler)
+
+    second = context(tmp_path / "b", {"train": big}, checkpoint_dir=checkpoints, epochs="3")
+    data = prepare(second, compiled.LINES_PER_BATCH)
+    model = compiled.ArrayModel.initial(data.input_rows, data.dictionary.nlabels, 10, 0, data.train.row_order)
+    state = checkpoint.resume(second, data.dictionary, model, 3 * data.train.ntokens, [], compiled.LINES_PER_BATCH)
+    data.close()
+    assert state.epoch == 1 and 0 < state.batch < 20
+    assert state.batch == 64 * 16 // compiled.LINES_PER_BATCH  # the PyTorch path stops after a 64-batch segment
+
+    caplog.clear()
+    third = context(tmp_path / "c", {"train": big}, checkpoint_dir=checkpoints, epochs="3")
+    with caplog.at_level(logging.INFO, logger="sagetext"):
+        ALGORITHM.train(third)
+    assert "Resuming from checkpoint: epoch 2, step 64" in caplog.text
+    assert "(compiled per-line SGD)" in caplog.text
+    assert float(caplog.text.split("#train_accuracy: ")[1].split()[0]) > 0.9

@@ -34,13 +34,15 @@ def depends_on(dictionary: Dictionary) -> dict[str, str]:
     return {"vocabulary": fingerprint(dictionary.words, dictionary.labels)}
 
 
-def save(ctx: TrainingContext, dictionary: Dictionary, model: Weights, state: TrainState, total_tokens: int) -> None:
+def save(ctx: TrainingContext, dictionary: Dictionary, model: Weights, state: TrainState, total_tokens: int,
+         lines_per_batch: int) -> None:
     """Save the state when checkpoints are configured (rank 0 writes)."""
     if not (ctx.checkpoints.enabled and ctx.is_writer):  # the others would build the state for nothing
         return
     saved: dict[str, Any] = {
         "averages_done": state.averages_done, "progress": state.tokens_done / max(total_tokens, 1),
         "best_accuracy": state.best_accuracy, "epochs_without_improvement": state.epochs_without_improvement,
+        "lines_per_batch": lines_per_batch,
     }
     import torch  # a checkpoint is a torch file (contract/checkpoints); only a job that writes one loads torch
 
@@ -51,11 +53,13 @@ def save(ctx: TrainingContext, dictionary: Dictionary, model: Weights, state: Tr
 
 
 def resume(ctx: TrainingContext, dictionary: Dictionary, model: Weights, total_tokens: int,
-           averaging_points: list[int]) -> TrainState:
+           averaging_points: list[int], lines_per_batch: int) -> TrainState:
     """The saved state (weights copied into ``model``), or a fresh one.
 
     Distributed workers restart right after the same parameter averaging, whatever their
-    number of batches; a single worker restarts at the saved batch.
+    number of batches; a single worker restarts at the saved batch, or, when the checkpoint's
+    batches were of another size (the other SGD engine, another number of workers), at the
+    batch holding the first line not yet trained on (its earlier lines are trained again).
     """
     resumed = ctx.checkpoints.load(KIND, depends_on(dictionary))
     if resumed is None:
@@ -67,8 +71,11 @@ def resume(ctx: TrainingContext, dictionary: Dictionary, model: Weights, total_t
                        tokens_done=int(round(float(saved["progress"]) * total_tokens)),
                        best_accuracy=float(saved["best_accuracy"]),
                        epochs_without_improvement=int(saved["epochs_without_improvement"]))
+    saved_lines = int(saved.get("lines_per_batch", lines_per_batch))
     if ctx.world_size > 1 and state.averages_done:
         state.batch = averaging_points[state.averages_done - 1] + 1
+    elif saved_lines != lines_per_batch:
+        state.batch = state.batch * saved_lines // lines_per_batch
     if "best_input" in saved:
         state.best = model.clone()
         state.best.load_fasttext_(saved["best_input"].numpy(), saved["best_output"].numpy())

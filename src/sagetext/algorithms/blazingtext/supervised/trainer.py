@@ -147,7 +147,8 @@ def _train(ctx: TrainingContext, use_compiled: bool) -> None:
         model = Model.initial(data.input_rows, data.dictionary.nlabels, hp.vector_dim, hp.seed, ctx.device,
                               data.train.row_order)
     run = Run(ctx, data, model)
-    state = checkpointing.resume(ctx, data.dictionary, model, run.total_tokens, run.points)
+    state = checkpointing.resume(ctx, data.dictionary, model, run.total_tokens, run.points,
+                                 data.train.lines_per_batch)
     log.info("Training on %s with %d thread(s) (%s SGD): %d lines in %d batches (%.0f MB spilled); data ready in "
              "%.2f s, model in %.2f s", ctx.device, run.threads, "compiled per-line" if use_compiled else "PyTorch",
              data.train.num_lines, len(run.batches), data.train.nbytes / 1e6, prepared - clock,
@@ -159,7 +160,7 @@ def _train(ctx: TrainingContext, use_compiled: bool) -> None:
             if ctx.is_writer:
                 log.info("-------------- End of epoch: %d", state.epoch)
             stop = _validate(run, state)
-            checkpointing.save(ctx, data.dictionary, model, state, run.total_tokens)
+            checkpointing.save(ctx, data.dictionary, model, state, run.total_tokens, data.train.lines_per_batch)
             if stop:
                 break
         if state.best is not None:
@@ -197,7 +198,8 @@ def _run_epoch(run: Run, state: TrainState) -> None:
             raise ClientError(f"training diverged in epoch {state.epoch + 1}: the weights are no longer finite; "
                               f"use a smaller learning_rate (now {run.hp.learning_rate})")
         if _stop_requested(ctx, at_average=averaged > 0):
-            checkpointing.save(ctx, run.data.dictionary, run.model, state, run.total_tokens)
+            checkpointing.save(ctx, run.data.dictionary, run.model, state, run.total_tokens,
+                               run.data.train.lines_per_batch)
             raise TrainingStopped(f"stopped in epoch {state.epoch + 1} after batch {state.batch} of {len(run.batches)}")
     for _ in range(len(run.points) - state.averages_done):
         run.synchronise()  # a worker short of batches still takes part
