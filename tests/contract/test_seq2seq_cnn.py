@@ -16,8 +16,15 @@ import pytest
 import requests
 
 from tests.conftest import REPO, FakeOptMl
-from tests.contract.test_seq2seq_train import (TINY, add_channels, assert_client_error, environment, prepared,  # noqa: F401
-                                               run_train, train_command)
+from tests.contract.test_seq2seq_train import (  # noqa: F401
+    TINY,
+    add_channels,
+    assert_client_error,
+    environment,
+    prepared,
+    run_train,
+    train_command,
+)
 from tests.serving.conftest import Server, free_port
 
 CNN = {**TINY, "encoder_type": "cnn", "decoder_type": "cnn", "cnn_num_hidden": "32", "num_layers_encoder": "2",

@@ -17,8 +17,7 @@ from sagetext.algorithms.seq2seq import config as cfg
 from sagetext.algorithms.seq2seq.beam import beam_search
 from sagetext.algorithms.seq2seq.model import RNNModel, build_model
 from sagetext.errors import ClientError
-from tests.unit.test_seq2seq import (TINY_RNN, channels_for, exact_match, hyperparameters, make_trainer,  # noqa: F401
-                                     corpus, view)
+from tests.unit.test_seq2seq import TINY_RNN, channels_for, corpus, exact_match, hyperparameters, make_trainer, view  # noqa: F401
 
 TINY_CNN = {**TINY_RNN, "encoder_type": "cnn", "decoder_type": "cnn", "cnn_num_hidden": "32",
             "num_layers_encoder": "2", "num_layers_decoder": "2", "cnn_kernel_width_decoder": "3"}
@@ -147,7 +146,7 @@ def test_every_parameter_learns(encoder: str, decoder: str) -> None:
 # ---- learning -----------------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_cnn_learns_digit_reversal_and_its_model_folder_loads(tmp_path: Path, corpus: dict[str, Path]) -> None:
+def test_cnn_learns_digit_reversal_and_its_model_folder_loads(tmp_path: Path, corpus: dict[str, Path]) -> None:  # noqa: F811
     torch.set_num_threads(1)
     hp = hyperparameters({**TINY_CNN, "learning_rate": "0.002", "max_num_batches": "400"})
     trainer = make_trainer(hp, channels_for(tmp_path, corpus))

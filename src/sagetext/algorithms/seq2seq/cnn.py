@@ -38,7 +38,7 @@ from torch import nn
 from torch.nn import functional
 
 from sagetext.algorithms.seq2seq.config import ModelConfig
-from sagetext.algorithms.seq2seq.model import build_encoder, initialise
+from sagetext.algorithms.seq2seq.model import build_encoder, encoder_width, initialise
 from sagetext.algorithms.seq2seq.vocab import PAD_ID
 
 State = dict[str, torch.Tensor]
@@ -89,7 +89,7 @@ class Embedding(nn.Module):
 class ConvolutionalEncoder(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        self.num_hidden = hidden = config.cnn_num_hidden
+        hidden = config.cnn_num_hidden
         self.embed = Embedding(config.source_vocab_size, config.num_embed_source, config.max_seq_len_source,
                                config.embed_dropout_source, hidden)
         self.blocks = nn.ModuleList([
@@ -136,11 +136,11 @@ class ConvolutionalModel(nn.Module):
         self.config = config
         hidden, layers = config.cnn_num_hidden, config.num_layers_decoder
         self.encoder = build_encoder(config)
-        if self.encoder.num_hidden != hidden:
-            self.bridge = nn.Linear(self.encoder.num_hidden, hidden, bias=False)
+        if encoder_width(config) != hidden:
+            self.bridge = nn.Linear(encoder_width(config), hidden, bias=False)
         self.embed = Embedding(config.target_vocab_size, config.num_embed_target, config.max_seq_len_target,
                                config.embed_dropout_target, hidden)
-        self.blocks = nn.ModuleList([
+        self.blocks: list[ConvolutionBlock] = nn.ModuleList([  # type: ignore[assignment]
             ConvolutionBlock(hidden, config.cnn_kernel_width_decoder, config.cnn_activation_type,
                              config.cnn_hidden_dropout, causal=True) for _ in range(layers)])
         self.attention = nn.ModuleList([MultiStepAttention(hidden) for _ in range(layers)])

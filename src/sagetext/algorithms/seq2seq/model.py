@@ -43,11 +43,16 @@ def build_model(config: ModelConfig) -> nn.Module:
 
 
 def build_encoder(config: ModelConfig) -> nn.Module:
-    """The rnn or cnn encoder: (B, S) ids, (B,) lengths → (B, S, ``num_hidden``) states."""
+    """The rnn or cnn encoder: (B, S) ids, (B,) lengths → (B, S, ``encoder_width``) states."""
     if config.encoder_type == "cnn":
         from sagetext.algorithms.seq2seq.cnn import ConvolutionalEncoder
         return ConvolutionalEncoder(config)
     return RNNEncoder(config)
+
+
+def encoder_width(config: ModelConfig) -> int:
+    """The width of the encoder states that attention reads."""
+    return config.cnn_num_hidden if config.encoder_type == "cnn" else config.rnn_num_hidden
 
 
 def _rnn(cell: str, inputs: int, hidden: int, bidirectional: bool = False) -> nn.RNNBase:
@@ -58,7 +63,7 @@ def _rnn(cell: str, inputs: int, hidden: int, bidirectional: bool = False) -> nn
 class RNNEncoder(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        hidden = self.num_hidden = config.rnn_num_hidden
+        hidden = config.rnn_num_hidden
         self.embed = nn.Embedding(config.source_vocab_size, config.num_embed_source, padding_idx=PAD_ID)
         self.dropout = nn.Dropout(config.embed_dropout_source)
         self.layers = nn.ModuleList(
@@ -120,7 +125,7 @@ class RNNModel(nn.Module):
         self.config = config
         hidden, layers = config.rnn_num_hidden, config.num_layers_decoder
         self.encoder = build_encoder(config)
-        source = self.encoder.num_hidden  # the width of the states attention reads
+        source = encoder_width(config)
         self.embed = nn.Embedding(config.target_vocab_size, config.num_embed_target, padding_idx=PAD_ID)
         self.embed_dropout = nn.Dropout(config.embed_dropout_target)
         self.upper_attention = config.rnn_attention_in_upper_layers and layers > 1
