@@ -4,7 +4,8 @@ Data: ../shared/data/multi30k (raw .gz), lowercased and tokenised with a simple 
 off punctuation (``\\w+|[^\\w\\s]``, Unicode-aware; no sacremoses), written to a work folder
 outside the repository ($SAGETEXT_CACHE, default ~/.cache/sagetext/multi30k), then prepared with
 ``sagetext.algorithms.seq2seq.prepare`` exactly as a user would (vocabularies from train,
-``--word-min-count 2``), and trained through the same Trainer the container runs.
+``--word-min-count 2``), and trained through the ``train`` executable as SageMaker runs the image
+(a contract root per job, RecordIO ``train``/``validation`` channels, the ``vocab`` channel).
 
 Recipes (GPU, bf16 autocast):
   rnn          2-layer encoder (bi-LSTM + LSTM) / 2-layer LSTM decoder, rnn_num_hidden 512,
@@ -12,16 +13,19 @@ Recipes (GPU, bf16 autocast):
                (embeddings and decoder hidden), label smoothing 0.1, clip 1, plateau_reduce
   transformer  3+3 pre-norm layers, model 512, 8 heads, ff 2048, dropout 0.1, Adam 5e-4,
                batch 4096 target tokens (batch_type=word), label smoothing 0.1
-Both: checkpoint every 500 updates, early stopping on validation perplexity (threshold 5),
+  cnn          ConvS2S 8+8 blocks, cnn_num_hidden 512, embeddings 256, kernels 3/3, GLU,
+               dropout 0.2 (embeddings and blocks), Adam 1e-3, batch 2048 target tokens
+All: checkpoint every 500 updates, early stopping on validation perplexity (threshold 5),
 at most --max-batches updates; beam 5 for the test set. BLEU: sacreBLEU corpus BLEU on the
 lowercased, tokenised text (tokenize=none), the convention of Multi30k papers.
 
-``--quick`` (CPU smoke run): small models (hidden/model 256), 200 updates, BLEU on the first
+``--quick`` (CPU smoke run): small models (hidden/model 256; cnn 4+4 blocks), 200 updates, BLEU on the first
 100 test sentences; its BLEU means nothing, its tokens/s and model size are real.
 ``--small --max-batches N`` (a CPU run to convergence): the same small models, N updates, BLEU on
 the whole test set.
 
-    python bench/multi30k_seq2seq.py [--quick] [--direction de-en en-de] [--arch rnn transformer]
+    python bench/multi30k_seq2seq.py [--quick | --small --max-batches N] [--direction de-en en-de]
+        [--arch rnn transformer cnn] [--threads 2] [--set NAME=VALUE ...]
 
 Writes bench/results/multi30k_seq2seq.json and prints a table last.
 """
