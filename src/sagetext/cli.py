@@ -85,10 +85,38 @@ def _parser() -> argparse.ArgumentParser:
     _seq2seq_prepare().add_arguments(prepare)
     prepare.set_defaults(run=lambda a: _seq2seq_prepare().run(a))
 
+    quantize = sub.add_parser("quantize", help="compress a BlazingText supervised model.bin into fastText's .ftz "
+                              "(what `fasttext quantize` does)")
+    quantize.add_argument("--model-dir", type=Path, required=True, help="the folder holding model.bin")
+    quantize.add_argument("--output", type=Path, help="the .ftz to write (default: MODEL_DIR/model.ftz)")
+    quantize.add_argument("--cutoff", type=int, default=0,
+                          help="keep only this many input rows (words and n-grams of largest norm); 0: all")
+    quantize.add_argument("--qnorm", action="store_true", help="quantize each row's norm apart")
+    quantize.add_argument("--qout", action="store_true", help="quantize the output (label) matrix too")
+    quantize.add_argument("--dsub", type=int, default=2, help="dimensions per sub-quantizer (fastText's default 2)")
+    quantize.set_defaults(run=_quantize)
+
     table = sub.add_parser("hyperparameters", help="print an algorithm's hyperparameters as a Markdown table")
     table.add_argument("--algorithm", required=True, choices=sorted(algorithms.MODULES))
     table.set_defaults(run=lambda a: print(hyperparameter_table(a.algorithm)) or 0)
     return parser
+
+
+def _quantize(args: argparse.Namespace) -> int:
+    from sagetext.algorithms.blazingtext.fasttext_format.quantize import quantize_file
+
+    source = args.model_dir / "model.bin"
+    target = args.output or args.model_dir / "model.ftz"
+    try:
+        if not source.is_file():
+            raise ClientError(f"no model.bin in {args.model_dir}")
+        quantize_file(source, target, cutoff=args.cutoff, dsub=args.dsub, qnorm=args.qnorm, qout=args.qout)
+    except ClientError as exc:
+        print(f"sagetext quantize: {exc}", file=sys.stderr)
+        return 2
+    print(f"{target}: {target.stat().st_size:,} bytes (model.bin: {source.stat().st_size:,} bytes); serve it as "
+          "model.bin, or load it with fasttext.load_model")
+    return 0
 
 
 def _algorithm_spec(args: argparse.Namespace) -> int:

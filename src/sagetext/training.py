@@ -39,7 +39,7 @@ from sagetext.contract.hyperparameters import Hyperparameters, Spec, parse
 from sagetext.contract.metrics import MetricLogger, configure_logging
 from sagetext.contract.paths import Paths
 from sagetext.contract.settings import Settings
-from sagetext.distributed import launch, runtime
+from sagetext.distributed import runtime
 from sagetext.errors import ClientError
 
 log = logging.getLogger("sagetext.training")  # also when run as __main__ (the workers)
@@ -111,12 +111,27 @@ def _run_job(paths: Paths, settings: Settings | None, started: float, stop: "Sto
         nproc = workers_per_host(job.settings)
         if job.cluster.num_hosts * nproc == 1:
             code = run_worker(job, runtime.Runtime(device=runtime.choose_device(job.settings.device)), stop)
-        elif stop.is_set():  # the signal came before torch's launcher could take it over
-            raise launch.WorkersStopped(stop.signum)
         else:
-            command = launch.worker_command(__name__, str(paths.root), job.settings.to_json())
-            launch.launch(job.cluster, nproc, command, job.settings.job_name, job.settings.master_port)
-            code = 0
+            code = _launch_workers(job, nproc, paths, stop)
+    except Exception as exc:  # noqa: BLE001 - every failure must reach the failure file
+        return _report(paths, exc)
+    if code == 0:
+        failure.write_success(paths)
+        log.info("Training job finished in %.1f s", time.monotonic() - started)
+    return code
+
+
+def _launch_workers(job: Job, nproc: int, paths: Paths, stop: "StopRequest") -> int:
+    """Start ``nproc`` worker processes on this host and wait for them all; the job's exit code.
+
+    The launcher (torch's elastic agent) is imported here only: a one-worker job never needs it."""
+    from sagetext.distributed import launch
+
+    try:
+        if stop.is_set():  # the signal came before torch's launcher could take it over
+            raise launch.WorkersStopped(stop.signum)
+        command = launch.worker_command(__name__, str(paths.root), job.settings.to_json())
+        launch.launch(job.cluster, nproc, command, job.settings.job_name, job.settings.master_port)
     except launch.WorkersStopped as stopped:
         log.info("Training stopped by %s; the workers saved their checkpoint", signal.Signals(stopped.signum).name)
         return failure.stopped_exit_code(stopped.signum)
@@ -125,12 +140,7 @@ def _run_job(paths: Paths, settings: Settings | None, started: float, stop: "Sto
             failure.write(paths, exc)
         log.error("%s", exc)
         return failure.EXIT_FAILURE
-    except Exception as exc:  # noqa: BLE001 - every failure must reach the failure file
-        return _report(paths, exc)
-    if code == 0:
-        failure.write_success(paths)
-        log.info("Training job finished in %.1f s", time.monotonic() - started)
-    return code
+    return 0
 
 
 def worker_main(argv: list[str]) -> int:

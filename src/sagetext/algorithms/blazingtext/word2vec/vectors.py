@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
-from gensim.models.fasttext import ft_ngram_hashes
 
 from sagetext.algorithms.blazingtext.fasttext_format import model_file
 from sagetext.algorithms.blazingtext.fasttext_format.dictionary import Dictionary
@@ -53,6 +52,10 @@ class Subwords:
     ngrams: np.ndarray  # (bucket, dim) float32
 
     def hashes(self, word: str) -> list[int]:
+        # gensim (and scipy under it) takes a second or more to import: only when subwords are used,
+        # never for a supervised job, which imports this module through the algorithm's package.
+        from gensim.models.fasttext import ft_ngram_hashes
+
         return ft_ngram_hashes(word, self.minn, self.maxn, len(self.ngrams))
 
 
