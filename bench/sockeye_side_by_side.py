@@ -20,9 +20,10 @@ gradient clipping 1, a checkpoint every ``checkpoint_frequency_num_batches`` upd
 stopping after 5 checkpoints, at most ``--max-batches`` updates, the same thread count; beam 5
 on test2016 and sacreBLEU (tokenize=none) on the outputs.
 
-Figures: test BLEU; training target tokens/s (sagetext: from its log; Sockeye logs padded
-*source* tokens/s, so its figure here is its logged sentences/s times the mean target length,
-``</s>`` included, of the training pairs within max_seq_len); decoding sentences/s at beam 5
+Figures: test BLEU; training target tokens/s (sagetext: from its log, update time only; Sockeye
+logs padded *source* tokens/s, so its figure here is the sentences its checkpoint lines count
+over their training time, validation excluded, times the mean target length, ``</s>``
+included, of the training pairs within max_seq_len); decoding sentences/s at beam 5
 (sagetext: the predictor on the whole test set, batches of 64; Sockeye: its own ``sent/sec``
 line with ``--batch-size 64``); training wall seconds for both.
 
@@ -55,7 +56,8 @@ import multi30k_seq2seq as ours  # noqa: E402
 from sagetext.contract.hyperparameters import Spec, parse  # noqa: E402
 
 RESULTS = BENCH / "results" / "sockeye_side_by_side.json"
-SPEED = re.compile(r"s/sec=(?P<samples>[0-9.]+) tok/sec=[0-9.]+ u/sec=[0-9.]+")
+CHECKPOINT = re.compile(r"Checkpoint \[\d+\]\tUpdates=(?P<updates>\d+) Epoch=\d+ Samples=(?P<samples>\d+) "
+                        r"Time-cost=(?P<seconds>[0-9.]+)")
 DECODED = re.compile(r"Processed (?P<lines>\d+) lines\. Total time: [0-9.]+, sec/sent: [0-9.]+, sent/sec: "
                      r"(?P<rate>[0-9.]+)")
 PARAMETERS = re.compile(r"# of parameters: (?P<count>\d+)")
@@ -125,7 +127,9 @@ def run_sockeye(python: str, files: dict[str, Path], work: Path, direction: str,
     (work / f"sockeye.{direction}{tag}.train.log").write_text(train_log)
     if trained.returncode != 0:
         raise SystemExit(f"sockeye.train failed ({trained.returncode}):\n{train_log[-3000:]}")
-    speeds = [float(m["samples"]) for m in SPEED.finditer(train_log)]
+    checkpoints = list(CHECKPOINT.finditer(train_log))  # Samples: so far; Time-cost: training since the last
+    if not checkpoints:
+        raise SystemExit(f"no checkpoint line in the Sockeye log {work / f'sockeye.{direction}{tag}.train.log'}")
     translations, test_input = output / "test.out", output / "test.in"
     lines = files[f"test_2016_flickr.{source}"].read_text(encoding="utf-8").splitlines()[:limit]
     test_input.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
@@ -134,6 +138,7 @@ def run_sockeye(python: str, files: dict[str, Path], work: Path, direction: str,
                               "--beam-size", raw["beam_size"], "--batch-size", "64"],
                              env=env, capture_output=True, text=True)
     decode_log = decoded.stdout + decoded.stderr
+    (work / f"sockeye.{direction}{tag}.translate.log").write_text(decode_log)
     if decoded.returncode != 0:
         raise SystemExit(f"sockeye.translate failed ({decoded.returncode}):\n{decode_log[-3000:]}")
     references = files[f"test_2016_flickr.{target}"].read_text(encoding="utf-8").splitlines()[:limit]
@@ -141,9 +146,9 @@ def run_sockeye(python: str, files: dict[str, Path], work: Path, direction: str,
     bleu = sacrebleu.corpus_bleu(outputs, [references], tokenize="none", force=True).score
     rate = DECODED.search(decode_log)
     parameters = PARAMETERS.search(train_log)
-    samples_per_s = sum(speeds) / len(speeds) if speeds else float("nan")
+    samples_per_s = int(checkpoints[-1]["samples"]) / sum(float(m["seconds"]) for m in checkpoints)
     return {"system": "sockeye", "direction": direction, "arch": "transformer",
-            "train_seconds": round(train_seconds, 1),
+            "updates": int(checkpoints[-1]["updates"]), "train_seconds": round(train_seconds, 1),
             "train_sentences_per_s": round(samples_per_s, 1),
             "train_target_tokens_per_s": round(samples_per_s * mean_target_length(files, source, target, raw)),
             "parameters": int(parameters["count"]) if parameters else None,
@@ -184,10 +189,10 @@ def main() -> int:
     args.results.write_text(json.dumps({"benchmark": "sockeye_side_by_side", "host": platform.node(),
                                         "threads": args.threads, "hyperparameters": raw, "runs": results}, indent=2))
     print(f"\nResults in {args.results}")
-    print("| direction | system | params | train s | target tok/s | test BLEU | decode sent/s (beam 5) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| direction | system | params | updates | train s | target tok/s | test BLEU | decode sent/s (beam 5) |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['direction']} | {r['system']} | {r['parameters']} | {r['train_seconds']} | "
+        print(f"| {r['direction']} | {r['system']} | {r['parameters']} | {r['updates']} | {r['train_seconds']} | "
               f"{r['train_target_tokens_per_s']} | {r['test_bleu']} | {r['decode_sentences_per_s']} |")
     return 0
 
