@@ -92,7 +92,7 @@ def test_cnn_resumes_from_the_checkpoint_a_sigterm_left(opt_ml: FakeOptMl, prepa
     resumed = run_train(opt_ml)
     log = resumed.stdout + resumed.stderr
     assert resumed.returncode == 0, log
-    assert "Resumed from checkpoint" in log and "Checkpoint [1]\t" not in log, log
+    assert "Resuming from checkpoint" in log and "Checkpoint [1]\t" not in log, log
     assert "Training finished after 40 updates" in log, log
     assert (opt_ml.model / "model.pt").exists()
 
