@@ -15,34 +15,27 @@ import numpy as np
 import pytest
 import requests
 
-from tests.conftest import REPO, FakeOptMl
-from tests.contract.test_seq2seq_train import (  # noqa: F401
-    TINY,
-    add_channels,
-    assert_client_error,
-    environment,
-    prepared,
-    run_train,
-    train_command,
-)
+from tests.conftest import REPO, FakeOptMl, RunTrain, train_command, train_env
+from tests.contract.test_seq2seq_train import TINY, add_channels, assert_client_error, prepared  # noqa: F401
 from tests.serving.conftest import Server, free_port
 
 CNN = {**TINY, "encoder_type": "cnn", "decoder_type": "cnn", "cnn_num_hidden": "32", "num_layers_encoder": "2",
        "num_layers_decoder": "2", "cnn_kernel_width_decoder": "3", "max_num_batches": "60"}
 
 
-def train(opt_ml: FakeOptMl, prepared: dict[str, Path], hyperparameters: dict[str, str]) -> str:  # noqa: F811
+def train(opt_ml: FakeOptMl, prepared: dict[str, Path], hyperparameters: dict[str, str],  # noqa: F811
+          run_train: RunTrain) -> str:
     opt_ml.hyperparameters(hyperparameters)
     add_channels(opt_ml, prepared)
-    result = run_train(opt_ml)
+    result = run_train(opt_ml, "seq2seq")
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout + result.stderr
 
 
 @pytest.mark.slow
 def test_cnn_trains_and_serves_through_the_executables(opt_ml: FakeOptMl, prepared: dict[str, Path],  # noqa: F811
-                                                       tmp_path: Path) -> None:
-    log = train(opt_ml, prepared, CNN)
+                                                       tmp_path: Path, run_train: RunTrain) -> None:
+    log = train(opt_ml, prepared, CNN, run_train)
     assert "Seq2Seq cnn encoder, cnn decoder:" in log
     meta = json.loads((opt_ml.model / "config.json").read_text())
     assert (meta["model"]["encoder_type"], meta["model"]["decoder_type"]) == ("cnn", "cnn")
@@ -50,8 +43,8 @@ def test_cnn_trains_and_serves_through_the_executables(opt_ml: FakeOptMl, prepar
     log_path = tmp_path / "serve.log"
     with log_path.open("wb") as out:
         process = subprocess.Popen([sys.executable, str(REPO / "serve")], stdout=out, stderr=subprocess.STDOUT,
-                                   env={**environment(opt_ml), "SAGEMAKER_BIND_TO_PORT": str(port),
-                                        "SAGEMAKER_MODEL_SERVER_WORKERS": "1"})
+                                   env=train_env(opt_ml, "seq2seq", {"SAGEMAKER_BIND_TO_PORT": str(port),
+                                                                    "SAGEMAKER_MODEL_SERVER_WORKERS": "1"}))
     server = Server(f"http://127.0.0.1:{port}", process, log_path)
     try:
         server.wait_ready()
@@ -72,12 +65,12 @@ def test_cnn_trains_and_serves_through_the_executables(opt_ml: FakeOptMl, prepar
 
 @pytest.mark.slow
 def test_cnn_resumes_from_the_checkpoint_a_sigterm_left(opt_ml: FakeOptMl, prepared: dict[str, Path],  # noqa: F811
-                                                        tmp_path: Path) -> None:
+                                                        tmp_path: Path, run_train: RunTrain) -> None:
     opt_ml.hyperparameters({**CNN, "checkpoint_frequency_num_batches": "10", "max_num_batches": "40",
                             "checkpoint_threshold": "1000"})
     add_channels(opt_ml, prepared)
     opt_ml.checkpoints(tmp_path / "checkpoints")
-    process = subprocess.Popen(train_command(), env=environment(opt_ml), stdout=subprocess.PIPE,
+    process = subprocess.Popen(train_command(), env=train_env(opt_ml, "seq2seq"), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     output = []
     assert process.stdout is not None
@@ -89,7 +82,7 @@ def test_cnn_resumes_from_the_checkpoint_a_sigterm_left(opt_ml: FakeOptMl, prepa
     output.append(process.communicate(timeout=120)[0])
     assert process.returncode == 143, "".join(output)
     assert list(opt_ml.model.iterdir()) == []
-    resumed = run_train(opt_ml)
+    resumed = run_train(opt_ml, "seq2seq")
     log = resumed.stdout + resumed.stderr
     assert resumed.returncode == 0, log
     assert "Resuming from checkpoint" in log and "Checkpoint [1]\t" not in log, log
@@ -98,20 +91,21 @@ def test_cnn_resumes_from_the_checkpoint_a_sigterm_left(opt_ml: FakeOptMl, prepa
 
 
 @pytest.mark.slow
-def test_cnn_trains_data_parallel_on_two_cpu_workers(opt_ml: FakeOptMl, prepared: dict[str, Path]) -> None:  # noqa: F811
+def test_cnn_trains_data_parallel_on_two_cpu_workers(opt_ml: FakeOptMl, prepared: dict[str, Path],  # noqa: F811
+                                                     run_train: RunTrain) -> None:
     opt_ml.hyperparameters({**CNN, "max_num_batches": "40"})
     add_channels(opt_ml, prepared)
-    result = subprocess.run(train_command(), env={**environment(opt_ml), "SAGETEXT_CPU_WORKERS": "2"},
-                            capture_output=True, text=True, timeout=600)
+    result = run_train(opt_ml, "seq2seq", {"SAGETEXT_CPU_WORKERS": "2"}, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert (opt_ml.model / "model.pt").exists()
 
 
 @pytest.mark.parametrize("encoder,decoder", [("cnn", "transformer"), ("transformer", "rnn")])
 def test_a_refused_combination_fails_the_job_naming_the_accepted_ones(
-        opt_ml: FakeOptMl, prepared: dict[str, Path], encoder: str, decoder: str) -> None:  # noqa: F811
+        opt_ml: FakeOptMl, prepared: dict[str, Path], encoder: str, decoder: str,  # noqa: F811
+        run_train: RunTrain) -> None:
     opt_ml.hyperparameters({**CNN, "encoder_type": encoder, "decoder_type": decoder})
     add_channels(opt_ml, prepared)
-    assert_client_error(run_train(opt_ml), opt_ml, f"encoder_type={encoder} with decoder_type={decoder}",
+    assert_client_error(run_train(opt_ml, "seq2seq"), opt_ml, f"encoder_type={encoder} with decoder_type={decoder}",
                         "rnn/rnn, rnn/cnn, cnn/rnn, cnn/cnn, transformer/transformer")
 
