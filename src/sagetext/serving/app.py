@@ -16,12 +16,11 @@ parse never reach the app; its worker answers them with the same body (``serving
 from __future__ import annotations
 
 import logging
-import math
 from typing import TYPE_CHECKING
 
 from flask import Flask, Response, jsonify, request
-from werkzeug.exceptions import (ClientDisconnected, HTTPException, MethodNotAllowed, NotFound,
-                                 RequestEntityTooLarge)
+from werkzeug import Response as HTTPResponse
+from werkzeug.exceptions import ClientDisconnected, HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from sagetext.data.media_types import JSON
 from sagetext.errors import ClientError, PayloadTooLarge
@@ -70,9 +69,7 @@ def create_app(predictor: Predictor, settings: ServerSettings) -> Flask:
         return jsonify({
             "MaxConcurrentTransforms": settings.max_concurrent_transforms,
             "BatchStrategy": settings.batch_strategy,
-            # Whole MB for SageMaker; a limit under 1 MB (tests) still reports 1, since 0
-            # would mean "stream without a limit".
-            "MaxPayloadInMB": max(1, math.floor(settings.max_payload_mb)),
+            "MaxPayloadInMB": settings.transform_payload_mb,
         })
 
     app.register_error_handler(HTTPException, lambda e: _http_error(e, settings))
@@ -148,10 +145,11 @@ def _check_instance_count(count: int | None, settings: ServerSettings) -> None:
             f"the request holds {count} instances, more than the {limit} this server answers per "
             f"request; send at most {limit} per request, or raise "
             f"{env_var('max_instances_per_request')} (each request must finish within "
-            f"{env_var('timeout')}={settings.timeout} s)")
+            f"{env_var('timeout')}={settings.timeout} s); in a batch transform job, leave MaxPayloadInMB "
+            f"and BatchStrategy unset (/execution-parameters gives what fits) or set a smaller MaxPayloadInMB")
 
 
-def _error_response(status: int, message: str, response: Response | None = None) -> Response:
+def _error_response(status: int, message: str, response: HTTPResponse | None = None) -> HTTPResponse:
     response = response if response is not None else Response()
     response.status_code = status
     response.set_data(error_body(message))
@@ -159,7 +157,7 @@ def _error_response(status: int, message: str, response: Response | None = None)
     return response
 
 
-def _http_error(error: HTTPException, settings: ServerSettings) -> Response:
+def _http_error(error: HTTPException, settings: ServerSettings) -> HTTPResponse:
     if isinstance(error, NotFound):
         message = f"no such path {request.path!r}; this server answers {ROUTES}"
     elif isinstance(error, MethodNotAllowed):
@@ -178,11 +176,11 @@ def _http_error(error: HTTPException, settings: ServerSettings) -> Response:
     return _error_response(status, message, error.get_response())
 
 
-def _client_error(error: ClientError) -> Response:
+def _client_error(error: ClientError) -> HTTPResponse:
     log.warning("%s %s -> %d: %s", request.method, request.path, error.status, error.message)
     return _error_response(error.status, error.message)
 
 
-def _internal_error(error: Exception) -> Response:
+def _internal_error(error: Exception) -> HTTPResponse:
     log.exception("%s %s failed", request.method, request.path)
     return _error_response(500, INTERNAL_ERROR)
