@@ -97,8 +97,9 @@ class Trainer:
 
     def fit(self) -> dict[str, torch.Tensor]:
         """Train until a stopping rule fires; returns the best parameters (on CPU)."""
-        log.info("Seq2Seq %s model: %d parameters; %d training pairs in %d buckets; %d validation pairs",
-                 self.model_config.architecture, sum(p.numel() for p in self.model.parameters()),
+        log.info("Seq2Seq %s encoder, %s decoder: %d parameters; %d training pairs in %d buckets; "
+                 "%d validation pairs", self.model_config.encoder_type, self.model_config.decoder_type,
+                 sum(p.numel() for p in self.model.parameters()),
                  len(self.inputs.train), len(self.plan.buckets), len(self.inputs.validation))
         tracker = _Progress()
         while not self.state.done:
