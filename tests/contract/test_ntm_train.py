@@ -81,7 +81,7 @@ def test_train_on_20newsgroups_recordio(opt_ml: FakeOptMl, shared_data: Path) ->
     assert re.search(prefix + r"#test:total_loss: [0-9.e+]+$", out, re.M)
     assert 100 < float(re.search(r"#test:perplexity: ([0-9.e+]+)", out).group(1)) < 1e5
     assert re.search(prefix + r"Topics from epoch:final \(num_topics:8\) \[tu [0-9.]+, npmi [-0-9.]+\]:$", out, re.M)
-    topic_lines = re.findall(prefix + r"\[([0-9.]+)\] ([a-z]+(?: [a-z]+){19})$", out, re.M)
+    topic_lines = re.findall(prefix + r"\[([0-9.]+), npmi ([-0-9.]+)\] ([a-z]+(?: [a-z]+){19})$", out, re.M)
     assert len(topic_lines) == 8
     assert re.search(prefix + r"#tu: [0-9.]+$", out, re.M) and re.search(prefix + r"#npmi: [-0-9.]+$", out, re.M)
     report = json.loads((opt_ml.model / "topics.json").read_text())
@@ -123,6 +123,6 @@ def test_two_cpu_workers_train_with_ddp(opt_ml: FakeOptMl, shared_data: Path) ->
     # of their index), and the steps (as many on each worker) cover nearly all of them
     read = int(re.search(r"Read (\d+) train documents", out).group(1))
     assert 650 <= read <= 850, read
-    trained = int(re.search(r"Epoch 1: train total_loss .*, (\d+) documents", out).group(1))
+    trained = int(re.search(r"Epoch 1/2: train total_loss .*, (\d+) documents", out).group(1))
     assert 1300 <= trained <= 1500, trained
     assert json.loads((opt_ml.model / "topics.json").read_text())["num_topics"] == 8
