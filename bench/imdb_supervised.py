@@ -43,6 +43,7 @@ from sagetext.contract.checkpoints import Checkpoints  # noqa: E402
 from sagetext.contract.context import TrainingContext  # noqa: E402
 from sagetext.contract.hyperparameters import Spec, parse  # noqa: E402
 from sagetext.contract.paths import Paths  # noqa: E402
+from sagetext.contract.settings import Settings  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SETTINGS = {"dim": 10, "lr": 0.5, "wordNgrams": 2, "epoch": 5, "minCount": 1, "bucket": 2_000_000}
@@ -80,7 +81,7 @@ def run_ours(train: Path, test: Path, folder: Path) -> dict:
         link.symlink_to(train)
     hp = parse(HYPERPARAMETERS, Spec.load("blazingtext"))
     ctx = TrainingContext(hp, {"train": Channel("train", paths=Paths(root))}, root / "model", root / "output",
-                          Checkpoints(None, hp))
+                          Checkpoints(None, hp), settings=Settings.from_env())  # e.g. SAGETEXT_TRAIN_THREADS
     handler = _SgdTime()
     logging.getLogger("sagetext").addHandler(handler)
     logging.getLogger("sagetext").setLevel(logging.INFO)

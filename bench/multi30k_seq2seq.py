@@ -48,6 +48,7 @@ sys.path.insert(0, str(REPO / "src"))
 from sagetext.algorithms import seq2seq  # noqa: E402
 from sagetext.algorithms.seq2seq import config as cfg  # noqa: E402
 from sagetext.algorithms.seq2seq import data, prepare  # noqa: E402
+from sagetext.algorithms.seq2seq.hyperparameters import Seq2SeqHyperparameters  # noqa: E402
 from sagetext.algorithms.seq2seq.predictor import Seq2SeqPredictor  # noqa: E402
 from sagetext.algorithms.seq2seq.trainer import Inputs, Trainer, write_model  # noqa: E402
 from sagetext.contract.channels import Channel  # noqa: E402
@@ -55,6 +56,7 @@ from sagetext.contract.checkpoints import Checkpoints  # noqa: E402
 from sagetext.contract.hyperparameters import Spec, parse  # noqa: E402
 from sagetext.contract.metrics import configure_logging  # noqa: E402
 from sagetext.contract.paths import Paths  # noqa: E402
+from sagetext.contract.settings import Settings  # noqa: E402
 from sagetext.distributed.runtime import choose_device  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data" / "multi30k"
@@ -115,13 +117,15 @@ def run_one(files: dict[str, Path], work: Path, direction: str, arch: str, args:
     if args.quick or args.small:
         raw.update({**QUICK[arch], "checkpoint_frequency_num_batches": "100" if args.quick else "300"})
     hp = parse(raw, Spec.load("seq2seq"))
-    cfg.check(hp)
+    typed = hp.typed(Seq2SeqHyperparameters)
+    cfg.check(typed)
     source_vocab, target_vocab = seq2seq.read_vocab_channel(_channel(folder, "vocab"))
-    data_config = cfg.data_config(hp)
+    data_config = cfg.data_config(typed)
     pairs = {name: data.truncate(data.read_pairs(_channel(folder, name), len(source_vocab), len(target_vocab)),
                                  data_config) for name in ("train", "validation")}
-    trainer = Trainer(cfg.model_config(hp, len(source_vocab), len(target_vocab)), data_config,
-                      cfg.trainer_config(hp), Inputs(pairs["train"], pairs["validation"], source_vocab, target_vocab),
+    trainer = Trainer(cfg.model_config(typed, len(source_vocab), len(target_vocab)), data_config,
+                      cfg.trainer_config(typed),
+                      Inputs(pairs["train"], pairs["validation"], source_vocab, target_vocab),
                       Checkpoints(None, hp), device=device)
     started = time.monotonic()
     best = trainer.fit()
@@ -181,7 +185,7 @@ def main() -> int:
     args.max_batches = args.max_batches or (200 if args.quick else 20000)
     configure_logging()
     logging.getLogger("sagetext").setLevel(logging.INFO)
-    device = choose_device()
+    device = choose_device(Settings.from_env().device)
     if device == "cpu":
         torch.set_num_threads(args.threads)
     files = tokenised_files(args.work_dir)

@@ -54,6 +54,7 @@ from sagetext.contract.context import TrainingContext  # noqa: E402
 from sagetext.contract.hyperparameters import Spec, parse  # noqa: E402
 from sagetext.contract.metrics import MetricLogger, configure_logging  # noqa: E402
 from sagetext.contract.paths import Paths  # noqa: E402
+from sagetext.contract.settings import Settings  # noqa: E402
 from sagetext.data import bow  # noqa: E402
 from sagetext.distributed import runtime  # noqa: E402
 
@@ -147,7 +148,7 @@ def run_ntm(root: Path, train_docs: Docs, test_docs: Docs | None, vocab: list[st
     torch.manual_seed(hp["seed"])
     ctx = TrainingContext(hyperparameters=hp, channels=channels, model_dir=root / "model",
                           output_data_dir=root / "output", checkpoints=Checkpoints(None, hp), metrics=metrics,
-                          device=runtime.choose_device())
+                          device=runtime.choose_device(Settings.from_env().device))
     started = time.monotonic()
     trainer.train(ctx)
     seconds = time.monotonic() - started

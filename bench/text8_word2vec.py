@@ -106,7 +106,7 @@ def run_ours(mode: str, corpus: Path) -> dict[str, object]:
         seconds = float(re.search(r"Total training time in seconds: (\S+)", text).group(1))
         rate = tokens * int(SETTINGS["epochs"]) / seconds  # the logged average, unrounded
         eval_json = json.loads((ctx.model_dir / "eval.json").read_text())
-        kv = KeyedVectors.load_word2vec_format(str(ctx.model_dir / "vectors.bin"), binary=True)
+        kv = KeyedVectors.load_word2vec_format(str(ctx.model_dir / "vectors.txt"), binary=False)
         return {"words_per_sec": rate, "train_seconds": seconds, "wall_seconds": wall,
                 "mean_rho_eval_json": eval_json["mean_rho"], **scores(kv)}
 

@@ -175,7 +175,7 @@ def run_ours(mode: str, variant: str, corpus: Path, device: str, engine: EngineS
         tokens = int(re.search(r"out of (\d+) tokens", text).group(1))  # type: ignore[union-attr]
         seconds = float(re.search(r"Total training time in seconds: (\S+)", text).group(1))  # type: ignore[union-attr]
         mean_rho = json.loads((ctx.model_dir / "eval.json").read_text())["mean_rho"]
-        kv = KeyedVectors.load_word2vec_format(str(ctx.model_dir / "vectors.bin"), binary=True)
+        kv = KeyedVectors.load_word2vec_format(str(ctx.model_dir / "vectors.txt"), binary=False)
         return {"words_per_sec": tokens * int(SETTINGS["epochs"]) / seconds, "train_seconds": seconds,
                 "wall_seconds": wall, "mean_rho_eval_json": mean_rho, "windows_per_step": engine.windows_per_step,
                 "repeat_cap": engine.repeat_cap, **scores(kv)}

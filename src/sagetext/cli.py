@@ -10,6 +10,7 @@ starts the same server as the image's ``serve``. Outside SageMaker, channels may
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -21,13 +22,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sagetext import algorithms, model_archive, s3, specs
-from sagetext.contract.paths import BASE_DIR_ENV, Paths
+from sagetext.contract.paths import Paths
+from sagetext.contract.settings import Settings
 from sagetext.errors import ClientError
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:  # Ctrl-C outside training (which stops on its own, exit 130)
+        print("sagetext: interrupted", file=sys.stderr)
+        return 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,6 +75,13 @@ def _parser() -> argparse.ArgumentParser:
     metrics.add_argument("--algorithm", required=True, choices=sorted(algorithms.MODULES))
     metrics.set_defaults(run=lambda a: print(json.dumps(specs.metric_definitions(a.algorithm), indent=2)) or 0)
 
+    spec = sub.add_parser("algorithm-spec", help="print the CreateAlgorithm request that registers an image as a "
+                          "SageMaker algorithm (hyperparameters, metrics, channels; no metric_definitions needed)")
+    spec.add_argument("--algorithm", required=True, choices=sorted(algorithms.MODULES))
+    spec.add_argument("--image", required=True, metavar="URI", help="the image in ECR (training and inference)")
+    spec.add_argument("--name", help="AlgorithmName (default: sagetext-ALGORITHM)")
+    spec.set_defaults(run=_algorithm_spec)
+
     prepare = sub.add_parser("seq2seq-prepare", help="parallel text -> train.rec, val.rec and vocab JSON "
                              "(SageMaker's create_vocab_proto.py)")
     _seq2seq_prepare().add_arguments(prepare)
@@ -79,10 +92,55 @@ def _parser() -> argparse.ArgumentParser:
     _ntm_prepare().add_arguments(ntm)
     ntm.set_defaults(run=lambda a: _prepare("ntm-prepare", _ntm_prepare().run, a))
 
+    quantize = sub.add_parser("quantize", help="compress a BlazingText supervised model.bin into fastText's .ftz "
+                              "(what `fasttext quantize` does)")
+    quantize.add_argument("--model-dir", type=Path, required=True, help="the folder holding model.bin")
+    quantize.add_argument("--output", type=Path, help="the .ftz to write (default: MODEL_DIR/model.ftz)")
+    quantize.add_argument("--cutoff", type=int, default=0,
+                          help="keep only this many input rows (words and n-grams of largest norm); 0: all")
+    quantize.add_argument("--qnorm", action="store_true", help="quantize each row's norm apart")
+    quantize.add_argument("--qout", action="store_true", help="quantize the output (label) matrix too")
+    quantize.add_argument("--dsub", type=int, default=2, help="dimensions per sub-quantizer (fastText's default 2)")
+    quantize.set_defaults(run=_quantize)
+
     table = sub.add_parser("hyperparameters", help="print an algorithm's hyperparameters as a Markdown table")
     table.add_argument("--algorithm", required=True, choices=sorted(algorithms.MODULES))
     table.set_defaults(run=lambda a: print(hyperparameter_table(a.algorithm)) or 0)
     return parser
+
+
+def _quantize(args: argparse.Namespace) -> int:
+    from sagetext.algorithms.blazingtext.fasttext_format.quantize import quantize_file
+
+    source = args.model_dir / "model.bin"
+    target = args.output or args.model_dir / "model.ftz"
+    try:
+        if not source.is_file():
+            raise ClientError(f"no model.bin in {args.model_dir}")
+        quantize_file(source, target, cutoff=args.cutoff, dsub=args.dsub, qnorm=args.qnorm, qout=args.qout)
+    except ClientError as exc:
+        print(f"sagetext quantize: {exc}", file=sys.stderr)
+        return 2
+    print(f"{target}: {target.stat().st_size:,} bytes (model.bin: {source.stat().st_size:,} bytes); serve it as "
+          "model.bin, or load it with fasttext.load_model")
+    return 0
+
+
+def _algorithm_spec(args: argparse.Namespace) -> int:
+    """Print the request body, checked against botocore's SageMaker service model when botocore is installed."""
+    from sagetext import algorithm_spec
+
+    body = algorithm_spec.request_body(args.algorithm, args.image, args.name)
+    try:
+        algorithm_spec.validate(body)
+    except ImportError:
+        print("sagetext algorithm-spec: botocore is not installed (pip install boto3); the request was not "
+              "checked against SageMaker's service model", file=sys.stderr)
+    except ClientError as exc:
+        print(f"sagetext algorithm-spec: {exc.message}", file=sys.stderr)
+        return 1
+    print(json.dumps(body, indent=2))
+    return 0
 
 
 def _seq2seq_prepare():  # noqa: ANN202 - a module
@@ -160,6 +218,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.output is not None and not s3.is_s3_uri(args.output):
         raise SystemExit(f"sagetext train: --output {args.output!r}: expected s3://bucket/prefix "
                          "(for a local folder use --output-dir)")
+    if args.workers is not None and args.workers < 1:
+        raise SystemExit(f"sagetext train: --workers {args.workers}: expected a positive integer")
     sources = _pairs(args.channel, "--channel")
     for name, value in sources.items():
         if not s3.is_s3_uri(value) and not Path(value).exists():
@@ -172,12 +232,10 @@ def _train(args: argparse.Namespace) -> int:
         model_dir = args.model_dir if args.model_dir is not None else root / "model-files"
         paths = layout(root, channels, _pairs(args.hyperparameter, "--hyperparameter"),
                        model_dir, args.checkpoint_dir)
-        os.environ[BASE_DIR_ENV] = str(root)
-        os.environ[algorithms.ALGORITHM_ENV] = args.algorithm
-        os.environ.setdefault("TRAINING_JOB_NAME", job_name)
-        if args.workers:
-            os.environ[training.CPU_WORKERS_ENV] = str(args.workers)
-        code = training.main()
+        settings = dataclasses.replace(Settings.from_env(), algorithm=args.algorithm, job_name=job_name)
+        if args.workers is not None:
+            settings = dataclasses.replace(settings, cpu_workers=args.workers)
+        code = training.main(paths, settings)
         if code != 0:
             if paths.failure_file.exists():
                 print(paths.failure_file.read_text("utf-8").splitlines()[0], file=sys.stderr)

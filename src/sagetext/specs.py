@@ -17,4 +17,10 @@ def load(name: str) -> dict[str, Any]:
 
 def metric_definitions(algorithm: str) -> list[dict[str, str]]:
     """The ``MetricDefinitions`` to give an Estimator for this algorithm's images."""
-    return [dict(d) for d in load(algorithm).get("metric_definitions", [])]
+    return [{"Name": d["Name"], "Regex": d["Regex"]} for d in load(algorithm).get("metric_definitions", [])]
+
+
+def channels(algorithm: str, mode: str | None = None) -> dict[str, dict[str, Any]]:
+    """The channels the algorithm reads (in ``mode``, when its channels depend on the mode), by name."""
+    return {name: entry for name, entry in load(algorithm).get("channels", {}).items()
+            if mode is None or mode in entry.get("modes", [mode])}

@@ -73,6 +73,8 @@ def test_good_run_writes_the_model_and_metric_lines(opt_ml: FakeOptMl, prepared:
         assert len(values) == 2, (definition, result.stdout)  # checkpoints 1 and 2
         float(values[-1])
     assert re.search(r"Checkpoint \[2\]\tValidation-perplexity=[0-9.]+", result.stdout)
+    bleu = [float(v) for v in re.findall(r"#validation:bleu: ([-+0-9.eE]+)", result.stdout)]
+    assert bleu and all(0.0 <= v <= 1.0 for v in bleu), bleu  # Sockeye's 0-1 scale, as AWS's Seq2Seq reports
     assert json.loads((opt_ml.model / "config.json").read_text())["hyperparameters"]["max_num_batches"] == "40"
 
 

@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 import requests
 
+from sagetext.data.media_types import CSV, JSON, JSONLINES, RECORDIO
 from sagetext.serving import codecs
 from sagetext.serving.settings import ServerSettings
 from tests.reliability.conftest import FAKE_SECRET, NTM_DIM, SECRET_ENV
@@ -34,7 +35,6 @@ from tests.serving.conftest import Server
 
 pytestmark = pytest.mark.slow
 
-JSON, JSONLINES, CSV, RECORDIO = codecs.JSON, codecs.JSONLINES, codecs.CSV, codecs.RECORDIO
 ALGORITHMS = ("ntm", "seq2seq", "supervised", "word2vec")
 SERVE_NAME = {"ntm": "ntm", "seq2seq": "seq2seq", "supervised": "blazingtext", "word2vec": "blazingtext"}
 PAYLOAD_MB = 6  # SageMaker's default

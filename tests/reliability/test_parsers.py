@@ -24,8 +24,10 @@ from hypothesis import strategies as st
 
 from sagetext.contract.channels import Channel
 from sagetext.contract.paths import Paths
+from sagetext.data.media_types import JSON, JSONLINES, RECORDIO
 from sagetext.errors import ClientError
 from sagetext.serving import codecs
+from sagetext.serving.negotiation import negotiate
 from tests.reliability.conftest import NTM_DIM
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -79,14 +81,13 @@ def test_predict_on_arbitrary_json(predictors: dict, algorithm: str) -> None:
     @FUZZ
     @given(data=st.data())
     def check(data: st.DataObject) -> None:
-        content_type = data.draw(st.sampled_from([t for t in predictor.content_types if t in (codecs.JSON,
-                                                                                              codecs.JSONLINES)]))
+        content_type = data.draw(st.sampled_from([t for t in predictor.answers if t in (JSON, JSONLINES)]))
         value = data.draw(shaped_requests(algorithm))
-        if content_type == codecs.JSONLINES:
+        if content_type == JSONLINES:
             value = value if isinstance(value, list) else [value]
-        body = codecs.encode(codecs.JSONLINES if content_type == codecs.JSONLINES else codecs.JSON, value)
+        body = codecs.encode(JSONLINES if content_type == JSONLINES else JSON, value)
         decoded = codecs.decode(content_type, body)  # as the server would hand it over
-        response_type = predictor.response_type(content_type, [])
+        response_type = negotiate(predictor, content_type, None)
         try:
             result = predictor.predict(decoded, content_type, response_type)
         except ClientError as error:
@@ -119,7 +120,7 @@ def good_recordio() -> bytes:
     import numpy as np
 
     rows = [np.asarray([float(x) for x in line.split(",")], np.float32) for line in good_csv().decode().split()]
-    return codecs.encode(codecs.RECORDIO, [{"features": {"values": row}} for row in rows])
+    return codecs.encode(RECORDIO, [{"features": {"values": row}} for row in rows])
 
 
 def mutate(data: bytes, rng: random.Random) -> bytes:

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from sagetext.data.media_types import CSV, JSON, JSONLINES, RECORDIO
 from sagetext.errors import ClientError
-from sagetext.serving.codecs import CSV, JSON, JSONLINES, RECORDIO
 
 # request type -> the response types it can be answered with, the default first
 ANSWERS = {
@@ -27,16 +27,11 @@ ANSWERS = {
 
 
 class EchoPredictor:
-    content_types = tuple(ANSWERS)
+    answers = ANSWERS
+    honours_accept = True
 
     def __init__(self, greeting: str) -> None:
         self.greeting = greeting
-
-    def response_type(self, content_type: str, accept: list[str]) -> str | None:
-        answers = ANSWERS.get(content_type, ())
-        if not accept:
-            return answers[0] if answers else None
-        return next((media for media in accept if media in answers), None)
 
     def predict(self, data: Any, content_type: str, response_type: str) -> Any:
         if content_type == JSON:

@@ -8,9 +8,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from sagetext.data.media_types import CSV, JSON, JSONLINES, RECORDIO
+from sagetext.errors import ClientError
 from sagetext.serving import codecs
-from sagetext.serving.app import create_app, negotiate
-from sagetext.serving.codecs import ANY, CSV, JSON, JSONLINES, RECORDIO
+from sagetext.serving.app import check_declarations, create_app
+from sagetext.serving.negotiation import negotiate
 from sagetext.serving.settings import ServerSettings
 from tests.serving.echo_algorithm import EchoPredictor
 
@@ -19,17 +21,46 @@ PREDICTOR = EchoPredictor("hi")
 
 
 @pytest.mark.parametrize("accept, default_accept, expected", [
-    ([], "", JSON),  # the predictor's own default
-    ([], JSONLINES, JSONLINES),  # SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT
-    ([], RECORDIO, JSON),  # a default it cannot produce falls back to its own
-    ([JSONLINES], "", JSONLINES),
-    ([CSV, JSONLINES], "", JSONLINES),
-    ([CSV], JSONLINES, None),  # only types it cannot produce: 406
-    ([CSV, ANY], JSONLINES, JSONLINES),  # "... or anything": the default
-    ([CSV, ANY], "", JSON),
+    (None, "", JSON),  # the predictor's own default
+    (None, JSONLINES, JSONLINES),  # SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT
+    (None, RECORDIO, JSON),  # a default it cannot produce falls back to its own
+    (JSONLINES, "", JSONLINES),
+    (f"{CSV}, {JSONLINES}", "", JSONLINES),
+    (f"{CSV}, */*", JSONLINES, JSONLINES),  # "... or anything": the default
+    (f"{CSV}, */*", "", JSON),
 ])
 def test_negotiate(accept, default_accept, expected):
     assert negotiate(PREDICTOR, JSON, accept, default_accept) == expected
+
+
+def test_negotiate_refuses_an_accept_it_cannot_meet():
+    with pytest.raises(ClientError) as refused:  # only types it cannot produce: 406
+        negotiate(PREDICTOR, JSON, CSV, JSONLINES)
+    assert refused.value.status == 406
+
+
+@pytest.mark.parametrize("answers, problem", [
+    ({JSON: ()}, "application/json has no response type"),
+    ({JSON: ("text/html",)}, "text/html has no codec"),
+    ({"application/x-npy": (JSON,)}, "application/x-npy has no codec"),
+])
+def test_a_predictor_declaring_what_no_codec_handles_is_refused_at_start(answers, problem):
+    class Misdeclared(EchoPredictor):
+        pass
+
+    Misdeclared.answers = answers
+    with pytest.raises(ValueError, match=problem):
+        create_app(Misdeclared("hi"), SETTINGS)
+
+
+def test_every_algorithm_declares_only_types_with_codecs():
+    from sagetext.algorithms.blazingtext.supervised.predictor import SupervisedPredictor
+    from sagetext.algorithms.blazingtext.word2vec.vectors import VectorsPredictor
+    from sagetext.algorithms.ntm.predictor import NtmPredictor
+    from sagetext.algorithms.seq2seq.predictor import Seq2SeqPredictor
+
+    for predictor in (SupervisedPredictor, VectorsPredictor, NtmPredictor, Seq2SeqPredictor):
+        check_declarations(predictor.__new__(predictor))  # the declarations are class attributes
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import requests
 from sagemaker_training import recordio as sm_recordio
 
 from sagetext.data import recordio
-from sagetext.serving.codecs import CSV, JSON, JSONLINES, RECORDIO
+from sagetext.data.media_types import CSV, JSON, JSONLINES, RECORDIO
 from tests.serving.conftest import server_env
 
 LIMIT = int(0.01 * 1024 * 1024)  # SAGEMAKER_MAX_PAYLOAD_IN_MB=0.01 in the fixture

@@ -25,7 +25,9 @@ from sagetext.contract.checkpoints import Checkpoints
 from sagetext.contract.context import TrainingContext, TrainingStopped
 from sagetext.contract.hyperparameters import Spec, parse
 from sagetext.contract.paths import Paths
+from sagetext.data.media_types import CSV, JSON, JSONLINES
 from sagetext.errors import ClientError
+from sagetext.serving.negotiation import negotiate, request_type
 from tests.conftest import REPO, SHARED_DATA
 
 SAMPLE = REPO / "samples" / "blazingtext"
@@ -262,9 +264,8 @@ class StopAfter(logging.Handler):
             self.event.set()
 
 
-def test_stop_then_resume_gives_the_uninterrupted_model(tmp_path: Path, caplog: pytest.LogCaptureFixture,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SAGETEXT_TRAIN_THREADS", "1")  # one thread: runs are bit-for-bit repeatable
+def test_stop_then_resume_gives_the_uninterrupted_model(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # the contexts' default settings give one SGD thread: runs are bit-for-bit repeatable
     big = (SAMPLE / "train.txt").read_bytes() * 4  # enough batches for a stop inside an epoch
     reference = context(tmp_path / "a", {"train": big}, epochs="3")
     ALGORITHM.train(reference)
@@ -401,8 +402,10 @@ def test_a_batch_of_sentences_answers_like_one_at_a_time(trained: Path) -> None:
 
 def test_json_requests(trained: Path) -> None:
     predictor = ALGORITHM.load(trained)
-    assert predictor.response_type("application/json", ["application/jsonlines"]) == "application/json"
-    assert predictor.response_type("text/csv", []) is None
+    assert negotiate(predictor, JSON, JSONLINES) == JSON  # the request's type, whatever Accept says
+    with pytest.raises(ClientError) as unsupported:
+        request_type(predictor.answers, CSV)
+    assert unsupported.value.status == 415
     one = predictor.predict({"instances": ["the chef baked fresh bread ."]}, "application/json", "application/json")
     assert one[0]["label"] == ["__label__cooking"] and len(one[0]["prob"]) == 1
     three = predictor.predict({"instances": ["heavy rain hit the coast", ""], "configuration": {"k": 5}},

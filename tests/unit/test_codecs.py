@@ -13,45 +13,12 @@ from hypothesis import strategies as st
 from sagemaker_training import recordio as sm_recordio
 
 from sagetext.data import recordio
+from sagetext.data.media_types import CSV, JSON, JSONLINES, RECORDIO
 from sagetext.data.recordio import SparseTensor
 from sagetext.errors import ClientError, UnsupportedContentType
 from sagetext.serving import codecs
-from sagetext.serving.codecs import ANY, CSV, JSON, JSONLINES, RECORDIO
 
-
-# ---- headers ------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("header, expected", [
-    ("application/json", JSON),
-    ("Application/JSON; charset=utf-8", JSON),
-    ("text/csv; label_size=0", CSV),
-    ("application/json-lines", JSONLINES),
-    ("  application/x-recordio-protobuf ", RECORDIO),
-    ("", ""),
-    (None, ""),
-])
-def test_media_type_drops_parameters_and_resolves_aliases(header, expected):
-    assert codecs.media_type(header) == expected
-
-
-@pytest.mark.parametrize("header, expected", [
-    (None, []),
-    ("", []),
-    ("*/*", []),
-    ("application/json", [JSON]),
-    ("text/csv;q=0.5, application/jsonlines", [JSONLINES, CSV]),
-    ("application/json;q=0, text/csv", [CSV]),
-    ("application/json;q=0", []),
-    ("application/jsonlines, */*;q=0.1, text/csv;q=0.05", [JSONLINES, ANY]),
-    ("*/*, application/json;q=0.5", []),
-    ("application/*", [JSON, JSONLINES, RECORDIO]),
-    ("application/json-lines, application/jsonlines", [JSONLINES]),
-    ("text/html;q=abc, application/json;q=0.9", ["text/html", JSON]),
-    ("TEXT/CSV; charset=utf-8", [CSV]),
-])
-def test_parse_accept_orders_by_quality(header, expected):
-    assert codecs.parse_accept(header) == expected
-
+# ---- the codec map ------------------------------------------------------------------------
 
 def test_supported_types_come_from_the_codec_map():
     assert codecs.SUPPORTED == tuple(codecs.CODECS) == (JSON, JSONLINES, CSV, RECORDIO)

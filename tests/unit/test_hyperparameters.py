@@ -1,7 +1,13 @@
-import pytest
+from dataclasses import dataclass
+from typing import Literal
 
-from sagetext import specs
-from sagetext.contract.hyperparameters import Spec, parse
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sagetext import algorithms, specs
+from sagetext.algorithms.blazingtext.hyperparameters import BlazingTextHyperparameters
+from sagetext.contract.hyperparameters import Spec, parse, view_mismatches
 from sagetext.errors import ClientError
 
 SPEC = Spec.load("blazingtext")
@@ -10,11 +16,11 @@ SPEC = Spec.load("blazingtext")
 def test_strings_from_the_sdk_are_typed_and_defaults_come_from_the_spec() -> None:
     hp = parse({"mode": "supervised", "epochs": "10", "learning_rate": "1e-05", "early_stopping": "True",
                 "sagemaker_region": "us-east-1", "_tuning_objective_metric": "validation:accuracy"}, SPEC)
-    assert hp.epochs == 10 and isinstance(hp.epochs, int)
-    assert hp.learning_rate == pytest.approx(1e-5)
-    assert hp.early_stopping is True
+    assert hp["epochs"] == 10 and isinstance(hp["epochs"], int)
+    assert hp["learning_rate"] == pytest.approx(1e-5)
+    assert hp["early_stopping"] is True
     defaults = specs.load("blazingtext")["hyperparameters"]
-    assert hp.vector_dim == defaults["vector_dim"]["default"]
+    assert hp["vector_dim"] == defaults["vector_dim"]["default"]
     assert hp.given == {"mode", "epochs", "learning_rate", "early_stopping"}
     assert "sagemaker_region" not in hp
 
@@ -22,7 +28,7 @@ def test_strings_from_the_sdk_are_typed_and_defaults_come_from_the_spec() -> Non
 @pytest.mark.parametrize("text,expected", [("true", True), ("FALSE", False), ("1", True), ("0", False),
                                            ("True", True)])
 def test_booleans_in_any_case(text: str, expected: bool) -> None:
-    assert parse({"mode": "cbow", "subwords": text}, SPEC).subwords is expected
+    assert parse({"mode": "cbow", "subwords": text}, SPEC)["subwords"] is expected
 
 
 def test_every_problem_is_reported_at_once_naming_field_value_and_range() -> None:
@@ -53,14 +59,61 @@ def test_int_lists_nan_and_integral_floats() -> None:
     spec = Spec("test", {"layers": {"type": "int_list", "allow_auto": True, "default": "auto"},
                          "clip": {"type": "float", "default": float("inf"), "min": 1e-3},
                          "n": {"type": "int", "default": 1}})
-    assert parse({"layers": "[30, 20]"}, spec).layers == (30, 20)
-    assert parse({"layers": "30,20"}, spec).layers == (30, 20)
-    assert parse({"layers": "AUTO"}, spec).layers == "auto"
-    assert parse({"clip": "Infinity"}, spec).clip == float("inf")
-    assert parse({"n": "1000000.0"}, spec).n == 1_000_000
+    assert parse({"layers": "[30, 20]"}, spec)["layers"] == (30, 20)
+    assert parse({"layers": "30,20"}, spec)["layers"] == (30, 20)
+    assert parse({"layers": "AUTO"}, spec)["layers"] == "auto"
+    assert parse({"clip": "Infinity"}, spec)["clip"] == float("inf")
+    assert parse({"n": "1000000.0"}, spec)["n"] == 1_000_000
     for bad in ({"layers": "[30, -1]"}, {"layers": "[]"}, {"layers": "{"}, {"clip": "nan"}, {"n": "1.5"}):
         with pytest.raises(ClientError):
             parse(bad, spec)
+
+
+@pytest.mark.parametrize("algorithm", sorted(algorithms.MODULES))
+def test_each_algorithm_typed_view_lists_the_spec_names_and_types(algorithm: str) -> None:
+    view = algorithms.get(algorithm).hyperparameter_view
+    assert view_mismatches(view, Spec.load(algorithm)) == []
+    required = {k: str(entry["values"][0] if entry["type"] == "enum" else entry["min"])
+                for k, entry in Spec.load(algorithm).entries.items() if entry.get("required")}
+    typed = parse(required, Spec.load(algorithm)).typed(view)
+    defaults = {k: entry.get("default") for k, entry in Spec.load(algorithm).entries.items() if k not in required}
+    assert {k: getattr(typed, k) for k in defaults} == {k: tuple(v) if isinstance(v, list) else v
+                                                        for k, v in defaults.items()}
+
+
+def test_a_view_that_drifts_from_the_spec_is_named() -> None:
+    spec = Spec("test", {"mode": {"type": "enum", "values": ["a", "b"], "required": True},
+                         "layers": {"type": "int_list", "allow_auto": True, "default": "auto"},
+                         "momentum": {"type": "float"}, "n": {"type": "int", "default": 1}})
+
+    @dataclass(frozen=True)
+    class Agrees:
+        mode: Literal["b", "a"]
+        layers: tuple[int, ...] | Literal["auto"]
+        momentum: float | None
+        n: int
+
+    @dataclass(frozen=True)
+    class Drifts:
+        mode: Literal["a", "c"]
+        layers: tuple[int, ...]
+        momentum: float
+        n: int = 1
+        extra: str = ""
+
+    assert view_mismatches(Agrees, spec) == []
+    problems = "\n".join(view_mismatches(Drifts, spec))
+    for name in ("mode", "layers", "momentum", "n", "extra"):
+        assert f"{name}:" in problems
+    assert "extra: in Drifts, not in the spec" in problems and "n: has a default" in problems
+    assert parse({"mode": "A"}, spec).typed(Agrees) == Agrees("a", "auto", None, 1)
+    with pytest.raises(TypeError, match="Drifts does not list the test hyperparameters"):
+        parse({"mode": "a"}, spec).typed(Drifts)
+
+
+def test_typed_view_reads_what_the_user_gave() -> None:
+    hp = parse({"mode": "supervised", "epochs": "10", "early_stopping": "True"}, SPEC).typed(BlazingTextHyperparameters)
+    assert hp.mode == "supervised" and hp.epochs == 10 and hp.early_stopping is True and hp.vector_dim == 100
 
 
 def test_metric_definitions_match_the_lines_training_prints() -> None:
@@ -70,10 +123,6 @@ def test_metric_definitions_match_the_lines_training_prints() -> None:
     line = "[11/04/2024 23:41:49 INFO 140700728170304] #validation_accuracy: 0.9228"
     assert re.search(definitions["validation:accuracy"], line).group(1) == "0.9228"
     assert re.search(definitions["train:mean_rho"], "#mean_rho: 0.7096995514173802").group(1) == "0.7096995514173802"
-
-
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 
 @settings(max_examples=300, deadline=None)

@@ -15,7 +15,7 @@ from sagetext.algorithms.ntm import documents
 from sagetext.algorithms.ntm.documents import DocumentStore
 from sagetext.contract.channels import Channel
 from sagetext.contract.paths import Paths
-from sagetext.data import bow
+from sagetext.data import bow, media_types
 from sagetext.data.text import line_owner
 from sagetext.errors import ClientError
 
@@ -58,10 +58,10 @@ def as_dense(corpus: DocumentStore) -> np.ndarray:
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, int])
 @pytest.mark.parametrize("sparse", [False, True])
-@pytest.mark.parametrize("content_type", [bow.RECORDIO, None])
+@pytest.mark.parametrize("content_type", [media_types.RECORDIO, None])
 def test_sdk_recordio_reads_like_csv(tmp_path: Path, dtype: type, sparse: bool, content_type: str | None) -> None:
     matrix = counts()
-    from_csv = DocumentStore.read(channel(tmp_path / "csv", {"a.csv": csv_bytes(matrix)}, bow.CSV), D)
+    from_csv = DocumentStore.read(channel(tmp_path / "csv", {"a.csv": csv_bytes(matrix)}, media_types.CSV), D)
     from_rec = DocumentStore.read(channel(tmp_path / "rec", {"a.rec": recordio_bytes(matrix, dtype, sparse)},
                                        content_type), D)
     assert len(from_csv) == len(from_rec) == len(matrix)
@@ -91,7 +91,7 @@ def test_workers_take_disjoint_shards_by_record_index_across_files(tmp_path: Pat
      ["record 3", "count nan"]),
 ])
 def test_bad_recordio_records_name_file_and_record(tmp_path: Path, make, needles) -> None:
-    ch = channel(tmp_path, {"bad.rec": make(counts())}, bow.RECORDIO)
+    ch = channel(tmp_path, {"bad.rec": make(counts())}, media_types.RECORDIO)
     with pytest.raises(ClientError) as info:
         DocumentStore.read(ch, D)
     for needle in ["bad.rec", *needles]:
@@ -108,7 +108,7 @@ def test_sparse_key_beyond_feature_dim_is_refused(tmp_path: Path) -> None:
     out = io.BytesIO()
     recordio.write_records(out, [record])
     with pytest.raises(ClientError, match=r"bad\.rec: record 1.*key 35 is out of range"):
-        DocumentStore.read(channel(tmp_path, {"bad.rec": out.getvalue()}, bow.RECORDIO), D)
+        DocumentStore.read(channel(tmp_path, {"bad.rec": out.getvalue()}, media_types.RECORDIO), D)
 
 
 @pytest.mark.parametrize("text,needles", [
@@ -119,7 +119,7 @@ def test_sparse_key_beyond_feature_dim_is_refused(tmp_path: Path) -> None:
 ])
 def test_bad_csv_lines_name_file_and_line(tmp_path: Path, text: str, needles: list[str]) -> None:
     with pytest.raises(ClientError) as info:
-        DocumentStore.read(channel(tmp_path, {"bad.csv": text.encode()}, bow.CSV), D)
+        DocumentStore.read(channel(tmp_path, {"bad.csv": text.encode()}, media_types.CSV), D)
     for needle in ["bad.csv", *needles]:
         assert needle in info.value.message
 
@@ -128,7 +128,7 @@ def test_unsupported_content_type_and_empty_channel(tmp_path: Path) -> None:
     with pytest.raises(ClientError, match="application/json.*not supported"):
         DocumentStore.read(channel(tmp_path / "a", {"x": b"{}"}, "application/json"), D)
     with pytest.raises(ClientError, match="no documents"):
-        DocumentStore.read(channel(tmp_path / "b", {"x.csv": b"\n\n"}, bow.CSV), D)
+        DocumentStore.read(channel(tmp_path / "b", {"x.csv": b"\n\n"}, media_types.CSV), D)
 
 
 def test_vocab_plain_and_word_id_lines(tmp_path: Path) -> None:
@@ -151,7 +151,7 @@ def test_the_document_store_reads_back_any_rows_across_windows(monkeypatch: pyte
     """Documents spilled to disk come back exactly, by range or shuffled, window by window."""
     monkeypatch.setattr(documents, "WINDOW_DOCS", 7)
     matrix = counts(n=60, seed=4)
-    store = DocumentStore.read(channel(tmp_path, {"a.csv": csv_bytes(matrix)}, bow.CSV), D)
+    store = DocumentStore.read(channel(tmp_path, {"a.csv": csv_bytes(matrix)}, media_types.CSV), D)
     assert len(store) == 60 and store.total_words() == matrix.sum()
     np.testing.assert_array_equal(store.dense(np.arange(60)), matrix)
     rng = np.random.default_rng(0)

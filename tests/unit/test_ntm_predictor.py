@@ -15,8 +15,10 @@ from sagemaker_training import recordio as sdk
 from sagetext.algorithms.ntm import ALGORITHM
 from sagetext.algorithms.ntm import model as ntm_model
 from sagetext.data import recordio
+from sagetext.data.media_types import CSV, JSON, JSONLINES, RECORDIO
 from sagetext.errors import ClientError
 from sagetext.serving import codecs
+from sagetext.serving.negotiation import negotiate
 from tests.unit.test_ntm_data import recordio_bytes
 
 D, K = 12, 4
@@ -49,22 +51,23 @@ def sdk_recordio(sparse: bool, dtype: type = np.float32) -> bytes:
 
 
 REQUESTS = {
-    "csv": (codecs.CSV, "".join(",".join(f"{v:g}" for v in row) + "\n" for row in DOCS).encode()),
-    "json-features": (codecs.JSON, json.dumps({"instances": [{"features": r.tolist()} for r in DOCS]}).encode()),
-    "json-data-values": (codecs.JSON, json.dumps(
+    "csv": (CSV, "".join(",".join(f"{v:g}" for v in row) + "\n" for row in DOCS).encode()),
+    "json-features": (JSON, json.dumps({"instances": [{"features": r.tolist()} for r in DOCS]}).encode()),
+    "json-data-values": (JSON, json.dumps(
         {"instances": [{"data": {"features": {"values": r.tolist()}}} for r in DOCS]}).encode()),
-    "json-sparse": (codecs.JSON, json.dumps({"instances": [sparse_instance(r) for r in DOCS]}).encode()),
-    "jsonlines": (codecs.JSONLINES, "\n".join(json.dumps(sparse_instance(r)) if i else
+    "json-sparse": (JSON, json.dumps({"instances": [sparse_instance(r) for r in DOCS]}).encode()),
+    "jsonlines": (JSONLINES, "\n".join(json.dumps(sparse_instance(r)) if i else
                                               json.dumps({"features": r.tolist()})
                                               for i, r in enumerate(DOCS)).encode()),
-    "recordio-dense": (codecs.RECORDIO, sdk_recordio(False)),
-    "recordio-sparse": (codecs.RECORDIO, sdk_recordio(True)),
-    "recordio-int": (codecs.RECORDIO, sdk_recordio(True, int)),
+    "recordio-dense": (RECORDIO, sdk_recordio(False)),
+    "recordio-sparse": (RECORDIO, sdk_recordio(True)),
+    "recordio-int": (RECORDIO, sdk_recordio(True, int)),
 }
 
 
-def call(predictor, content_type: str, body: bytes, accept: list[str] | None = None) -> tuple[str, bytes]:
-    response_type = predictor.response_type(content_type, accept or [])
+def call(predictor, content_type: str, body: bytes, accept: str | None = None) -> tuple[str, bytes]:
+    """negotiate → decode → predict → encode, as the server does."""
+    response_type = negotiate(predictor, content_type, accept)
     result = predictor.predict(codecs.decode(content_type, body), content_type, response_type)
     return response_type, codecs.encode(response_type, result)
 
@@ -73,7 +76,7 @@ def call(predictor, content_type: str, body: bytes, accept: list[str] | None = N
 def test_every_request_format_gives_the_same_topic_weights(predictor, expected, name: str) -> None:
     content_type, body = REQUESTS[name]
     response_type, out = call(predictor, content_type, body)
-    assert response_type == codecs.JSON
+    assert response_type == JSON
     weights = np.array([p["topic_weights"] for p in json.loads(out)["predictions"]])
     np.testing.assert_allclose(weights, expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-5)
@@ -82,38 +85,40 @@ def test_every_request_format_gives_the_same_topic_weights(predictor, expected, 
 
 def test_jsonlines_and_recordio_responses(predictor, expected) -> None:
     content_type, body = REQUESTS["csv"]
-    kind, out = call(predictor, content_type, body, [codecs.JSONLINES])
-    assert kind == codecs.JSONLINES
+    kind, out = call(predictor, content_type, body, JSONLINES)
+    assert kind == JSONLINES
     lines = [json.loads(line) for line in out.decode().splitlines()]
     np.testing.assert_allclose([line["topic_weights"] for line in lines], expected, rtol=1e-5)
-    kind, out = call(predictor, content_type, body, ["text/html", codecs.RECORDIO])
-    assert kind == codecs.RECORDIO
+    kind, out = call(predictor, content_type, body, f"text/html, {RECORDIO}")
+    assert kind == RECORDIO
     records = list(recordio.read_records(io.BytesIO(out)))
     assert len(records) == 2 and all(len(r.features) == 0 for r in records)
     np.testing.assert_allclose([list(r.label["topic_weights"].float32_tensor.values) for r in records],
                                expected, rtol=1e-5)
-    assert predictor.response_type(codecs.CSV, ["text/html"]) is None
+    with pytest.raises(ClientError) as refused:
+        negotiate(predictor, CSV, "text/html")
+    assert refused.value.status == 406
 
 
 @pytest.mark.parametrize("content_type,body,needles", [
-    (codecs.CSV, b"1,2,3\n", ["line 1", "has 3 values", "expected 12"]),
-    (codecs.JSON, json.dumps({"instances": [{"features": [1] * D}, {"features": [1] * 5}]}).encode(),
+    (CSV, b"1,2,3\n", ["line 1", "has 3 values", "expected 12"]),
+    (JSON, json.dumps({"instances": [{"features": [1] * D}, {"features": [1] * 5}]}).encode(),
      ["instance 1 features", "has 5 values"]),
-    (codecs.JSON, json.dumps({"instances": [{"feature": [1] * D}]}).encode(), ["instance 0", "expected"]),
-    (codecs.JSON, json.dumps({"instances": [{"data": {"features": {"keys": [0, 40], "shape": [D],
+    (JSON, json.dumps({"instances": [{"feature": [1] * D}]}).encode(), ["instance 0", "expected"]),
+    (JSON, json.dumps({"instances": [{"data": {"features": {"keys": [0, 40], "shape": [D],
                                                                   "values": [1, 2]}}}]}).encode(),
      ["instance 0 data.features.keys", "key 40", "< 12"]),
-    (codecs.JSON, json.dumps({"instances": [{"data": {"features": {"keys": [0], "shape": [D],
+    (JSON, json.dumps({"instances": [{"data": {"features": {"keys": [0], "shape": [D],
                                                                   "values": [1, 2]}}}]}).encode(),
      ["instance 0 data.features", "1 keys, 2 values"]),
-    (codecs.JSON, json.dumps({"instances": [{"data": {"features": {"keys": [0], "shape": [99],
+    (JSON, json.dumps({"instances": [{"data": {"features": {"keys": [0], "shape": [99],
                                                                   "values": [1]}}}]}).encode(),
      ["instance 0", "shape [99]", "expected 12"]),
-    (codecs.JSON, json.dumps({"instances": [{"features": [-1] + [0] * (D - 1)}]}).encode(),
+    (JSON, json.dumps({"instances": [{"features": [-1] + [0] * (D - 1)}]}).encode(),
      ["instance 0", "negative count"]),
-    (codecs.JSON, json.dumps({"instances": [{"features": ["a"] * D}]}).encode(), ["instance 0", "numbers"]),
-    (codecs.JSON, json.dumps([1, 2]).encode(), ["instances"]),
-    (codecs.JSONLINES, (json.dumps({"features": [0] * D}) + "\n" + json.dumps({"features": [0] * 3})).encode(),
+    (JSON, json.dumps({"instances": [{"features": ["a"] * D}]}).encode(), ["instance 0", "numbers"]),
+    (JSON, json.dumps([1, 2]).encode(), ["instances"]),
+    (JSONLINES, (json.dumps({"features": [0] * D}) + "\n" + json.dumps({"features": [0] * 3})).encode(),
      ["line 2", "has 3 values"]),
 ])
 def test_bad_requests_name_the_instance(predictor, content_type: str, body: bytes, needles: list[str]) -> None:
@@ -127,12 +132,12 @@ def test_recordio_with_wrong_length_names_the_record(predictor) -> None:
     out = io.BytesIO()
     sdk._write_numpy_to_dense_tensor(out, np.ones((3, D + 1), dtype=np.float32))
     with pytest.raises(ClientError, match="record 1.*13 values.*expected 12"):
-        call(predictor, codecs.RECORDIO, out.getvalue())
+        call(predictor, RECORDIO, out.getvalue())
 
 
 def test_a_version_1_file_without_shifts_loads_as_the_same_network(tmp_path: Path) -> None:
     torch.manual_seed(3)
-    model = ntm_model.ProdLDA(ntm_model.ModelConfig(D, K, (5,))).eval()
+    model = ntm_model.ProdLDA(ntm_model.ModelConfig(D, K, (5,), "sigmoid", True)).eval()
     ntm_model.save(model, tmp_path)
     payload = torch.load(tmp_path / "model.pt", weights_only=True)
     payload["format_version"] = 1
@@ -148,7 +153,7 @@ def test_model_file_is_versioned_and_refuses_foreign_files(tmp_path: Path) -> No
     torch.save({"format": "something-else"}, tmp_path / "model.pt")
     with pytest.raises(ClientError, match="not a sagetext NTM model"):
         ntm_model.load(tmp_path)
-    model = ntm_model.ProdLDA(ntm_model.ModelConfig(D, K, (5,)))
+    model = ntm_model.ProdLDA(ntm_model.ModelConfig(D, K, (5,), "sigmoid", False))
     ntm_model.save(model, tmp_path)
     payload = torch.load(tmp_path / "model.pt", weights_only=True)
     payload["format_version"] = ntm_model.FORMAT_VERSION + 1

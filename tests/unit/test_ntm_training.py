@@ -14,6 +14,7 @@ import torch
 
 from sagetext.algorithms.ntm import model as ntm_model
 from sagetext.algorithms.ntm import trainer
+from sagetext.algorithms.ntm.hyperparameters import NtmHyperparameters
 from sagetext.contract.channels import Channel
 from sagetext.contract.checkpoints import Checkpoints
 from sagetext.contract.context import TrainingContext, TrainingStopped
@@ -79,6 +80,10 @@ def make_ctx(tmp_path: Path, checkpoint_dir: Path | None = None, validation: boo
     return ctx, metrics
 
 
+def typed(ctx: TrainingContext) -> NtmHyperparameters:
+    return ctx.hyperparameters.typed(NtmHyperparameters)
+
+
 def test_training_writes_model_topics_and_metrics(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     ctx, metrics = make_ctx(tmp_path, epochs="30", num_patience_epochs="40")
     with caplog.at_level(logging.INFO, logger="sagetext"):
@@ -129,7 +134,9 @@ def test_without_validation_the_training_loss_drives_early_stopping(tmp_path: Pa
     assert 2 <= len(metrics.values("train:total_loss")) < 50
 
 
-@pytest.mark.parametrize("fraction,expected", [("1.0", DOCS), ("0.25", 30)])
+@pytest.mark.parametrize("fraction,expected", [("1.0", DOCS), ("0.25", 30), ("0", 2), ("0.1417", 17)])
+# 0 is in AWS's range (two documents are kept: BatchNorm needs two); 17 documents in batches of
+# 16 leave one over, which joins the batch before (alone it cannot train BatchNorm)
 def test_sub_sample_sets_documents_per_epoch(tmp_path: Path, caplog: pytest.LogCaptureFixture,
                                              fraction: str, expected: int) -> None:
     ctx, _ = make_ctx(tmp_path, sub_sample=fraction, epochs="2")
@@ -148,11 +155,11 @@ def test_every_optimizer_trains(tmp_path: Path, name: str) -> None:
 
 def test_architecture_knobs_shape_the_network(tmp_path: Path) -> None:
     ctx, _ = make_ctx(tmp_path, encoder_layers="[7, 5]", encoder_layers_activation="tanh", batch_norm="true")
-    network = ntm_model.ProdLDA(ntm_model.ModelConfig.from_hyperparameters(ctx.hyperparameters))
+    network = ntm_model.ProdLDA(ntm_model.ModelConfig.from_hyperparameters(typed(ctx)))
     kinds = [type(m).__name__ for m in network.encoder]
     assert kinds == ["Linear", "BatchNorm1d", "Tanh", "Linear", "BatchNorm1d", "Tanh"]
     assert network.encoder[0].out_features == 7 and network.encoder[3].out_features == 5
-    auto = ntm_model.ModelConfig.from_hyperparameters(make_ctx(tmp_path / "b")[0].hyperparameters)
+    auto = ntm_model.ModelConfig.from_hyperparameters(typed(make_ctx(tmp_path / "b")[0]))
     assert auto.encoder_layers == (3 * TOPICS, 2 * TOPICS) and auto.activation == "sigmoid"
 
 
@@ -166,11 +173,11 @@ def test_gradient_rescale_then_per_component_clip() -> None:
 def test_weight_decay_and_learning_rate_reach_the_optimizer(tmp_path: Path) -> None:
     ctx, _ = make_ctx(tmp_path, weight_decay="0.3", learning_rate="0.05", optimizer="rmsprop")
     layer = torch.nn.Linear(2, 2)
-    matrices, vectors = trainer.make_optimizer(layer, ctx.hyperparameters).param_groups
+    matrices, vectors = trainer.make_optimizer(layer, typed(ctx)).param_groups
     assert matrices["weight_decay"] == 0.3 and matrices["lr"] == 0.05 and matrices["params"] == [layer.weight]
     assert vectors["weight_decay"] == 0.0 and vectors["params"] == [layer.bias]  # MXNet: no decay on biases
     ctx, _ = make_ctx(tmp_path / "b", optimizer="adadelta", learning_rate="0.002")
-    group = trainer.make_optimizer(torch.nn.Linear(2, 2), ctx.hyperparameters).param_groups[0]
+    group = trainer.make_optimizer(torch.nn.Linear(2, 2), typed(ctx)).param_groups[0]
     assert group["lr"] == pytest.approx(2.0) and group["rho"] == 0.9 and group["eps"] == 1e-5  # MXNet's AdaDelta
 
 
@@ -181,7 +188,7 @@ def test_adadelta_at_the_default_learning_rate_takes_mxnets_step() -> None:
     weight = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
     model = torch.nn.Module()
     model.weight = weight
-    optimizer = trainer.make_optimizer(model, hp)
+    optimizer = trainer.make_optimizer(model, hp.typed(NtmHyperparameters))
     acc_g = acc_d = np.zeros(2)
     expected = np.array([1.0, -2.0])
     for grad in ([0.5, -3.0], [0.1, 2.0], [-1.0, 0.0]):
@@ -246,10 +253,9 @@ def test_a_job_restarted_from_an_epochs_checkpoint_ends_with_the_uninterrupted_m
         assert torch.equal(expected[name], got[name]), name
 
 
-def test_pipe_mode_reads_a_new_fifo_per_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pipe_mode_reads_a_new_fifo_per_pass(tmp_path: Path) -> None:
     """Pipe mode: train_0, train_1 for the two epochs, validation_0/_1, test_0 once; the topic
     metrics reuse the last pass instead of opening another FIFO."""
-    monkeypatch.setenv("SAGETEXT_PIPE_WAIT_SECONDS", "2")  # a missing FIFO fails fast
     ctx, metrics = make_ctx(tmp_path, epochs="2", num_patience_epochs="9")
     paths = Paths(tmp_path)
     channels = dict(ctx.channels)
@@ -258,7 +264,8 @@ def test_pipe_mode_reads_a_new_fifo_per_pass(tmp_path: Path, monkeypatch: pytest
         for number in range(n):  # regular files stand in for the FIFOs
             (tmp_path / "input" / "data" / f"{name}_{number}").write_bytes(source.read_bytes())
         source.unlink()
-        channels[name] = Channel(name, mode="Pipe", content_type="text/csv", paths=paths)
+        channels[name] = Channel(name, mode="Pipe", content_type="text/csv", paths=paths,
+                                 pipe_wait_seconds=2)  # a missing FIFO fails fast
     pipe_ctx = TrainingContext(hyperparameters=ctx.hyperparameters, channels=channels, model_dir=ctx.model_dir,
                                output_data_dir=ctx.output_data_dir, checkpoints=ctx.checkpoints, metrics=metrics)
     trainer.train(pipe_ctx)
@@ -281,8 +288,8 @@ def test_spec_defaults_and_ranges_follow_sagemaker() -> None:
     assert parse({"feature_dim": "5", "num_topics": "2", "clip_gradient": "Infinity"}, spec)["clip_gradient"] == float("inf")
     from sagetext.errors import ClientError
     with pytest.raises(ClientError) as info:
-        parse({"feature_dim": "0", "num_topics": "1001", "sub_sample": "0", "rescale_gradient": "2",
+        parse({"feature_dim": "0", "num_topics": "1001", "sub_sample": "1.5", "rescale_gradient": "2",
                "encoder_layers_activation": "gelu"}, spec)
-    for needle in ("feature_dim='0'", "num_topics='1001'", "sub_sample='0'", "rescale_gradient='2'",
+    for needle in ("feature_dim='0'", "num_topics='1001'", "sub_sample='1.5'", "rescale_gradient='2'",
                    "encoder_layers_activation='gelu'", "sigmoid, tanh, relu"):
         assert needle in info.value.message

@@ -8,6 +8,7 @@ other Seq2Seq tests.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 from pathlib import Path
@@ -21,6 +22,7 @@ from sagetext.algorithms.seq2seq import config as cfg
 from sagetext.algorithms.seq2seq import data, prepare
 from sagetext.algorithms.seq2seq import vocab as vocabulary
 from sagetext.algorithms.seq2seq.beam import beam_search
+from sagetext.algorithms.seq2seq.hyperparameters import Seq2SeqHyperparameters
 from sagetext.algorithms.seq2seq.model import build_model
 from sagetext.algorithms.seq2seq.trainer import Inputs, Trainer, translate_pairs, write_model
 from sagetext.contract.channels import Channel
@@ -70,8 +72,17 @@ def write_corpus(folder: Path, train: int = 2000, validation: int = 100) -> dict
 
 def hyperparameters(raw: dict[str, str]) -> Hyperparameters:
     hp = parse(raw, Spec.load("seq2seq"))
-    cfg.check(hp)
+    cfg.check(view(hp))
     return hp
+
+
+def view(hp: Hyperparameters) -> Seq2SeqHyperparameters:
+    return hp.typed(Seq2SeqHyperparameters)
+
+
+def data_config(**changes: object) -> cfg.DataConfig:
+    """The DataConfig of the spec's defaults, with ``changes``."""
+    return dataclasses.replace(cfg.data_config(view(parse({}, Spec.load("seq2seq")))), **changes)
 
 
 def channels_for(root: Path, corpus: dict[str, Path]) -> dict[str, Channel]:
@@ -89,10 +100,10 @@ def channels_for(root: Path, corpus: dict[str, Path]) -> dict[str, Channel]:
 def make_trainer(hp: Hyperparameters, channels: dict[str, Channel], checkpoints: Checkpoints | None = None,
                  stop: threading.Event | None = None) -> Trainer:
     source, target = seq2seq.read_vocab_channel(channels["vocab"])
-    data_config = cfg.data_config(hp)
+    data_config = cfg.data_config(view(hp))
     train, val = (data.truncate(data.read_pairs(channels[n], len(source), len(target)), data_config)
                   for n in ("train", "validation"))
-    return Trainer(cfg.model_config(hp, len(source), len(target)), data_config, cfg.trainer_config(hp),
+    return Trainer(cfg.model_config(view(hp), len(source), len(target)), data_config, cfg.trainer_config(view(hp)),
                    Inputs(train, val, source, target), checkpoints or Checkpoints(None, hp), stop_requested=stop)
 
 
@@ -154,7 +165,7 @@ def test_batched_and_single_beam_search_agree(architecture: str, rnn_model_dir: 
     else:  # an untrained model still has to decode the same alone and in a batch
         torch.manual_seed(3)
         hp = hyperparameters({**TINY_TRANSFORMER, "transformer_dropout": "0.1"})
-        model = build_model(cfg.model_config(hp, 14, 14)).eval()
+        model = build_model(cfg.model_config(view(hp), 14, 14)).eval()
     rng = np.random.default_rng(0)
     sources = [rng.integers(4, 14, size=n) for n in (1, 7, 3, 12, 5)]
     pairs = [(s, s) for s in sources]
@@ -179,7 +190,7 @@ def test_batched_and_single_beam_search_agree(architecture: str, rnn_model_dir: 
 ])
 def test_rnn_variants_train_and_decode(variant: dict[str, str]) -> None:
     hp = hyperparameters({**TINY_RNN, "rnn_num_hidden": "32", **variant})
-    model = build_model(cfg.model_config(hp, 12, 13))
+    model = build_model(cfg.model_config(view(hp), 12, 13))
     pairs = [(np.array([4, 5, 6]), np.array([6, 5])), (np.array([7]), np.array([8, 9, 10, 11]))]
     batch = data.make_batch(pairs, [0, 1])
     logits = model(batch.source, batch.source_length, batch.target_input)
@@ -194,7 +205,7 @@ def test_rnn_variants_train_and_decode(variant: dict[str, str]) -> None:
 
 def test_weights_follow_xavier_magnitude_and_fan() -> None:
     hp = hyperparameters({**TINY_RNN, "rnn_num_hidden": "64", "weight_init_scale": "3.0", "xavier_factor_type": "in"})
-    model = build_model(cfg.model_config(hp, 50, 60))
+    model = build_model(cfg.model_config(view(hp), 50, 60))
     weight = model.hidden.weight.detach()  # (64, 128): fan in 128
     assert float(weight.abs().max()) <= (3.0 / 128) ** 0.5 + 1e-6
     assert float(weight.abs().max()) > 0.9 * (3.0 / 128) ** 0.5
@@ -261,9 +272,9 @@ def test_stop_request_saves_state_and_raises_training_stopped(tmp_path: Path, co
 def test_learning_rate_schedules() -> None:
     hp = hyperparameters({**TINY_RNN, "lr_scheduler_type": "fixed_rate_inv_sqrt_t",
                           "fixed_rate_lr_half_life": "2", "checkpoint_frequency_num_batches": "10"})
-    model_config = cfg.model_config(hp, 10, 10)
+    model_config = cfg.model_config(view(hp), 10, 10)
     pairs = [(np.array([4]), np.array([5]))]
-    trainer = Trainer(model_config, cfg.data_config(hp), cfg.trainer_config(hp),
+    trainer = Trainer(model_config, cfg.data_config(view(hp)), cfg.trainer_config(view(hp)),
                       Inputs(pairs, pairs, *[vocabulary.build(vocabulary.count_tokens([]), 10, 1)] * 2),
                       Checkpoints(None, hp))
     trainer.state.updates = 20  # one half-life
@@ -308,11 +319,11 @@ def test_ids_out_of_range_name_record_and_id(tmp_path: Path, corpus: dict[str, P
 # ---- data -----------------------------------------------------------------------------------------
 
 def test_parallel_buckets_follow_sockeye() -> None:
-    config = cfg.DataConfig(bucket_width=10, max_seq_len_source=50, max_seq_len_target=50)
+    config = data_config(bucket_width=10, max_seq_len_source=50, max_seq_len_target=50)
     assert data.parallel_buckets(config, 1.0) == [(10, 10), (20, 20), (30, 30), (40, 40), (50, 50)]
     assert data.parallel_buckets(config, 1.5) == [(7, 10), (14, 20), (21, 30), (28, 40), (35, 50), (42, 50),
                                                   (49, 50), (50, 50)]
-    off = cfg.DataConfig(bucketing_enabled=False, max_seq_len_source=50, max_seq_len_target=40)
+    off = data_config(bucketing_enabled=False, max_seq_len_source=50, max_seq_len_target=40)
     assert data.parallel_buckets(off, 1.5) == [(50, 40)]
 
 
@@ -320,7 +331,7 @@ def test_batches_by_words_respect_the_token_budget_and_cover_every_pair_once() -
     rng = np.random.default_rng(0)
     pairs = [(rng.integers(4, 9, size=n), rng.integers(4, 9, size=m))
              for n, m in zip(rng.integers(1, 30, 500), rng.integers(1, 30, 500))]
-    config = cfg.DataConfig(batch_size=200, batch_type="word", bucket_width=10, max_seq_len_source=30,
+    config = data_config(batch_size=200, batch_type="word", bucket_width=10, max_seq_len_source=30,
                             max_seq_len_target=31)
     plan = data.BatchPlan(pairs, config, seed=5)
     epoch = plan.epoch(0)
@@ -333,7 +344,7 @@ def test_batches_by_words_respect_the_token_budget_and_cover_every_pair_once() -
 
 
 def test_truncation_keeps_room_for_the_end_of_sentence() -> None:
-    config = cfg.DataConfig(max_seq_len_source=3, max_seq_len_target=4)
+    config = data_config(max_seq_len_source=3, max_seq_len_target=4)
     (source, target), = data.truncate([(np.arange(10), np.arange(10))], config)
     assert len(source) == 3 and len(target) == 3
     batch = data.make_batch([(source, target)], [0])
@@ -367,19 +378,19 @@ def test_spec_has_every_sagemaker_hyperparameter_with_its_default() -> None:
     hp = parse({}, Spec.load("seq2seq"))
     assert {k: hp[k] for k in SAGEMAKER_DEFAULTS} == SAGEMAKER_DEFAULTS
     assert set(hp) - set(SAGEMAKER_DEFAULTS) == EXTENSIONS
-    model = cfg.model_config(hp, 10, 10)
+    model = cfg.model_config(view(hp), 10, 10)
     assert model.rnn_attention_num_hidden == 1024  # defaults to rnn_num_hidden
     hp = parse({"rnn_attention_in_upper_layers": "False", "learning_rate": "1e-05", "max_num_epochs": "3",
                 "optimizer_type": "sgd", "momentum": "0.9"}, Spec.load("seq2seq"))
-    cfg.check(hp)
-    assert cfg.trainer_config(hp).momentum == 0.9 and cfg.trainer_config(hp).max_num_epochs == 3
+    cfg.check(view(hp))
+    assert cfg.trainer_config(view(hp)).momentum == 0.9 and cfg.trainer_config(view(hp)).max_num_epochs == 3
 
 
 @pytest.mark.parametrize("architecture", ["rnn", "transformer"])
 def test_step_by_step_decoding_equals_teacher_forcing(architecture: str) -> None:
     raw = TINY_TRANSFORMER if architecture == "transformer" else {**TINY_RNN, "num_layers_decoder": "2"}
     torch.manual_seed(0)
-    model = build_model(cfg.model_config(hyperparameters(raw), 12, 13)).eval()
+    model = build_model(cfg.model_config(view(hyperparameters(raw)), 12, 13)).eval()
     pairs = [(np.array([4, 5, 6, 7]), np.array([6, 5, 9])), (np.array([7, 8]), np.array([8, 9, 10, 11, 4]))]
     batch = data.make_batch(pairs, [0, 1])
     with torch.no_grad():
@@ -407,7 +418,7 @@ def test_pairs_are_stored_on_disk_and_read_back_exactly() -> None:
     with pytest.raises(IndexError):
         store[300]
     # Buckets and batches are the same from the store as from the list.
-    config = cfg.DataConfig(bucket_width=3, max_seq_len_source=20, max_seq_len_target=20)
+    config = data_config(bucket_width=3, max_seq_len_source=20, max_seq_len_target=20)
     buckets = data.parallel_buckets(config, data.length_ratio(pairs))
     assert data.length_ratio(store) == pytest.approx(data.length_ratio(pairs))
     assert data.bucket_pairs(store, buckets) == data.bucket_pairs(pairs, buckets)

@@ -22,6 +22,7 @@ import pytest
 
 from sagetext import algorithms
 from sagetext.serving import codecs
+from sagetext.serving.negotiation import negotiate
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 KINDS = ["seq2seq", "ntm"]
@@ -59,7 +60,7 @@ def test_a_committed_model_still_answers_as_recorded(kind: str) -> None:
     for case in expected["requests"]:
         content_type, body = case["content_type"], case["body"]
         raw = body.encode() if isinstance(body, str) else codecs.encode(content_type, body)
-        response_type = predictor.response_type(content_type, [])
+        response_type = negotiate(predictor, content_type, None)
         assert response_type == case["response_type"]
         result = json.loads(json.dumps(predictor.predict(codecs.decode(content_type, raw), content_type,
                                                          response_type)))

@@ -14,11 +14,11 @@ from sagetext.algorithms import seq2seq
 from sagetext.algorithms.seq2seq import vocab as vocabulary
 from sagetext.algorithms.seq2seq.predictor import Seq2SeqPredictor
 from sagetext.data import recordio
+from sagetext.data.media_types import CSV, JSON, JSONLINES, RECORDIO
 from sagetext.errors import ClientError
 from sagetext.serving import codecs
+from sagetext.serving.negotiation import negotiate, request_type
 from tests.unit.test_seq2seq import corpus, rnn_model_dir  # noqa: F401 - shared fixtures
-
-JSON, JSONLINES, RECORDIO = codecs.JSON, codecs.JSONLINES, codecs.RECORDIO
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +27,8 @@ def predictor(rnn_model_dir: Path) -> Seq2SeqPredictor:  # noqa: F811
 
 
 def roundtrip(predictor: Seq2SeqPredictor, content_type: str, body: bytes) -> bytes:
-    """decode → predict → encode, as the server does."""
-    response_type = predictor.response_type(content_type, [content_type])
+    """negotiate → decode → predict → encode, as the server does."""
+    response_type = negotiate(predictor, content_type, content_type)
     assert response_type == content_type
     return codecs.encode(response_type, predictor.predict(codecs.decode(content_type, body), content_type,
                                                           response_type))
@@ -93,10 +93,15 @@ def test_recordio_request_answers_target_ids_in_features(predictor: Seq2SeqPredi
 
 def test_response_type_follows_the_request() -> None:
     predictor = Seq2SeqPredictor.__new__(Seq2SeqPredictor)
-    assert predictor.response_type(JSON, []) == JSON
-    assert predictor.response_type(JSON, [RECORDIO]) is None
-    assert predictor.response_type(codecs.CSV, []) is None
-    assert predictor.response_type(JSONLINES, [JSONLINES, JSON]) == JSONLINES
+    assert negotiate(predictor, JSON, None) == JSON
+    assert negotiate(predictor, JSON, None, default_accept=JSONLINES) == JSON
+    with pytest.raises(ClientError) as refused:
+        negotiate(predictor, JSON, RECORDIO)
+    assert refused.value.status == 406
+    with pytest.raises(ClientError) as unsupported:
+        request_type(predictor.answers, CSV)
+    assert unsupported.value.status == 415
+    assert negotiate(predictor, JSONLINES, f"{JSONLINES}, {JSON}") == JSONLINES
 
 
 @pytest.mark.parametrize("content_type,data,needle", [

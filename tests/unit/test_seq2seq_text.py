@@ -14,7 +14,7 @@ from sagetext.contract.checkpoints import Checkpoints
 from sagetext.contract.context import TrainingContext
 from sagetext.contract.paths import Paths
 from sagetext.errors import ClientError
-from tests.unit.test_seq2seq import TINY_RNN, corpus, hyperparameters  # noqa: F401 - shared fixture
+from tests.unit.test_seq2seq import TINY_RNN, corpus, hyperparameters, view  # noqa: F401 - shared fixture
 
 TEXT_RUN = {**TINY_RNN, "max_num_batches": "300", "bleu_sample_size": "20"}
 
@@ -61,4 +61,4 @@ def test_subwords_need_text_channels(tmp_path: Path, corpus: dict[str, Path]) ->
     from tests.unit.test_seq2seq import channels_for
     channels = channels_for(tmp_path, corpus)
     with pytest.raises(ClientError, match="subword_vocab_size=100: subwords are learned from plain-text"):
-        seq2seq.read_inputs(channels, hyperparameters({**TINY_RNN, "subword_vocab_size": "100"}))
+        seq2seq.read_inputs(channels, view(hyperparameters({**TINY_RNN, "subword_vocab_size": "100"})))

@@ -10,6 +10,9 @@ import pytest
 
 from sagetext import algorithms, training
 from sagetext.contract.context import TrainingContext, TrainingStopped
+from sagetext.contract.paths import Paths
+from sagetext.contract.settings import Settings
+from sagetext.distributed import launch
 from sagetext.errors import ClientError
 
 
@@ -29,8 +32,8 @@ class FakeAlgorithm:
             raise ClientError("train.txt line 3: no __label__ token")
         if self.behaviour == "bug":
             raise ZeroDivisionError("division by zero")
-        if self.behaviour == "sigterm":
-            os.kill(os.getpid(), signal.SIGTERM)
+        if self.behaviour in ("sigterm", "sigint"):
+            os.kill(os.getpid(), signal.SIGTERM if self.behaviour == "sigterm" else signal.SIGINT)
             assert ctx.stop_requested.wait(5)
             raise TrainingStopped()
         (ctx.model_dir / "model.bin").write_bytes(b"ok")
@@ -46,9 +49,10 @@ def job(opt_ml, monkeypatch):
     monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(opt_ml.root))
     monkeypatch.setenv("SAGETEXT_ALGORITHM", "blazingtext")
     monkeypatch.setenv("SAGETEXT_DEVICE", "cpu")
-    previous = signal.getsignal(signal.SIGTERM)
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
     yield opt_ml
-    signal.signal(signal.SIGTERM, previous)  # main() installs its own handler
+    for signum, handler in previous.items():  # main() restores them; this guards against a failing test
+        signal.signal(signum, handler)
 
 
 def run(monkeypatch, behaviour: str) -> tuple[int, FakeAlgorithm]:
@@ -82,7 +86,59 @@ def test_sigterm_sets_the_stop_flag_and_exits_143(job, monkeypatch) -> None:
     assert not job.failure.exists()
 
 
+def test_sigint_stops_like_sigterm_with_exit_130_and_handlers_are_restored(job, monkeypatch) -> None:
+    before = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    code, _ = run(monkeypatch, "sigint")  # no KeyboardInterrupt: the loop is asked to stop
+    assert code == training.EXIT_INTERRUPTED == 130
+    assert not job.failure.exists()
+    assert {signum: signal.getsignal(signum) for signum in before} == before
+
+
 def test_bad_worker_count_is_a_client_error(job, monkeypatch) -> None:
     monkeypatch.setenv("SAGETEXT_CPU_WORKERS", "two")
     code, _ = run(monkeypatch, "ok")
     assert code == 1 and "SAGETEXT_CPU_WORKERS='two'" in job.failure.read_text()
+
+
+def test_the_environment_settings_reach_the_context(job, monkeypatch) -> None:
+    monkeypatch.setenv("SAGETEXT_TRAIN_THREADS", "3")
+    monkeypatch.setenv("SAGETEXT_WORD2VEC_ENGINE", "torch")
+    code, fake = run(monkeypatch, "ok")
+    assert code == 0
+    assert fake.seen.settings == Settings(algorithm="blazingtext", device="cpu", train_threads=3,
+                                          word2vec_engine="torch")
+
+
+def test_paths_and_settings_given_by_the_caller_win_over_the_environment(job, monkeypatch) -> None:
+    """What ``sagetext train`` does: no environment variable is needed, nor written."""
+    for name in ("SAGEMAKER_BASE_DIR", "SAGETEXT_ALGORITHM", "SAGETEXT_DEVICE"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("SAGETEXT_CPU_WORKERS", "two")  # not read: the caller's settings are used
+    fake = FakeAlgorithm("ok")
+    monkeypatch.setattr(algorithms, "get", lambda name: fake if name == "blazingtext" else None)
+    given = Settings(algorithm="blazingtext", device="cpu", pipe_wait_seconds=3.0)
+    assert training.main(Paths(job.root), given) == 0
+    assert fake.seen.settings == given and fake.seen.channel("train").pipe_wait_seconds == 3.0
+    assert (job.root / "model" / "model.bin").read_bytes() == b"ok"
+    assert "SAGEMAKER_BASE_DIR" not in os.environ and "SAGETEXT_ALGORITHM" not in os.environ
+
+
+def test_launched_workers_get_the_root_and_settings_on_their_command_line(job, monkeypatch) -> None:
+    """The launcher runs ``python -m sagetext.training ROOT SETTINGS``; a worker reads nothing else."""
+    for name in ("SAGEMAKER_BASE_DIR", "SAGETEXT_ALGORITHM", "SAGETEXT_DEVICE"):
+        monkeypatch.delenv(name)
+    commands = []
+    monkeypatch.setattr(launch, "launch", lambda cluster, nproc, command, job_id, port: commands.append(
+        (nproc, command, job_id, port)))
+    given = Settings(algorithm="blazingtext", device="cpu", cpu_workers=2, master_port=29601, job_name="j1")
+    assert training.main(Paths(job.root), given) == 0
+    (nproc, command, job_id, port), = commands
+    assert (nproc, job_id, port) == (2, "j1", 29601)
+    assert command[1:4] == ["-m", "sagetext.training", str(job.root)]
+    assert Settings.from_json(command[4]) == given
+
+    fake = FakeAlgorithm("ok")
+    monkeypatch.setattr(algorithms, "get", lambda name: fake if name == "blazingtext" else None)
+    assert training.worker_main(command[3:]) == 0
+    assert fake.seen.settings == given and fake.seen.device == "cpu" and fake.seen.world_size == 1
+    assert training.worker_main([]) == 1

@@ -31,11 +31,12 @@ from sagetext.contract.context import TrainingContext
 from sagetext.contract.hyperparameters import Spec, parse
 from sagetext.contract.metrics import MetricLogger
 from sagetext.contract.paths import Paths
+from sagetext.data.media_types import CSV, JSON
 from sagetext.errors import ClientError
+from sagetext.serving.negotiation import negotiate, request_type
 from tests.conftest import SHARED_DATA
 
 CORPUS = SHARED_DATA / "wiki_en_text8like" / "wiki2015_text8like.xz"
-JSON = "application/json"
 
 
 class RecordingMetrics(MetricLogger):
@@ -118,11 +119,12 @@ def test_each_pass_reads_the_next_epoch_of_the_channel() -> None:
 @pytest.mark.parametrize("mode", ["cbow", "skipgram"])
 def test_training_writes_gensim_readable_artifacts_and_eval(tmp_path: Path, corpus_slice: bytes, mode: str) -> None:
     from gensim.models import KeyedVectors
+    from gensim.models.fasttext import load_facebook_vectors
 
     ctx = make_ctx(tmp_path, corpus_slice, mode=mode, epochs="3")
     train_word2vec(ctx)
     text = KeyedVectors.load_word2vec_format(str(ctx.model_dir / "vectors.txt"), binary=False)
-    binary = KeyedVectors.load_word2vec_format(str(ctx.model_dir / "vectors.bin"), binary=True)
+    binary = load_facebook_vectors(str(ctx.model_dir / "vectors.bin"))  # fastText's .bin in every mode
     assert text.index_to_key == binary.index_to_key
     assert text.index_to_key[:3] == ["the", "of", "and"]  # descending frequency
     assert text.vectors.shape == (len(text), 32)
@@ -205,14 +207,17 @@ def test_similarity_score_counts_missing_pairs_and_ranks() -> None:
 @pytest.fixture
 def small_predictor(tmp_path: Path) -> VectorsPredictor:
     vectors = WordVectors(["hello", "world"], np.array([[1, 2], [3, 4]], np.float32), [5, 3])
-    write_artifacts(tmp_path, vectors)
+    write_artifacts(tmp_path, vectors, {"output": np.zeros((2, 2), np.float32), "mode": "skipgram", "window": 5,
+                                        "epochs": 5, "min_count": 1, "negative": 5, "sample": 1e-4, "ntokens": 8})
     return load_vectors(tmp_path)
 
 
 def test_predictor_answers_json_only(small_predictor: VectorsPredictor) -> None:
     assert small_predictor.predict({"instances": ["world"]}, JSON, JSON) == [{"word": "world", "vector": [3.0, 4.0]}]
-    assert small_predictor.response_type(JSON, ["text/csv"]) == JSON
-    assert small_predictor.response_type("text/csv", []) is None
+    assert negotiate(small_predictor, JSON, CSV) == JSON  # BlazingText answers JSON whatever Accept says
+    with pytest.raises(ClientError) as unsupported:
+        request_type(small_predictor.answers, CSV)
+    assert unsupported.value.status == 415
 
 
 @pytest.mark.parametrize("body, field", [({"instance": ["a"]}, "instances"), (["a"], "instances"),

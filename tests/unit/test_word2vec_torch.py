@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import logging
 import lzma
 import os
 import re
@@ -25,7 +26,8 @@ import pytest
 import torch
 
 from sagetext.algorithms.blazingtext import ALGORITHM
-from sagetext.algorithms.blazingtext.word2vec import ENGINE_ENV, evaluation, use_torch_engine
+from sagetext.algorithms.blazingtext.hyperparameters import BlazingTextHyperparameters
+from sagetext.algorithms.blazingtext.word2vec import evaluation
 from sagetext.algorithms.blazingtext.word2vec.corpus import read_sentences
 from sagetext.algorithms.blazingtext.word2vec.learning_rate import Schedule
 from sagetext.algorithms.blazingtext.word2vec.torch_engine import checkpoint as gpu_state
@@ -48,6 +50,7 @@ from sagetext.contract.context import TrainingContext, TrainingStopped
 from sagetext.contract.hyperparameters import Spec, parse
 from sagetext.contract.metrics import MetricLogger
 from sagetext.contract.paths import Paths
+from sagetext.contract.settings import Settings, env_var
 from sagetext.errors import ClientError
 from tests.conftest import REPO, SHARED_DATA, FakeOptMl
 
@@ -55,6 +58,7 @@ CORPUS = SHARED_DATA / "wiki_en_text8like" / "wiki2015_text8like.xz"
 SLICE_CHARS = 12_000_000  # about 2M words
 QUALITY = {"mode": "cbow", "epochs": "3", "vector_dim": "50", "seed": "0"}  # settings of the quality runs
 CPU = torch.device("cpu")
+ENGINE_ENV = env_var("word2vec_engine")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -276,20 +280,22 @@ def test_fused_kernel_compiles_for_hopper_without_a_gpu() -> None:
 
 
 def test_engine_is_torch_only_when_asked() -> None:
-    assert not use_torch_engine("cuda:0", {}) and not use_torch_engine("cpu", {})  # opt-in until measured on a GPU
-    assert use_torch_engine("cpu", {ENGINE_ENV: "torch"}) and use_torch_engine("cuda:0", {ENGINE_ENV: "torch"})
-    assert not use_torch_engine("cuda:0", {ENGINE_ENV: "gensim"})
-    with pytest.raises(ClientError, match=ENGINE_ENV):
-        use_torch_engine("cpu", {ENGINE_ENV: "tf"})
+    assert Settings.from_env({}).word2vec_engine == "gensim"  # opt-in until measured on a GPU
+    assert Settings.from_env({ENGINE_ENV: " Torch"}).word2vec_engine == "torch"
+    assert Settings.from_env({ENGINE_ENV: "gensim"}).word2vec_engine == "gensim"
+    with pytest.raises(ClientError, match=f"{ENGINE_ENV}='tf': expected one of gensim, torch"):
+        Settings.from_env({ENGINE_ENV: "tf"})
 
 
 def test_algorithm_runs_batch_skipgram_on_the_torch_engine_when_asked(tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(ENGINE_ENV, "torch")
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
     text = " ".join(f"w{i % 7} w{i % 3}" for i in range(3000)).encode()
     ctx = make_ctx(tmp_path, text, mode="batch_skipgram", batch_size="4", vector_dim="8", epochs="1",
                    evaluation="false")
-    ALGORITHM.train(ctx)
+    ctx = dataclasses.replace(ctx, settings=Settings(word2vec_engine="torch"))
+    with caplog.at_level(logging.INFO, logger="sagetext"):
+        ALGORITHM.train(ctx)
+    assert "training on cpu with 1 worker(s)" in caplog.text  # the torch engine's line, not gensim's
     vectors = read_vectors(ctx.model_dir / "vectors.bin")
     assert sorted(vectors.words) == sorted(f"w{i}" for i in range(7)) and np.isfinite(vectors.rows).all()
     assert not (ctx.model_dir / "eval.json").exists()
@@ -338,10 +344,11 @@ def test_quality_is_gensims_on_the_same_slice(one_worker: TrainingContext, corpu
 
 def test_artifacts_load_in_gensim_like_the_gensim_paths(one_worker: TrainingContext) -> None:
     from gensim.models import KeyedVectors
+    from gensim.models.fasttext import load_facebook_vectors
 
     model_dir = one_worker.model_dir
     text = KeyedVectors.load_word2vec_format(str(model_dir / "vectors.txt"), binary=False)
-    binary = KeyedVectors.load_word2vec_format(str(model_dir / "vectors.bin"), binary=True)
+    binary = load_facebook_vectors(str(model_dir / "vectors.bin"))  # fastText's .bin in every mode
     assert text.index_to_key == binary.index_to_key and text.index_to_key[:3] == ["the", "of", "and"]
     np.testing.assert_array_equal(text.vectors, binary.vectors)
     assert text.vectors.shape[1] == 50 and np.isfinite(text.vectors).all()
@@ -444,7 +451,8 @@ def test_stop_then_resume_gives_the_uninterrupted_model(tmp_path: Path, corpus_s
 
 
 def test_a_resumed_job_with_more_epochs_continues_the_rate_from_where_it_stood() -> None:
-    values = parse({"mode": "cbow", "epochs": "4", "learning_rate": "0.05"}, Spec.load("blazingtext"))
+    values = parse({"mode": "cbow", "epochs": "4", "learning_rate": "0.05"}, Spec.load("blazingtext")).typed(
+        BlazingTextHyperparameters)
     saved = gpu_state.Position(epoch=1, syncs=8, epochs_done=1.5, schedule=Schedule(0.05, 0.0, 0.0, 2))
     settings = gpu_trainer._window_settings(values, saved, n_words=10, repeat_cap=None)
     rates = settings.rates(torch.tensor([1.5, 2.75, 4.0])).tolist()

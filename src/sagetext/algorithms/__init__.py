@@ -5,12 +5,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from sagetext.contract.settings import env_var
 from sagetext.errors import ClientError
 
 if TYPE_CHECKING:  # the algorithms import torch; the server's master process must not
     from sagetext.algorithms.base import Algorithm
 
-ALGORITHM_ENV = "SAGETEXT_ALGORITHM"
+ALGORITHM_ENV = env_var("algorithm")  # SAGETEXT_ALGORITHM
 MODULES = {
     "blazingtext": "sagetext.algorithms.blazingtext",
     "ntm": "sagetext.algorithms.ntm",

@@ -18,22 +18,27 @@ from sagetext.contract.hyperparameters import Hyperparameters
 class Predictor(Protocol):
     """A loaded model that answers decoded requests with plain Python values.
 
-    ``content_types`` are the request types it accepts; ``response_type`` picks the type of
-    the answer from the request's type and its Accept header (already parsed into a list;
-    empty when missing or ``*/*``) and returns None when nothing acceptable can be produced.
-    ``predict`` gets the decoded body (see ``sagetext.serving.codecs``) and returns what the
-    codec for the response type encodes.
+    It declares its media types (``sagetext.data.media_types``) and ``serving.negotiation``
+    decides, for every algorithm alike, which of them a request gets:
+
+    ``answers`` maps each request type it accepts to the response types it can answer that
+    request with, its default first. ``honours_accept`` is False for a predictor that answers
+    with that default whatever Accept says (BlazingText), True where Accept chooses among the
+    answers (406 when none is acceptable).
+
+    ``predict`` gets the decoded body (see ``sagetext.serving.codecs``) with the request and
+    response types, and returns what the codec for the response type encodes.
     """
 
-    content_types: tuple[str, ...]
-
-    def response_type(self, content_type: str, accept: list[str]) -> str | None: ...
+    answers: Mapping[str, tuple[str, ...]]
+    honours_accept: bool
 
     def predict(self, data: Any, content_type: str, response_type: str) -> Any: ...
 
 
 class Algorithm(Protocol):
     name: str  # also the name of its spec in configs/
+    hyperparameter_view: type[Any]  # its typed view of the spec (``Hyperparameters.typed``)
 
     def validate(self, hyperparameters: Hyperparameters, channels: Mapping[str, Channel]) -> None:
         """Checks that need no data (required channels, combinations); raise ClientError."""

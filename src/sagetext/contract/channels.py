@@ -1,30 +1,32 @@
 """Input channels from ``inputdataconfig.json`` (spec §1.4): File, FastFile and Pipe modes.
 
 A channel gives its data as a sequence of binary streams for one pass (epoch): in File and
-FastFile mode every regular file under ``input/data/<channel>/`` in name order, gzip
-decompressed on the fly; in Pipe mode the FIFO ``input/data/<channel>_<epoch>``, waited for
-until it appears.
+FastFile mode every regular file under ``input/data/<channel>/`` in name order; in Pipe mode
+the FIFO ``input/data/<channel>_<epoch>``, waited for until it appears (at most
+``pipe_wait_seconds``, the ``SAGETEXT_PIPE_WAIT_SECONDS`` setting). Either way gzip, bzip2
+and xz are undone on the fly and other binary content is refused (``data.compression``).
+
+The channel names a job may use come from the algorithm's spec in ``configs/`` (``check_names``):
+a name the algorithm does not know is refused, with the closest accepted one suggested, as
+SageMaker's built-ins refuse it, instead of being silently ignored.
 """
 
 from __future__ import annotations
 
-import gzip
-import io
+import difflib
 import json
-import os
 import time
-import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from sagetext.contract.paths import Paths
+from sagetext.contract.settings import Settings
+from sagetext.data import compression
 from sagetext.errors import ClientError
 
 INPUT_MODES = ("File", "FastFile", "Pipe")
-PIPE_WAIT_ENV = "SAGETEXT_PIPE_WAIT_SECONDS"
-_GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class Channel:
     distribution: str = "FullyReplicated"
     record_wrapper: str | None = None
     paths: Paths = Paths(Path("/opt/ml"))
+    pipe_wait_seconds: float = Settings.pipe_wait_seconds
 
     @property
     def directory(self) -> Path:
@@ -54,20 +57,20 @@ class Channel:
         return found
 
     def streams(self, epoch: int = 0) -> Iterator[tuple[str, BinaryIO]]:
-        """Yield ``(name, binary stream)`` for each file of one pass; gzip is undone."""
+        """Yield ``(name, binary stream)`` for each file of one pass, uncompressed (``data.compression``)."""
         if self.mode == "Pipe":
             fifo = self._wait_for_pipe(epoch)
             with open(fifo, "rb") as raw:
-                yield fifo.name, _maybe_gunzip(raw, f"channel '{self.name}', pipe {fifo.name}")
+                yield fifo.name, compression.open_stream(raw, f"channel '{self.name}', pipe {fifo.name}")
             return
         for path in self.files():
             with open(path, "rb") as raw:
                 name = str(path.relative_to(self.directory))
-                yield name, _maybe_gunzip(raw, f"channel '{self.name}', file {name}")
+                yield name, compression.open_stream(raw, f"channel '{self.name}', file {name}")
 
     def _wait_for_pipe(self, epoch: int) -> Path:
         fifo = self.paths.pipe_path(self.name, epoch)
-        deadline = time.monotonic() + float(os.environ.get(PIPE_WAIT_ENV, "600"))
+        deadline = time.monotonic() + self.pipe_wait_seconds
         while not fifo.exists():
             if time.monotonic() > deadline:
                 raise ClientError(f"channel '{self.name}' is in Pipe mode but {fifo} never appeared")
@@ -75,40 +78,8 @@ class Channel:
         return fifo
 
 
-def _maybe_gunzip(raw: BinaryIO, name: str) -> BinaryIO:
-    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
-    if buffered.peek(2)[:2] == _GZIP_MAGIC:
-        return _CheckedGzip(buffered, name)  # type: ignore[return-value]
-    return buffered
-
-
-def _gzip_errors_are_the_users(method: Any) -> Any:
-    def call(self: "_CheckedGzip", *args: Any) -> Any:
-        try:
-            return method(self, *args)
-        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-            raise ClientError(f"{self.channel_file}: starts like a gzip file but cannot be decompressed "
-                              f"({exc}); upload it again, or uncompressed") from None
-    return call
-
-
-class _CheckedGzip(gzip.GzipFile):
-    """A gzip stream whose corrupt or truncated data is reported as the user's mistake, naming
-    the file, wherever a reader meets it (the first read, or the middle of a pass)."""
-
-    def __init__(self, fileobj: BinaryIO, channel_file: str) -> None:
-        super().__init__(fileobj=fileobj)
-        self.channel_file = channel_file
-
-    read = _gzip_errors_are_the_users(gzip.GzipFile.read)
-    read1 = _gzip_errors_are_the_users(gzip.GzipFile.read1)
-    peek = _gzip_errors_are_the_users(gzip.GzipFile.peek)
-    readline = _gzip_errors_are_the_users(gzip.GzipFile.readline)
-    readinto = _gzip_errors_are_the_users(gzip.GzipFile.readinto)
-    readinto1 = _gzip_errors_are_the_users(gzip.GzipFile.readinto1)
-
-
-def parse(config: Mapping[str, Any], paths: Paths) -> dict[str, Channel]:
+def parse(config: Mapping[str, Any], paths: Paths,
+          pipe_wait_seconds: float = Settings.pipe_wait_seconds) -> dict[str, Channel]:
     """Channels from the parsed ``inputdataconfig.json``."""
     channels = {}
     for name, spec in config.items():
@@ -125,14 +96,42 @@ def parse(config: Mapping[str, Any], paths: Paths) -> dict[str, Channel]:
             distribution=spec.get("S3DistributionType", "FullyReplicated"),
             record_wrapper=None if wrapper in (None, "None") else wrapper,
             paths=paths,
+            pipe_wait_seconds=pipe_wait_seconds,
         )
     return channels
 
 
-def load(paths: Paths) -> dict[str, Channel]:
+def check_names(given: Iterable[str], accepted: Sequence[str], who: str) -> None:
+    """Refuse channels that ``who`` (e.g. ``BlazingText in mode skipgram``) does not read: one
+    ``ClientError`` naming each, with the closest accepted name when one is close."""
+    unknown = sorted(set(given) - set(accepted))
+    if not unknown:
+        return
+    named = [f"'{name}'" + (f" (did you mean '{match}'?)" if (match := closest(name, accepted)) else "")
+             for name in unknown]
+    noun = "channel" if len(unknown) == 1 else "channels"
+    raise ClientError(f"unknown {noun} {', '.join(named)}: {who} reads only {', '.join(accepted)}; "
+                      "rename the channel or remove it from the job's input data configuration")
+
+
+def closest(name: str, accepted: Sequence[str]) -> str | None:
+    """The accepted name ``name`` most likely meant: the same but for case, one of them a
+    prefix of the other (``val``, ``training``), or a near spelling (``valid``, ``trian``)."""
+    lowered = {a.lower(): a for a in accepted}
+    key = name.lower()
+    if key in lowered:
+        return lowered[key]
+    prefixed = [a for low, a in lowered.items() if len(key) >= 3 and (low.startswith(key) or key.startswith(low))]
+    if len(prefixed) == 1:
+        return prefixed[0]
+    matches = difflib.get_close_matches(key, list(lowered), n=1, cutoff=0.6)
+    return lowered[matches[0]] if matches else None
+
+
+def load(paths: Paths, pipe_wait_seconds: float = Settings.pipe_wait_seconds) -> dict[str, Channel]:
     """Channels of the job; without ``inputdataconfig.json``, every folder under input/data in File mode."""
     if paths.inputdataconfig_file.exists():
-        return parse(read_json(paths.inputdataconfig_file), paths)
+        return parse(read_json(paths.inputdataconfig_file), paths, pipe_wait_seconds)
     if not paths.data_dir.is_dir():
         return {}
     return {d.name: Channel(d.name, paths=paths) for d in sorted(paths.data_dir.iterdir()) if d.is_dir()}

@@ -25,7 +25,7 @@ class Cluster:
             raise ClientError("resourceconfig.json: 'hosts' must be a non-empty list of host names")
         if current not in hosts:
             raise ClientError(f"resourceconfig.json: current_host={current!r} is not one of hosts {hosts}")
-        return cls(tuple(sorted(hosts)), current, config.get("network_interface_name"))
+        return cls(tuple(sorted(hosts)), str(current), config.get("network_interface_name"))
 
     @classmethod
     def load(cls, paths: Paths) -> "Cluster":

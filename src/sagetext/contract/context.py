@@ -1,7 +1,8 @@
 """Everything an algorithm's ``train`` receives, in one frozen object.
 
-Built by ``sagetext.training`` from the contract files (or from plain values in tests); an
-algorithm never opens ``/opt/ml`` paths itself.
+Built by ``sagetext.training`` from the contract files and the environment's settings (or from
+plain values in tests); an algorithm never opens ``/opt/ml`` paths itself nor reads
+``os.environ``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sagetext.contract.checkpoints import Checkpoints
 from sagetext.contract.cluster import Cluster
 from sagetext.contract.hyperparameters import Hyperparameters
 from sagetext.contract.metrics import MetricLogger
+from sagetext.contract.settings import Settings
 from sagetext.errors import ClientError
 
 
@@ -36,6 +38,7 @@ class TrainingContext:
     world_size: int = 1
     device: str = "cpu"
     stop_requested: threading.Event = field(default_factory=threading.Event)
+    settings: Settings = Settings()
 
     @property
     def is_writer(self) -> bool:

@@ -9,6 +9,7 @@ a worker's precise message is not overwritten by the launcher's summary.
 from __future__ import annotations
 
 import os
+import signal
 import traceback
 
 from sagetext.contract.paths import Paths
@@ -16,6 +17,13 @@ from sagetext.errors import ClientError
 
 EXIT_FAILURE = 1
 EXIT_STOPPED = 143  # 128 + SIGTERM: stopped on request, state saved
+EXIT_INTERRUPTED = 130  # 128 + SIGINT (Ctrl-C): stopped the same way
+STOPPED_EXIT_CODES = (EXIT_STOPPED, EXIT_INTERRUPTED)
+
+
+def stopped_exit_code(signum: int) -> int:
+    """The shell's convention for a process ended by a signal: 128 + its number."""
+    return 128 + int(signal.Signals(signum))
 
 
 def describe(exc: BaseException) -> str:

@@ -5,18 +5,30 @@ booleans as ``True``/``False``, lists JSON-encoded as ``"[30, 20]"``. Every prob
 collected and reported at once, each naming the field, the value and what is accepted.
 Unknown names are errors, except the platform's own keys (``sagemaker_*`` and
 ``_tuning_objective_metric``).
+
+Algorithms read a typed view: each declares a frozen dataclass with one field per name of its
+spec, typed as ``field_type`` says and without defaults (the spec gives them), and gets it
+filled from the parsed values with ``Hyperparameters.typed``; ``view_mismatches`` keeps the
+dataclass and the spec equal (a unit test runs it for every algorithm).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import types
+import typing
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import MISSING, dataclass, fields
+from typing import TYPE_CHECKING, Any, Literal, Optional, TypeVar, Union
 
 from sagetext import specs
 from sagetext.errors import ClientError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+View = TypeVar("View", bound="DataclassInstance")
 
 RESERVED_PREFIX = "sagemaker_"
 RESERVED_KEYS = frozenset({"_tuning_objective_metric"})
@@ -27,32 +39,35 @@ _FALSE = {"false", "0", "no"}
 
 @dataclass(frozen=True)
 class Hyperparameters(Mapping[str, Any]):
-    """Typed, read-only hyperparameters: ``hp.epochs`` or ``hp["epochs"]``."""
+    """The parsed, read-only hyperparameters (``hp["epochs"]``) with what the user gave; an
+    algorithm reads them through its typed view (``hp.typed(NtmHyperparameters).epochs``)."""
 
-    values: Mapping[str, Any]
+    parsed: Mapping[str, Any]
     given: frozenset[str] = frozenset()  # names the user set explicitly
     unused: tuple[str, ...] = ()  # names the user set that the chosen mode ignores
     algorithm: str = ""
     may_differ_on_resume: frozenset[str] = frozenset()  # may change between a checkpoint and its resumption
 
     def __getitem__(self, key: str) -> Any:
-        return self.values[key]
+        return self.parsed[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.values)
+        return iter(self.parsed)
 
     def __len__(self) -> int:
-        return len(self.values)
+        return len(self.parsed)
 
-    def __getattr__(self, key: str) -> Any:
-        try:
-            return self.__dict__["values"][key]
-        except KeyError:
-            raise AttributeError(key) from None
+    def typed(self, view: type[View]) -> View:
+        """These values as ``view``, a frozen dataclass with exactly the spec's names."""
+        names = {f.name for f in fields(view)}
+        if names != set(self.parsed):
+            raise TypeError(f"{view.__name__} does not list the {self.algorithm} hyperparameters: "
+                            f"missing {sorted(set(self.parsed) - names)}, extra {sorted(names - set(self.parsed))}")
+        return view(**self.parsed)
 
     def as_strings(self) -> dict[str, str]:
         """The values back in hyperparameters.json form (used in checkpoints and models)."""
-        return {k: json.dumps(v) if isinstance(v, (list, tuple)) else str(v) for k, v in self.values.items()}
+        return {k: json.dumps(v) if isinstance(v, (list, tuple)) else str(v) for k, v in self.parsed.items()}
 
 
 @dataclass(frozen=True)
@@ -92,6 +107,51 @@ def parse(raw: Mapping[str, Any], spec: Spec) -> Hyperparameters:
                           if mode is not None and mode not in spec.entries[k].get("modes", [mode])))
     resumable = frozenset(k for k, entry in spec.entries.items() if entry.get("may_differ_on_resume"))
     return Hyperparameters(values, frozenset(given & spec.entries.keys()), unused, spec.algorithm, resumable)
+
+
+_SCALARS: dict[str, type] = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def field_type(entry: Mapping[str, Any]) -> Any:
+    """The Python type ``parse`` gives an entry's value: int, float, bool or str; a ``Literal``
+    of an enum's values; ``tuple[int, ...]`` for an int_list, or ``"auto"`` where allowed;
+    ``Optional`` when the entry has neither a default nor ``required``."""
+    kind = entry["type"]
+    if kind == "enum":
+        result: Any = Literal[tuple(entry["values"])]
+    elif kind == "int_list":
+        result = tuple[int, ...]
+    else:
+        result = _SCALARS[kind]
+    if entry.get("allow_auto"):
+        result = Union[result, Literal["auto"]]
+    if "default" not in entry and not entry.get("required"):
+        result = Optional[result]
+    return result
+
+
+def view_mismatches(view: type[DataclassInstance], spec: Spec) -> list[str]:
+    """How ``view``'s fields differ from ``spec``'s names and types (empty when they agree)."""
+    hints = typing.get_type_hints(view)
+    declared = {f.name: hints[f.name] for f in fields(view)}
+    problems = [f"{name}: in the spec, not in {view.__name__}" for name in sorted(spec.entries.keys() - declared)]
+    problems += [f"{name}: in {view.__name__}, not in the spec" for name in sorted(declared.keys() - spec.entries)]
+    for name in sorted(spec.entries.keys() & declared.keys()):
+        expected = field_type(spec.entries[name])
+        if _normal(declared[name]) != _normal(expected):
+            problems.append(f"{name}: {view.__name__} says {declared[name]}, the spec gives {expected}")
+    problems += [f"{f.name}: has a default in {view.__name__}; the spec gives defaults" for f in fields(view)
+                 if f.default is not MISSING or f.default_factory is not MISSING]
+    return problems
+
+
+def _normal(hint: Any) -> Any:
+    """A type hint comparable across spellings: ``X | None`` and ``Optional[X]``, Literal order."""
+    if typing.get_origin(hint) in (Union, types.UnionType):
+        return frozenset(_normal(arg) for arg in typing.get_args(hint))
+    if typing.get_origin(hint) is Literal:
+        return ("Literal", frozenset(typing.get_args(hint)))
+    return hint
 
 
 def _reserved(key: str) -> bool:

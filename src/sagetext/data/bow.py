@@ -18,6 +18,7 @@ file and the record number.
 
 from __future__ import annotations
 
+import io
 import math
 import re
 import struct
@@ -29,12 +30,11 @@ from typing import BinaryIO
 import numpy as np
 
 from sagetext.contract.channels import Channel
-from sagetext.data import recordio
+from sagetext.data import compression, recordio
+from sagetext.data.media_types import CSV, OCTET_STREAM, RECORDIO, RECORDIO_FRAMED, TEXT, media_type
 from sagetext.data.text import line_owner
 from sagetext.errors import ClientError
 
-RECORDIO = "application/x-recordio-protobuf"
-CSV = "text/csv"
 _MAGIC = struct.pack("<I", recordio.MAGIC)
 VOCAB_FILE = "vocab.txt"
 VECTOR_SUFFIXES = (".vec", ".vectors", ".w2v")
@@ -77,13 +77,13 @@ def read_stream(stream: BinaryIO, name: str, feature_dim: int,
 
 
 def _format(stream: BinaryIO, content_type: str | None, name: str) -> str:
-    media = (content_type or "").split(";", 1)[0].strip().lower()
-    if media in (RECORDIO, "application/x-recordio"):
+    media = media_type(content_type)
+    if media in (RECORDIO, RECORDIO_FRAMED):
         return RECORDIO
     if media == CSV:
         return CSV
     head = stream.peek(4)[:4] if hasattr(stream, "peek") else b""
-    if media and media not in ("text/plain", "application/octet-stream"):
+    if media and media not in (TEXT, OCTET_STREAM):
         raise ClientError(f"{name}: ContentType {content_type!r} is not supported for bag-of-words "
                           f"data; expected {RECORDIO} or {CSV}")
     return RECORDIO if head == _MAGIC else CSV
@@ -173,7 +173,7 @@ def read_vocab(path: Path, feature_dim: int) -> list[str]:
     ``\\r``; other Unicode line breaks (U+0085, U+2028, form feed ...) are whitespace inside a
     line, so they cannot shift the word ids."""
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = compression.read_bytes(path).decode("utf-8")
     except UnicodeDecodeError as e:
         raise ClientError(f"{path.name}: is not UTF-8 (byte {e.start}); expected one word per line") from None
     words = []
@@ -203,7 +203,8 @@ def read_word_vectors(path: Path, vocab: list[str]) -> tuple[np.ndarray, np.ndar
         index.setdefault(word, []).append(i)
     vectors: np.ndarray | None = None
     found = np.zeros(len(vocab), dtype=bool)
-    with open(path, encoding="utf-8", errors="replace", newline="\n") as f:
+    with compression.open_file(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="replace",
+                                                                newline="\n") as f:
         for number, line in enumerate(f, start=1):
             word, rest = (_FIELD_SEPARATOR.split(line.strip(" \t\r\n"), maxsplit=1) + [""])[:2]
             if number == 1 and word.isascii() and word.isdigit() and rest.isascii() and rest.isdigit():

@@ -97,7 +97,7 @@ class Spill:
     def _bytes(self, begin: int, end: int) -> np.ndarray:
         self._flush()
         buffer = np.empty(end - begin, dtype=np.uint8)
-        view, done = memoryview(buffer), 0
+        view, done = memoryview(buffer), 0  # type: ignore[arg-type]  # numpy's stubs lack the buffer protocol
         while done < len(buffer):  # one read returns at most about 2 GB
             got = os.preadv(self._file.fileno(), [view[done:]], begin + done)
             if got <= 0:

@@ -31,13 +31,12 @@ from typing import BinaryIO
 import numpy as np
 
 from sagetext.contract.channels import Channel
-from sagetext.data import recordio
+from sagetext.data import media_types, recordio
 from sagetext.errors import ClientError
 
 log = logging.getLogger(__name__)
 
 LABEL_PREFIX = b"__label__"
-JSON_LINES_TYPES = frozenset({"application/jsonlines", "application/json-lines", "application/x-jsonlines"})
 _RECORDIO_MAGIC = recordio.MAGIC.to_bytes(4, "little")
 BLOCK_BYTES = 1 << 20  # lines are handed out in blocks of about this size
 EXAMPLES_SHOWN = 5
@@ -190,8 +189,8 @@ class LabeledReader:
         self.report.raise_if_empty()
 
     def _is_json_lines(self, head: bytes) -> bool:
-        kind = (self.channel.content_type or "").split(";")[0].strip().lower()
-        if kind in JSON_LINES_TYPES:
+        kind = media_types.media_type(self.channel.content_type)
+        if kind == media_types.JSONLINES:
             return True
         if kind.startswith("text/"):
             return False
@@ -284,10 +283,10 @@ def manifest_line(line: bytes) -> bytes | None:
         return None
     labels = record.get("label")
     labels = labels if isinstance(labels, list) else [labels]
-    names = [_label_name(x) for x in labels]
-    if not names or any(n is None for n in names):
+    names = [name for name in map(_label_name, labels) if name is not None]
+    if not names or len(names) != len(labels):
         return None
-    tokens = " ".join(n if n.startswith("__label__") else "__label__" + n for n in names)  # type: ignore[union-attr]
+    tokens = " ".join(n if n.startswith("__label__") else "__label__" + n for n in names)
     return (tokens + " " + record["source"].replace("\n", " ")).encode("utf-8")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 
 from torch.distributed.elastic.multiprocessing.api import SignalException
@@ -18,12 +19,10 @@ from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
 from sagetext.contract.cluster import Cluster
-from sagetext.contract.failure import EXIT_STOPPED
+from sagetext.contract.failure import EXIT_INTERRUPTED, STOPPED_EXIT_CODES
 
 log = logging.getLogger(__name__)
 
-MASTER_PORT_ENV = "SAGETEXT_MASTER_PORT"
-DEFAULT_MASTER_PORT = 29500
 RENDEZVOUS_TIMEOUT_S = 900
 
 
@@ -32,25 +31,29 @@ class WorkersFailed(Exception):
 
 
 class WorkersStopped(Exception):
-    """SIGTERM reached the launcher: it passed the signal on, and every worker stopped (and saved)."""
+    """SIGTERM or SIGINT reached the launcher: it passed the signal on, and every worker stopped
+    (and saved). ``signum`` is the signal."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
-def launch(cluster: Cluster, nproc_per_node: int, command: list[str], job_id: str | None = None) -> None:
-    """Run ``command`` (argv) as ``nproc_per_node`` workers on this host, joined with the other hosts."""
+def launch(cluster: Cluster, nproc_per_node: int, command: list[str], job_id: str, master_port: int) -> None:
+    """Run ``command`` (argv) as ``nproc_per_node`` workers on this host, joined with the other hosts
+    at ``master_port`` of the first host; ``job_id``, the same on every host, names the rendezvous."""
     _network_interface(cluster)
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc_per_node)))
     if cluster.num_hosts == 1:
         backend, endpoint, configs = "c10d", "localhost:0", {}
     else:
-        port = int(os.environ.get(MASTER_PORT_ENV, DEFAULT_MASTER_PORT))
-        backend, endpoint = "static", f"{cluster.master_host}:{port}"
+        backend, endpoint = "static", f"{cluster.master_host}:{master_port}"
         configs = {"rank": cluster.host_rank, "timeout": RENDEZVOUS_TIMEOUT_S}
     config = LaunchConfig(
         min_nodes=cluster.num_hosts,
         max_nodes=cluster.num_hosts,
         nproc_per_node=nproc_per_node,
-        # The same on every host: the rendezvous keys are prefixed with it.
-        run_id=job_id or os.environ.get("TRAINING_JOB_NAME") or "sagetext-job",
+        run_id=job_id,  # the rendezvous keys are prefixed with it
         rdzv_backend=backend,
         rdzv_endpoint=endpoint,
         rdzv_configs=configs,
@@ -62,12 +65,13 @@ def launch(cluster: Cluster, nproc_per_node: int, command: list[str], job_id: st
              cluster.host_rank + 1, cluster.num_hosts)
     try:
         elastic_launch(config, command[0])(*command[1:])
-    except SignalException:
+    except SignalException as exc:
         # torch's agent forwards the signal to the workers and waits for them before raising
-        raise WorkersStopped() from None
+        raise WorkersStopped(exc.sigval) from None
     except ChildFailedError as exc:
-        if all(child.exitcode == EXIT_STOPPED for child in exc.failures.values()):
-            raise WorkersStopped() from None
+        codes = {child.exitcode for child in exc.failures.values()}
+        if codes <= set(STOPPED_EXIT_CODES):
+            raise WorkersStopped(signal.SIGINT if codes == {EXIT_INTERRUPTED} else signal.SIGTERM) from None
         raise WorkersFailed(f"training worker(s) failed: {_summary(exc)}") from None
 
 
@@ -82,6 +86,6 @@ def _summary(exc: ChildFailedError) -> str:
     return ", ".join(f"rank {rank} exit code {failure.exitcode}" for rank, failure in sorted(exc.failures.items()))
 
 
-def worker_command(module: str) -> list[str]:
-    """argv that runs ``python -m module`` with this interpreter."""
-    return [sys.executable, "-m", module]
+def worker_command(module: str, *args: str) -> list[str]:
+    """argv that runs ``python -m module args...`` with this interpreter."""
+    return [sys.executable, "-m", module, *args]

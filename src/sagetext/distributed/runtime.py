@@ -17,7 +17,6 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-DEVICE_ENV = "SAGETEXT_DEVICE"  # force "cpu" or "cuda"
 STOP_CHECK_STEPS = 8  # with several workers, how often they vote on a stop request
 
 
@@ -33,22 +32,20 @@ class Runtime:
         return self.world_size > 1
 
 
-def choose_device(local_rank: int = 0) -> str:
-    """CUDA when present (one GPU per local rank), else CPU; ``SAGETEXT_DEVICE`` forces one."""
-    forced = os.environ.get(DEVICE_ENV, "").strip().lower()
-    if forced == "cpu" or (not forced and not torch.cuda.is_available()):
+def choose_device(forced: str | None = None, local_rank: int = 0) -> str:
+    """CUDA when present (one GPU per local rank), else CPU; ``forced`` ("cpu" or "cuda", the
+    ``device`` setting) decides instead."""
+    if forced == "cpu" or (forced is None and not torch.cuda.is_available()):
         return "cpu"
-    if forced and forced != "cuda" and not forced.startswith("cuda:"):
-        raise ValueError(f"{DEVICE_ENV}={forced!r}: expected cpu or cuda")
     return f"cuda:{local_rank % max(torch.cuda.device_count(), 1)}"
 
 
-def init() -> Runtime:
+def init(forced_device: str | None = None) -> Runtime:
     """Join the process group described by the environment (if any) and return this worker's place."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = choose_device(local_rank)
+    device = choose_device(forced_device, local_rank)
     if world > 1 and not dist.is_initialized():
         if device.startswith("cuda"):
             torch.cuda.set_device(torch.device(device))

@@ -1,8 +1,9 @@
 """The HTTP face of a loaded model (spec §2.2): ``GET /ping``, ``POST /invocations`` and
 ``GET /execution-parameters``.
 
-A request goes ``codecs.decode`` -> ``predictor.predict`` -> ``codecs.encode``; the predictor
-sees Python values, never bytes or headers. Every error answers a JSON body
+A request goes ``negotiation`` (request and response types, from the predictor's declarations)
+-> ``codecs.decode`` -> ``predictor.predict`` -> ``codecs.encode``; the predictor sees Python
+values, never bytes or headers. Every error answers a JSON body
 ``{"error": "<what is wrong>"}`` (``error_body``) with its status: 400 malformed or incomplete
 body, 404 unknown path, 405 wrong method, 406 unacceptable Accept, 413 body over
 ``SAGEMAKER_MAX_PAYLOAD_IN_MB`` (refused before it is read) or more instances than
@@ -14,7 +15,6 @@ parse never reach the app; its worker answers them with the same body (``serving
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 from typing import TYPE_CHECKING
@@ -23,8 +23,9 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import (ClientDisconnected, HTTPException, MethodNotAllowed, NotFound,
                                  RequestEntityTooLarge)
 
-from sagetext.errors import ClientError, PayloadTooLarge, UnsupportedContentType
-from sagetext.serving import codecs
+from sagetext.data.media_types import JSON
+from sagetext.errors import ClientError, PayloadTooLarge
+from sagetext.serving import codecs, negotiation
 from sagetext.serving.settings import ServerSettings, env_var
 
 if TYPE_CHECKING:  # importing algorithms pulls in torch, which the gunicorn master avoids
@@ -40,7 +41,7 @@ DECODED_TRANSFER_CODINGS = ("chunked", "identity")
 
 def error_body(message: str) -> bytes:
     """The body of every error answer: ``{"error": message}``, compact UTF-8 JSON."""
-    return codecs.encode(codecs.JSON, {"error": message})
+    return codecs.encode(JSON, {"error": message})
 
 
 def clip(text: str, length: int = 200) -> str:
@@ -51,6 +52,7 @@ def clip(text: str, length: int = 200) -> str:
 def create_app(predictor: Predictor, settings: ServerSettings) -> Flask:
     """A Flask app serving ``predictor``; build it only once the model is loaded, so that
     /ping answering 200 means "ready"."""
+    check_declarations(predictor)
     app = Flask("sagetext.serving")
     # One byte over the limit, so that _read_body can tell a chunked body that is too long.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_payload_bytes + 1
@@ -79,40 +81,23 @@ def create_app(predictor: Predictor, settings: ServerSettings) -> Flask:
     return app
 
 
-def negotiate(predictor: Predictor, content_type: str, accept: list[str],
-              default_accept: str) -> str | None:
-    """The response type: the predictor's pick among the specific types the client listed
-    before any ``*/*``; if it lists none, or only types the predictor cannot produce before
-    a ``*/*``, then ``default_accept`` when the predictor can produce it, else the predictor's
-    own default. None when nothing acceptable can be produced (406)."""
-    specific = list(itertools.takewhile(lambda media: media != codecs.ANY, accept))
-    if specific:
-        chosen = predictor.response_type(content_type, specific)
-        if chosen is not None or codecs.ANY not in accept:
-            return chosen
-    if default_accept:
-        chosen = predictor.response_type(content_type, [default_accept])
-        if chosen is not None:
-            return chosen
-    return predictor.response_type(content_type, [])
+def check_declarations(predictor: Predictor) -> None:
+    """A type without a codec, or a request type without an answer, is the predictor's mistake:
+    refuse to start rather than fail each request."""
+    problems = [f"{request} has no response type" for request, answers in predictor.answers.items() if not answers]
+    declared = {*predictor.answers, *(t for answers in predictor.answers.values() for t in answers)}
+    problems += [f"{media} has no codec" for media in sorted(declared - set(codecs.CODECS))]
+    if problems:
+        raise ValueError(f"{type(predictor).__name__}.answers: {'; '.join(problems)} "
+                         f"(codecs: {', '.join(codecs.SUPPORTED)})")
 
 
 def _invoke(predictor: Predictor, settings: ServerSettings) -> Response:
     # Like SageMaker's legacy worker: the type may come as ContentType; missing means JSON.
-    raw_type = request.headers.get("Content-Type") or request.headers.get("ContentType") or ""
-    content_type = codecs.media_type(raw_type) or codecs.JSON
-    if content_type not in predictor.content_types:
-        raise UnsupportedContentType(
-            f"Content-Type {raw_type or content_type!r} is not accepted by this model; "
-            f"it accepts {', '.join(predictor.content_types)}")
-    accept = codecs.parse_accept(request.headers.get("Accept"))
-    response_type = negotiate(predictor, content_type, accept, settings.default_accept)
-    if response_type is None:
-        answers = [t for t in codecs.SUPPORTED if predictor.response_type(content_type, [t])]
-        raise ClientError(
-            f"Accept {request.headers.get('Accept')!r} cannot be met for Content-Type "
-            f"{content_type}; this model answers it with {', '.join(answers) or 'nothing'}",
-            status=406)
+    raw_type = request.headers.get("Content-Type") or request.headers.get("ContentType")
+    content_type = negotiation.request_type(predictor.answers, raw_type)
+    response_type = negotiation.negotiate(predictor, content_type, request.headers.get("Accept"),
+                                          settings.default_accept)
     data = codecs.decode(content_type, _read_body(settings.max_payload_bytes))
     _check_instance_count(codecs.instance_count(content_type, data), settings)
     result = predictor.predict(data, content_type, response_type)
@@ -170,7 +155,7 @@ def _error_response(status: int, message: str, response: Response | None = None)
     response = response if response is not None else Response()
     response.status_code = status
     response.set_data(error_body(message))
-    response.content_type = codecs.JSON
+    response.content_type = JSON
     return response
 
 

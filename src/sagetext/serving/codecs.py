@@ -1,7 +1,9 @@
 """Turn request bodies into Python values and prediction results into response bodies.
 
-One map, ``CODECS``, from MIME type to a decode and an encode function; the list of supported
-types in every 415 message comes from it. What each type decodes to (and encodes from):
+One map, ``CODECS``, from media type (named in ``sagetext.data.media_types``, which also
+parses Content-Type values and resolves aliases) to a decode and an encode function; the list
+of supported types in every 415 message comes from it. Which type a request and its answer
+have is decided by ``serving.negotiation``. What each type decodes to (and encodes from):
 
 ``application/json``
     decode: the parsed JSON value. encode: any JSON-able value; numpy arrays and scalars
@@ -34,7 +36,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -44,77 +45,14 @@ from typing import Any
 import numpy as np
 
 from sagetext.data import recordio
+from sagetext.data.media_types import CSV, JSON, JSONLINES, RECORDIO, media_type
 from sagetext.errors import ClientError, UnsupportedContentType
-
-JSON = "application/json"
-JSONLINES = "application/jsonlines"
-CSV = "text/csv"
-RECORDIO = "application/x-recordio-protobuf"
-ANY = "*/*"
-
-# Other spellings seen in the wild, mapped to the canonical name.
-ALIASES: Mapping[str, str] = MappingProxyType({
-    "application/json-lines": JSONLINES,
-    "application/x-jsonlines": JSONLINES,
-    "application/jsonl": JSONLINES,
-})
 
 
 @dataclass(frozen=True)
 class Codec:
     decode: Callable[[bytes], Any]
     encode: Callable[[Any], bytes]
-
-
-# ---- content-type and Accept headers -------------------------------------------------------
-
-def media_type(header: str | None) -> str:
-    """The canonical media type of a Content-Type value: parameters dropped, lowercased,
-    aliases resolved; '' when the header is missing or blank."""
-    if not header:
-        return ""
-    media = header.split(";", 1)[0].strip().lower()
-    return ALIASES.get(media, media)
-
-
-def parse_accept(header: str | None) -> list[str]:
-    """The media types an Accept header asks for, best first (by q-value, then order).
-
-    Missing, blank or ``*/*`` first gives ``[]`` ("whatever the server prefers"). Types
-    ranked below a ``*/*`` are dropped and the list ends with ``"*/*"``, meaning "these if
-    possible, else anything". ``type/*`` expands to the supported types of that kind;
-    entries with q=0 are left out.
-    """
-    ranked: list[tuple[float, int, str]] = []
-    for index, entry in enumerate((header or "").split(",")):
-        media, _, params = entry.partition(";")
-        media = media.strip().lower()
-        quality = _quality(params)
-        if media and quality > 0:
-            ranked.append((-quality, index, media))
-    accepted: list[str] = []
-    for _, _, media in sorted(ranked):
-        if media in (ANY, "*"):
-            return accepted + [ANY] if accepted else []
-        if media.endswith("/*"):
-            kind = media[:-1]
-            expanded = [t for t in CODECS if t.startswith(kind)]
-        else:
-            expanded = [ALIASES.get(media, media)]
-        accepted += [t for t in expanded if t not in accepted]
-    return accepted
-
-
-def _quality(params: str) -> float:
-    for param in params.split(";"):
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "q":
-            try:
-                quality = float(value.strip())
-            except ValueError:
-                return 1.0  # a malformed q is ignored rather than refused
-            return min(max(quality, 0.0), 1.0) if math.isfinite(quality) else 1.0
-    return 1.0
 
 
 # ---- entry points ---------------------------------------------------------------------
@@ -124,12 +62,12 @@ def decode(content_type: str, body: bytes) -> Any:
     return _codec(content_type).decode(body)
 
 
-def encode(accept: str, obj: Any) -> bytes:
+def encode(response_type: str, obj: Any) -> bytes:
     """The response body for ``obj`` in the chosen response type. A type without a codec
     is the predictor's mistake (it chose it), so it raises ValueError, not a 4xx."""
-    media = media_type(accept)
+    media = media_type(response_type)
     if media not in CODECS:
-        raise ValueError(f"no encoder for response type {accept!r}; supported: {_supported()}")
+        raise ValueError(f"no encoder for response type {response_type!r}; supported: {_supported()}")
     return CODECS[media].encode(obj)
 
 

@@ -35,8 +35,8 @@ from gunicorn.http import errors as http_errors
 from gunicorn.workers.sync import SyncWorker
 
 from sagetext.contract.metrics import configure_logging
+from sagetext.data.media_types import JSON
 from sagetext.errors import ClientError
-from sagetext.serving import codecs
 from sagetext.serving.app import INTERNAL_ERROR, clip, error_body
 from sagetext.serving.settings import ServerSettings
 
@@ -149,7 +149,7 @@ class JsonErrorWorker(SyncWorker):  # type: ignore[misc]
         internal = status == HTTPStatus.INTERNAL_SERVER_ERROR
         body = error_body(INTERNAL_ERROR if internal else request_error_message(exc, self.cfg))
         head = (f"HTTP/1.1 {status.value} {status.phrase}\r\nConnection: close\r\n"
-                f"Content-Type: {codecs.JSON}\r\nContent-Length: {len(body)}\r\n\r\n")
+                f"Content-Type: {JSON}\r\nContent-Length: {len(body)}\r\n\r\n")
         try:
             util.write_nonblock(client, head.encode("latin-1") + body)
         except Exception:  # the client is gone; as gunicorn does, nothing more to do

@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from sagetext import algorithms, specs
+from sagetext.data.media_types import media_type
 from sagetext.errors import ClientError
 from sagetext.serving import codecs
 
@@ -61,7 +62,7 @@ class ServerSettings:
                    for name, problem in _problems(values)]
         if errors:
             raise ClientError("invalid server settings: " + "; ".join(errors))
-        values["default_accept"] = codecs.media_type(values["default_accept"])
+        values["default_accept"] = media_type(values["default_accept"])
         values["batch_strategy"] = values["batch_strategy"].upper()
         values["workers"] = values["workers"] or cpu_count()
         values["max_concurrent_transforms"] = values["max_concurrent_transforms"] or values["workers"]
@@ -106,7 +107,7 @@ def _problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("workers", lambda v: v >= 0, "expected an integer >= 0 (0 = one per CPU)"),
         ("timeout", lambda v: v >= 1, "expected whole seconds >= 1"),
         ("max_payload_mb", lambda v: math.isfinite(v) and v > 0, "expected a number of MB > 0"),
-        ("default_accept", lambda v: not v or codecs.media_type(v) in codecs.CODECS,
+        ("default_accept", lambda v: not v or media_type(v) in codecs.CODECS,
          f"expected empty or one of {', '.join(codecs.SUPPORTED)}"),
         ("max_concurrent_transforms", lambda v: v >= 0, "expected an integer >= 0"),
         ("batch_strategy", lambda v: v.upper() in BATCH_STRATEGIES,

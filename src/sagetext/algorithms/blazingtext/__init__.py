@@ -20,6 +20,7 @@ from typing import Any
 
 from sagetext.algorithms.blazingtext import word2vec
 from sagetext.algorithms.blazingtext.fasttext_format import model_file
+from sagetext.algorithms.blazingtext.hyperparameters import BlazingTextHyperparameters
 from sagetext.algorithms.blazingtext.supervised.predictor import MODEL_FILE, SupervisedPredictor
 from sagetext.algorithms.blazingtext.word2vec import vectors
 from sagetext.contract.channels import Channel
@@ -30,18 +31,20 @@ from sagetext.errors import ClientError
 
 class BlazingText:
     name = "blazingtext"
+    hyperparameter_view = BlazingTextHyperparameters
 
     def validate(self, hyperparameters: Hyperparameters, channels: Mapping[str, Channel]) -> None:
         if "train" not in channels:
             given = ", ".join(sorted(channels)) or "none"
             raise ClientError(f"the 'train' channel is required (channels given: {given})")
-        if hyperparameters.mode != "supervised":
-            word2vec.check_hyperparameters(hyperparameters)
-        elif hyperparameters.early_stopping and "validation" not in channels:
+        hp = hyperparameters.typed(BlazingTextHyperparameters)
+        if hp.mode != "supervised":
+            word2vec.check_hyperparameters(hp)
+        elif hp.early_stopping and "validation" not in channels:
             raise ClientError("early_stopping=true needs a 'validation' channel; add one or set early_stopping=false")
 
     def train(self, ctx: TrainingContext) -> None:  # the runner has called validate
-        if ctx.hyperparameters.mode == "supervised":
+        if ctx.hyperparameters.typed(BlazingTextHyperparameters).mode == "supervised":
             from sagetext.algorithms.blazingtext.supervised import trainer
 
             trainer.train(ctx)

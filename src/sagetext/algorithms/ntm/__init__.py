@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sagetext.algorithms.ntm.hyperparameters import NtmHyperparameters
 from sagetext.contract.channels import Channel
 from sagetext.contract.context import TrainingContext
 from sagetext.contract.hyperparameters import Hyperparameters
@@ -20,28 +21,22 @@ from sagetext.errors import ClientError
 if TYPE_CHECKING:  # torch is imported only when training or serving starts
     from sagetext.algorithms.ntm.predictor import NtmPredictor
 
-CHANNELS = ("train", "validation", "test", "auxiliary")
 REPLICATED = ("validation", "test", "auxiliary")
 
 
 class Ntm:
     name = "ntm"
+    hyperparameter_view = NtmHyperparameters
 
     def validate(self, hyperparameters: Hyperparameters, channels: Mapping[str, Channel]) -> None:
         if "train" not in channels:
             given = ", ".join(sorted(channels)) or "none"
             raise ClientError(f"the 'train' channel is required but missing (channels given: {given})")
-        unknown = sorted(set(channels) - set(CHANNELS))
-        if unknown:
-            raise ClientError(f"unknown channel(s) {', '.join(unknown)}; NTM accepts {', '.join(CHANNELS)}")
         for name in REPLICATED:
             channel = channels.get(name)
             if channel is not None and channel.distribution != "FullyReplicated":
                 raise ClientError(f"channel '{name}': S3DistributionType={channel.distribution!r}; "
                                   "NTM needs FullyReplicated for validation, test and auxiliary")
-        layers = hyperparameters["encoder_layers"]
-        if layers != "auto" and len(layers) > 10:
-            raise ClientError(f"encoder_layers: {len(layers)} layers; at most 10 are allowed")
 
     def train(self, ctx: TrainingContext) -> None:
         from sagetext.algorithms.ntm import trainer

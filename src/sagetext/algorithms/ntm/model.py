@@ -3,8 +3,8 @@ Inference for Topic Models"), and its safe on-disk format.
 
 Why ProdLDA rather than NVDM or a mixture (LDA-like) decoder: on 20 Newsgroups its topics are
 markedly more coherent (NPMI) and more distinct (TU) than NVDM's, which is what a topic model
-is used for; the paper reports it, and our benchmark (bench/ntm_20news.py, BENCHMARKS.md)
-measures it against gensim's LDA. The three ingredients that matter:
+is used for; the paper reports it, and our benchmark (bench/ntm_topics.py, BENCHMARKS.md)
+measures it against gensim's LDA. The ingredients that matter:
 
 * a **logistic-normal prior** that is the Laplace approximation of a Dirichlet(alpha=1) in the
   softmax basis, so the posterior can be reparameterized (a Gaussian) yet prefers sparse
@@ -32,12 +32,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from sagetext.algorithms.ntm.hyperparameters import NtmHyperparameters
 from sagetext.contract.artifacts import write_atomic
 from sagetext.errors import ClientError
 
@@ -54,16 +54,15 @@ class ModelConfig:
     feature_dim: int
     num_topics: int
     encoder_layers: tuple[int, ...]
-    activation: str = "sigmoid"
-    batch_norm: bool = False
+    activation: str
+    batch_norm: bool
 
     @classmethod
-    def from_hyperparameters(cls, hp: Any) -> "ModelConfig":
-        layers = hp["encoder_layers"]
+    def from_hyperparameters(cls, hp: NtmHyperparameters) -> "ModelConfig":
+        layers = hp.encoder_layers
         if layers == "auto":
-            layers = (3 * hp["num_topics"], 2 * hp["num_topics"])
-        return cls(hp["feature_dim"], hp["num_topics"], tuple(layers),
-                   hp["encoder_layers_activation"], hp["batch_norm"])
+            layers = (3 * hp.num_topics, 2 * hp.num_topics)
+        return cls(hp.feature_dim, hp.num_topics, tuple(layers), hp.encoder_layers_activation, hp.batch_norm)
 
 
 class ShiftedBatchNorm(nn.BatchNorm1d):
@@ -81,6 +80,9 @@ class ShiftedBatchNorm(nn.BatchNorm1d):
 
 class ProdLDA(nn.Module):
     """Encoder q(z|x) = N(mu, sigma^2), theta = softmax(z); decoder p(w|theta) = softmax(BN(W theta))."""
+
+    prior_mean: torch.Tensor  # buffers (register_buffer)
+    prior_var: torch.Tensor
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -122,7 +124,8 @@ class ProdLDA(nn.Module):
         mu, _ = self.encode(counts)
         return F.softmax(mu, dim=1)
 
-    def forward(self, counts: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, counts: torch.Tensor,
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-document (reconstruction loss, KL divergence), each of shape (batch,)."""
         mu, logvar = self.encode(counts)
         noise = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)

@@ -27,15 +27,16 @@ import torch
 
 from sagetext.algorithms.ntm import model as ntm_model
 from sagetext.data import bow, recordio
+from sagetext.data.media_types import CSV, JSON, JSONLINES, RECORDIO
 from sagetext.errors import ClientError
-from sagetext.serving.codecs import CSV, JSON, JSONLINES, RECORDIO
 
 RESPONSE_TYPES = (JSON, JSONLINES, RECORDIO)
 BATCH = 1024
 
 
 class NtmPredictor:
-    content_types = (JSON, JSONLINES, CSV, RECORDIO)
+    answers: Mapping[str, tuple[str, ...]] = {request: RESPONSE_TYPES for request in (JSON, JSONLINES, CSV, RECORDIO)}
+    honours_accept = True
 
     def __init__(self, model: ntm_model.ProdLDA) -> None:
         self.model = model.eval()
@@ -44,13 +45,6 @@ class NtmPredictor:
     @classmethod
     def load(cls, model_dir: Path) -> "NtmPredictor":
         return cls(ntm_model.load(model_dir))
-
-    def response_type(self, content_type: str, accept: list[str]) -> str | None:
-        if content_type not in self.content_types:
-            return None
-        if not accept:
-            return JSON
-        return next((media for media in accept if media in RESPONSE_TYPES), None)
 
     def predict(self, data: Any, content_type: str, response_type: str) -> Any:
         weights = self.topic_weights(self.documents(data, content_type))

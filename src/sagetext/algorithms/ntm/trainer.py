@@ -36,6 +36,7 @@ from torch import nn
 from sagetext.algorithms.ntm import coherence, topics
 from sagetext.algorithms.ntm import model as ntm_model
 from sagetext.algorithms.ntm.documents import DocumentStore
+from sagetext.algorithms.ntm.hyperparameters import NtmHyperparameters
 from sagetext.algorithms.ntm.model import ModelConfig, ProdLDA
 from sagetext.contract.artifacts import write_bytes_atomic
 from sagetext.contract.checkpoints import generator_state, restore_generator_state
@@ -104,7 +105,7 @@ class Data:
 
 
 def train(ctx: TrainingContext) -> None:
-    hp = ctx.hyperparameters
+    hp = ctx.hyperparameters.typed(NtmHyperparameters)
     config = ModelConfig.from_hyperparameters(hp)
     data = Data(ctx, config.feature_dim)
     vocab, vectors = read_auxiliary(ctx, config.feature_dim)
@@ -113,7 +114,7 @@ def train(ctx: TrainingContext) -> None:
     assert corpus is not None  # validate() made sure the channel exists
     model.set_background(runtime.all_reduce_sum(torch.from_numpy(corpus.word_counts())).to(ctx.device))
     optimizer = make_optimizer(model, hp)
-    stopper = EarlyStopping(hp["tolerance"], hp["num_patience_epochs"])
+    stopper = EarlyStopping(hp.tolerance, hp.num_patience_epochs)
     start = resume(ctx, model, optimizer, stopper)
     network: nn.Module = model
     if ctx.world_size > 1:
@@ -121,9 +122,9 @@ def train(ctx: TrainingContext) -> None:
         network = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
     batch_size = worker_batch_size(ctx)
     log.info("NTM: %s, %d topics, encoder %s, optimizer %s, %d documents per step on each worker, device %s",
-             type(model).__name__, config.num_topics, list(config.encoder_layers), hp["optimizer"],
+             type(model).__name__, config.num_topics, list(config.encoder_layers), hp.optimizer,
              batch_size, ctx.device)
-    for epoch in range(start, hp["epochs"]):
+    for epoch in range(start, hp.epochs):
         if epoch > start:
             corpus = data.corpus("train")  # Pipe mode: the next pass; File mode: the same documents
             assert corpus is not None
@@ -132,14 +133,14 @@ def train(ctx: TrainingContext) -> None:
         validation = data.corpus("validation")
         loss = train_loss
         if validation is not None:
-            loss, _ = evaluate(model, validation, ctx.device, hp["seed"])
+            loss, _ = evaluate(model, validation, ctx.device, hp.seed)
             ctx.metrics.log("validation:total_loss", loss)
         stop = stopper.update(loss)
         # an early stop is final: a restarted job goes straight to writing the model
-        save_checkpoint(ctx, model, optimizer, stopper, hp["epochs"] if stop else epoch + 1)
+        save_checkpoint(ctx, model, optimizer, stopper, hp.epochs if stop else epoch + 1)
         if stop:
             log.info("Early stopping after epoch %d/%d: the loss has not improved by a relative %g for %d epochs "
-                     "(best %.4f)", epoch + 1, hp["epochs"], hp["tolerance"], hp["num_patience_epochs"], stopper.best)
+                     "(best %.4f)", epoch + 1, hp.epochs, hp.tolerance, hp.num_patience_epochs, stopper.best)
             break
     finish(ctx, model, data, vocab, vectors)
     data.close()
@@ -151,7 +152,7 @@ def finish(ctx: TrainingContext, model: ProdLDA, data: Data, vocab: list[str] | 
     model.eval()
     test = data.corpus("test")
     if test is not None:
-        loss, perplexity = evaluate(model, test, ctx.device, ctx.hyperparameters["seed"])
+        loss, perplexity = evaluate(model, test, ctx.device, ctx.hyperparameters.typed(NtmHyperparameters).seed)
         ctx.metrics.log("test:total_loss", loss)
         ctx.metrics.log("test:perplexity", perplexity)
     topic_word = model.topic_word_logits().cpu().numpy()
@@ -170,8 +171,9 @@ def finish(ctx: TrainingContext, model: ProdLDA, data: Data, vocab: list[str] | 
     topics.log_summary(result, vocab)
     scores = result.model_scores()
     for name in ("tu", "wetc", "npmi"):
-        if scores[name] is not None:
-            ctx.metrics.log(name, scores[name])
+        score = scores[name]
+        if score is not None:
+            ctx.metrics.log(name, score)
     ctx.model_dir.mkdir(parents=True, exist_ok=True)
     ntm_model.save(model, ctx.model_dir)
     topics.write_json(result, vocab, ctx.model_dir)
@@ -183,11 +185,14 @@ def finish(ctx: TrainingContext, model: ProdLDA, data: Data, vocab: list[str] | 
 def train_epoch(ctx: TrainingContext, network: nn.Module, model: ProdLDA, optimizer: torch.optim.Optimizer,
                 corpus: DocumentStore, epoch: int, batch_size: int, stopper: EarlyStopping) -> float:
     """One pass; returns the mean per-document loss (over workers)."""
-    hp = ctx.hyperparameters
-    rng = np.random.default_rng([hp["seed"], ctx.rank, epoch])
-    keep = max(1, round(hp["sub_sample"] * len(corpus)))
+    hp = ctx.hyperparameters.typed(NtmHyperparameters)
+    rng = np.random.default_rng([hp.seed, ctx.rank, epoch])
+    keep = min(len(corpus), max(2, round(hp.sub_sample * len(corpus))))  # BatchNorm needs two documents
     rows = corpus.shuffled(rng, keep)
-    batches = equal_batch_count(math.ceil(len(rows) / batch_size))
+    count = math.ceil(len(rows) / batch_size)
+    if count > 1 and len(rows) % batch_size == 1:  # a batch of one document cannot train BatchNorm:
+        count -= 1  # it joins the batch before
+    batches = equal_batch_count(count)
     model.train()
     totals = torch.zeros(3, dtype=torch.float64)  # recon, kl, documents
     started = last = time.monotonic()
@@ -195,7 +200,8 @@ def train_epoch(ctx: TrainingContext, network: nn.Module, model: ProdLDA, optimi
         if runtime.stop_agreed(ctx.stop_requested, b, ctx.device):
             save_checkpoint(ctx, model, optimizer, stopper, epoch)
             raise TrainingStopped()
-        x = torch.from_numpy(corpus.dense(rows[b * batch_size:(b + 1) * batch_size])).to(ctx.device)
+        end = len(rows) if b == count - 1 else (b + 1) * batch_size
+        x = torch.from_numpy(corpus.dense(rows[b * batch_size:end])).to(ctx.device)
         recon, kl = network(x)
         loss = (recon + kl).mean()
         if not torch.isfinite(loss):
@@ -203,18 +209,18 @@ def train_epoch(ctx: TrainingContext, network: nn.Module, model: ProdLDA, optimi
                               "lower learning_rate, or set clip_gradient / rescale_gradient")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        adjust_gradients(model, hp["rescale_gradient"], hp["clip_gradient"])
+        adjust_gradients(model, hp.rescale_gradient, hp.clip_gradient)
         optimizer.step()
         totals += torch.tensor([recon.sum().item(), kl.sum().item(), len(x)], dtype=torch.float64)
         if time.monotonic() - last > PROGRESS_SECONDS:
             last = time.monotonic()
-            log.info("Epoch %d/%d: batch %d/%d, %.0f docs/s", epoch + 1, hp["epochs"], b + 1, batches,
+            log.info("Epoch %d/%d: batch %d/%d, %.0f docs/s", epoch + 1, hp.epochs, b + 1, batches,
                      totals[2].item() / (last - started))
     runtime.all_reduce_sum(totals)
     docs = max(totals[2].item(), 1.0)
     seconds = time.monotonic() - started
     log.info("Epoch %d/%d: train total_loss %.4f (recon %.4f + kl %.4f), %d documents, %.0f docs/s",
-             epoch + 1, hp["epochs"], (totals[0] + totals[1]).item() / docs, totals[0].item() / docs,
+             epoch + 1, hp.epochs, (totals[0] + totals[1]).item() / docs, totals[0].item() / docs,
              totals[1].item() / docs, int(docs), docs / max(seconds, 1e-9))
     return (totals[0] + totals[1]).item() / docs
 
@@ -242,22 +248,23 @@ def adjust_gradients(model: nn.Module, rescale: float, clip: float) -> None:
     params = [p for p in model.parameters() if p.grad is not None]
     if rescale != 1.0:
         for p in params:
-            p.grad.mul_(rescale)
+            if p.grad is not None:
+                p.grad.mul_(rescale)
     if math.isfinite(clip):
         nn.utils.clip_grad_value_(params, clip)
 
 
-def make_optimizer(model: nn.Module, hp: Any) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, hp: NtmHyperparameters) -> torch.optim.Optimizer:
     """SageMaker's optimizers as MXNet defines them. ``weight_decay`` applies to the weight
     matrices only, as MXNet's default weight-decay multipliers do (0 for biases and shifts): a
     decayed shift would pull every word towards the same background frequency. ``adadelta``
     is MXNet's (rho 0.9, epsilon 1e-5), whose step takes no learning rate; ours is scaled by
     ``learning_rate / 0.001`` so that the default is MXNet's step and a user's value still acts."""
-    lr, decay = hp["learning_rate"], hp["weight_decay"]
+    lr, decay = hp.learning_rate, hp.weight_decay
     matrices = [p for p in model.parameters() if p.dim() > 1]
     vectors = [p for p in model.parameters() if p.dim() <= 1]
     params = [{"params": matrices, "weight_decay": decay}, {"params": vectors, "weight_decay": 0.0}]
-    name = hp["optimizer"]
+    name = hp.optimizer
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, betas=(0.99, 0.999))
     if name == "sgd":
@@ -272,7 +279,7 @@ def make_optimizer(model: nn.Module, hp: Any) -> torch.optim.Optimizer:
 def worker_batch_size(ctx: TrainingContext) -> int:
     """``mini_batch_size`` is per instance: split it across this host's workers."""
     per_host = max(1, ctx.world_size // max(ctx.cluster.num_hosts, 1))
-    return max(1, ctx.hyperparameters["mini_batch_size"] // per_host)
+    return max(1, ctx.hyperparameters.typed(NtmHyperparameters).mini_batch_size // per_host)
 
 
 def equal_batch_count(batches: int) -> int:

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sagetext.algorithms.seq2seq.hyperparameters import Seq2SeqHyperparameters
 from sagetext.contract.channels import Channel
 from sagetext.contract.context import TrainingContext
 from sagetext.contract.hyperparameters import Hyperparameters
@@ -35,11 +36,12 @@ CHANNELS = ("train", "validation", "vocab")
 
 class Seq2Seq:
     name = "seq2seq"
+    hyperparameter_view = Seq2SeqHyperparameters
 
     def validate(self, hyperparameters: Hyperparameters, channels: Mapping[str, Channel]) -> None:
         from sagetext.algorithms.seq2seq.config import check
-        check(hyperparameters)
-        required = CHANNELS
+        check(hyperparameters.typed(Seq2SeqHyperparameters))
+        required: tuple[str, ...] = CHANNELS
         if "train" in channels and _holds_text(channels["train"]):
             required = ("train", "validation")  # extension: vocabularies can come from the text
         missing = [name for name in required if name not in channels]
@@ -52,7 +54,7 @@ class Seq2Seq:
 
     def train(self, ctx: TrainingContext) -> None:
         from sagetext.algorithms.seq2seq import config, data, trainer
-        hp = ctx.hyperparameters  # the runner has called validate
+        hp = ctx.hyperparameters.typed(Seq2SeqHyperparameters)  # the runner has called validate
         data_config = config.data_config(hp)
         read = read_inputs(ctx.channels, hp)
         inputs = trainer.Inputs(data.truncate(read.train, data_config), data.truncate(read.validation, data_config),
@@ -63,7 +65,7 @@ class Seq2Seq:
                               stop_requested=ctx.stop_requested)
         best = run.fit()
         if ctx.is_writer:
-            trainer.write_model(ctx.model_dir, best, run, hp.as_strings())
+            trainer.write_model(ctx.model_dir, best, run, ctx.hyperparameters.as_strings())
             log.info("Model written to %s", ctx.model_dir)
 
     def load(self, model_dir: Path) -> "Seq2SeqPredictor":
@@ -71,13 +73,13 @@ class Seq2Seq:
         return Seq2SeqPredictor.load(model_dir)
 
 
-def read_inputs(channels: Mapping[str, Channel], hp: Mapping[str, object]) -> "Inputs":
+def read_inputs(channels: Mapping[str, Channel], hp: Seq2SeqHyperparameters) -> "Inputs":
     """Training and validation pairs with their vocabularies, from RecordIO or (extension) text."""
     from sagetext.algorithms.seq2seq import data, text_input
     from sagetext.algorithms.seq2seq.trainer import Inputs
-    subword_size = int(hp["subword_vocab_size"])  # type: ignore[call-overload]
+    subword_size = hp.subword_vocab_size
     if _holds_text(channels["train"]):
-        text = text_input.load(dict(channels), subword_size, int(hp["seed"]))  # type: ignore[call-overload]
+        text = text_input.load(dict(channels), subword_size, hp.seed)
         return Inputs(text.train, text.validation, text.source_vocab, text.target_vocab, text.detokenise,
                       text.subword_models)
     if subword_size:

@@ -15,7 +15,7 @@ and JSON Lines; its attention matrix is over subword pieces.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +25,18 @@ import torch
 from sagetext.algorithms.seq2seq import artifacts
 from sagetext.algorithms.seq2seq.beam import Hypothesis, beam_search
 from sagetext.algorithms.seq2seq.vocab import PAD_ID
+from sagetext.contract import settings
+from sagetext.data.media_types import JSON, JSONLINES, RECORDIO
 from sagetext.data.recordio import SparseTensor
 from sagetext.distributed.runtime import choose_device
 from sagetext.errors import ClientError
-from sagetext.serving.codecs import JSON, JSONLINES, RECORDIO
 
 BATCH_SIZE = 64
 
 
 class Seq2SeqPredictor:
-    content_types = (JSON, JSONLINES, RECORDIO)
+    answers: Mapping[str, tuple[str, ...]] = {JSON: (JSON,), JSONLINES: (JSONLINES,), RECORDIO: (RECORDIO,)}
+    honours_accept = True  # the answer has the request's type, and Accept must allow it
 
     def __init__(self, loaded: artifacts.LoadedModel, device: str = "cpu") -> None:
         self.loaded = loaded
@@ -51,13 +53,8 @@ class Seq2SeqPredictor:
 
     @classmethod
     def load(cls, model_dir: Path) -> "Seq2SeqPredictor":
-        device = choose_device()
+        device = choose_device(settings.read("device"))
         return cls(artifacts.load(model_dir, device), device)
-
-    def response_type(self, content_type: str, accept: list[str]) -> str | None:
-        if content_type not in self.content_types:
-            return None
-        return content_type if not accept or content_type in accept else None
 
     def predict(self, data: Any, content_type: str, response_type: str) -> Any:
         if content_type == JSON:

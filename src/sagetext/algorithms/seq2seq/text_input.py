@@ -1,12 +1,13 @@
 """Extension: plain parallel text channels instead of RecordIO, optionally with subwords.
 
 A ``train`` or ``validation`` channel in text form holds exactly one ``*.src`` and one ``*.trg``
-file (e.g. ``train.src`` and ``train.trg``; gzip works, recognised by its magic bytes, as in every
-channel), line-aligned: line ``i`` of one file is the translation of line ``i`` of the other.
-Lines end at ``\n`` only (a ``\r`` before it is dropped), so a stray ``\r`` or U+2028 inside a
-sentence cannot shift the pairs; bytes that are not UTF-8 become U+FFFD. Pairs with a blank side
-are skipped; files whose non-blank lines do not pair up (different line counts) are an error.
-The ``vocab`` channel is then optional:
+file (e.g. ``train.src`` and ``train.trg``; gzip, bzip2 or xz work, recognised by their magic bytes,
+as in every channel, and a ``.gz``, ``.bz2`` or ``.xz`` suffix may follow the name), line-aligned:
+line ``i`` of one file is the translation of line ``i`` of the other. Lines end at ``\n`` only
+(a ``\r`` before it is dropped), so a stray ``\r`` or U+2028 inside a sentence cannot shift the
+pairs; bytes that are not UTF-8 become U+FFFD. Pairs with a blank side are skipped; files whose
+non-blank lines do not pair up (different line counts) are an error. The ``vocab`` channel is
+then optional:
 
 - ``subword_vocab_size=0`` (default): the text is whitespace-tokenised; the vocabularies come
   from the ``vocab`` channel when given, else from the training text with create_vocab_proto.py's
@@ -20,9 +21,7 @@ The ``vocab`` channel is then optional:
 
 from __future__ import annotations
 
-import gzip
 import io
-import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import zip_longest
@@ -34,10 +33,11 @@ import sentencepiece as spm
 from sagetext.algorithms.seq2seq import vocab as vocabulary
 from sagetext.algorithms.seq2seq.data import PairStore
 from sagetext.contract.channels import Channel
+from sagetext.data import compression
 from sagetext.errors import ClientError
 
 DEFAULT_NUM_WORDS = 50000
-_GZIP_MAGIC = b"\x1f\x8b"
+COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz")
 
 
 @dataclass(frozen=True)
@@ -55,14 +55,22 @@ def text_files(channel: Channel) -> tuple[Path, Path] | None:
     if channel.mode == "Pipe" or not channel.directory.is_dir():
         return None
     files = channel.files()
-    sources = [p for p in files if p.name.removesuffix(".gz").endswith(".src")]
-    targets = [p for p in files if p.name.removesuffix(".gz").endswith(".trg")]
+    sources = [p for p in files if _plain_name(p).endswith(".src")]
+    targets = [p for p in files if _plain_name(p).endswith(".trg")]
     if not sources and not targets:
         return None
     if len(sources) != 1 or len(targets) != 1:
         raise ClientError(f"channel '{channel.name}': parallel text needs exactly one *.src and one *.trg file "
                           f"(found {len(sources)} and {len(targets)})")
     return sources[0], targets[0]
+
+
+def _plain_name(path: Path) -> str:
+    """The file name without a compression suffix (``train.src.gz`` → ``train.src``)."""
+    for suffix in COMPRESSED_SUFFIXES:
+        if path.name.endswith(suffix):
+            return path.name.removesuffix(suffix)
+    return path.name
 
 
 def load(channels: dict[str, Channel], subword_vocab_size: int, seed: int) -> TextInputs:
@@ -94,22 +102,10 @@ def load(channels: dict[str, Channel], subword_vocab_size: int, seed: int) -> Te
 
 def read_lines(path: Path) -> Iterator[str]:
     """The lines of one side of a parallel text file, without their line break (see the module
-    docstring); a corrupt or truncated gzip file is a ``ClientError`` naming it."""
-    with open(path, "rb") as raw:
-        gzipped = raw.peek(2)[:2] == _GZIP_MAGIC
-        stream = gzip.GzipFile(fileobj=raw) if gzipped else raw
-        number = 0
-        while True:
-            try:
-                line = stream.readline()
-            except (OSError, EOFError, zlib.error) as exc:
-                if not gzipped:
-                    raise
-                raise ClientError(f"{path.name}: starts like a gzip file but cannot be decompressed after line "
-                                  f"{number} ({exc}); upload it again, or uncompressed") from None
-            if not line:
-                return
-            number += 1
+    docstring), uncompressed; corrupt compressed data or binary content is a ``ClientError``
+    naming the file (``data.compression``)."""
+    with compression.open_file(path) as stream:
+        for line in stream:
             yield line.removesuffix(b"\n").removesuffix(b"\r").decode("utf-8", errors="replace")
 
 

@@ -2,7 +2,7 @@
 
 Every ``checkpoint_frequency_num_batches`` updates the model is evaluated on the validation
 set (perplexity, token accuracy and, on ``bleu_sample_size`` sentences, sacreBLEU of beam
-search), the metrics are printed both Sockeye-style (``Checkpoint [N]\\tValidation-perplexity=``)
+search on Sockeye's 0-1 scale), the metrics are printed both Sockeye-style (``Checkpoint [N]\\tValidation-perplexity=``)
 and as ``#validation:perplexity:`` lines, the best model by ``optimized_metric`` is kept, the
 learning-rate schedule is applied and early stopping is decided. Each internal checkpoint is
 also a SageMaker checkpoint (``ctx.checkpoints``) holding all state, so a job killed and
@@ -248,7 +248,7 @@ class Trainer:
         references = [text(t.tolist()) for _, t in pairs]
         outputs = [text(h) for h in hypotheses]
         tokenize = "13a" if detokenise else "none"  # whitespace-tokenised text is scored as it is
-        return float(sacrebleu.corpus_bleu(outputs, [references], tokenize=tokenize, force=True).score)
+        return corpus_bleu(outputs, references, tokenize)
 
     # ---- SageMaker checkpoints -------------------------------------------------------------------
 
@@ -278,6 +278,13 @@ class Trainer:
         if runtime.stop_agreed(self.stop_requested, self.state.updates, self.device):
             self._save_checkpoint()
             raise TrainingStopped()
+
+
+def corpus_bleu(hypotheses: list[str], references: list[str], tokenize: str) -> float:
+    """Corpus BLEU on Sockeye 1.x's scale, 0 to 1 (sacreBLEU's 0-100 score / 100): the scale of
+    ``validation:bleu`` in SageMaker's Sockeye-based Seq2Seq, so that tuning ranges and
+    thresholds carry over."""
+    return float(sacrebleu.corpus_bleu(hypotheses, [references], tokenize=tokenize, force=True).score) / 100.0
 
 
 def translate_pairs(model: nn.Module, pairs: Sequence[Pair], beam_size: int, max_len: int, device: str,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from itertools import chain, islice
 from pathlib import Path
 
+from sagetext.data import compression
 from sagetext.errors import ClientError
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
@@ -73,9 +74,9 @@ class Vocab:
 
 
 def load(path: Path) -> Vocab:
-    """Read and check one vocabulary JSON file."""
+    """Read and check one vocabulary JSON file (gzip, bzip2 or xz undone, see ``data.compression``)."""
     try:
-        mapping = json.loads(Path(path).read_text("utf-8"))
+        mapping = json.loads(compression.read_bytes(Path(path)).decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ClientError(f"{Path(path).name}: cannot be read as a JSON vocabulary ({exc})") from None
     return Vocab.from_mapping(mapping, Path(path).name)

@@ -93,20 +93,48 @@ def write_parts(out: BinaryIO, args: Args, d: Dictionary, input_parts: list[np.n
                 output: np.ndarray) -> None:
     """Write a model whose input matrix is ``input_parts`` stacked (word rows, then n-gram
     buckets), without building the stacked matrix in memory."""
+    _write_head(out, args, d, None)
+    for parts in (input_parts, [output]):
+        out.write(b"\0")  # not quantized
+        _write_dense(out, parts)
+
+
+def write_quantized(out: BinaryIO, args: Args, d: Dictionary, pruned: tuple[np.ndarray, np.ndarray] | None,
+                    input_matrix: quantized.QuantizedMatrix,
+                    output: np.ndarray | quantized.QuantizedMatrix) -> None:
+    """A quantized model (``.ftz``): ``pruned`` is (n-gram buckets, their rows after the words)
+    for a pruned dictionary, None to keep every bucket; the output matrix dense or quantized."""
+    _write_head(out, args, d, pruned)
+    out.write(b"\1")
+    quantized.write_matrix(out, input_matrix)
+    if isinstance(output, quantized.QuantizedMatrix):
+        out.write(b"\1")
+        quantized.write_matrix(out, output)
+    else:
+        out.write(b"\0")
+        _write_dense(out, [output])
+
+
+def _write_head(out: BinaryIO, args: Args, d: Dictionary, pruned: tuple[np.ndarray, np.ndarray] | None) -> None:
+    """Header, arguments and dictionary (with its pruned n-gram index, if any)."""
     out.write(struct.pack("<ii", MAGIC, VERSION))
     out.write(args.pack())
-    out.write(_DICT_HEADER.pack(d.nwords + d.nlabels, d.nwords, d.nlabels, d.ntokens, -1))
+    out.write(_DICT_HEADER.pack(d.nwords + d.nlabels, d.nwords, d.nlabels, d.ntokens,
+                                -1 if pruned is None else len(pruned[0])))
     entries = bytearray()
     for kind, names, counts in ((0, d.words, d.word_counts), (1, d.labels, d.label_counts)):
         for name, count in zip(names, counts.tolist()):
             entries += name + b"\0" + struct.pack("<qb", count, kind)
     out.write(entries)
-    for parts in (input_parts, [output]):
-        out.write(b"\0")  # not quantized
-        out.write(_MATRIX_HEADER.pack(sum(len(p) for p in parts), parts[0].shape[1]))
-        for part in parts:
-            for start in range(0, len(part), 65536):  # bounded temporary copies
-                out.write(np.ascontiguousarray(part[start:start + 65536], dtype="<f4").tobytes())
+    if pruned is not None:
+        out.write(np.stack([pruned[0], pruned[1]], axis=1).astype("<i4").tobytes())
+
+
+def _write_dense(out: BinaryIO, parts: list[np.ndarray]) -> None:
+    out.write(_MATRIX_HEADER.pack(sum(len(p) for p in parts), parts[0].shape[1]))
+    for part in parts:
+        for start in range(0, len(part), 65536):  # bounded temporary copies
+            out.write(np.ascontiguousarray(part[start:start + 65536], dtype="<f4").tobytes())
 
 
 def read(data: bytes | mmap.mmap, name: str = "model.bin") -> FastTextModel:
@@ -182,7 +210,8 @@ def _read_dictionary(reader: "_Reader") -> tuple[Dictionary, tuple[np.ndarray, n
 def _check_shapes(name: str, args: Args, d: Dictionary, matrix_in: np.ndarray, matrix_out: np.ndarray,
                   ngram_rows: np.ndarray | None) -> None:
     if matrix_in.shape[1] != args.dim or matrix_out.shape[1] != args.dim:
-        raise ClientError(f"{name}: matrix widths {matrix_in.shape[1]}, {matrix_out.shape[1]} differ from dim={args.dim}")
+        raise ClientError(f"{name}: matrix widths {matrix_in.shape[1]}, {matrix_out.shape[1]} "
+                          f"differ from dim={args.dim}")
     # a pruned model keeps the n-gram rows its index names (fastText keeps exactly those)
     ngrams = args.bucket if ngram_rows is None else int(ngram_rows.max(initial=-1)) + 1
     if matrix_in.shape[0] != d.nwords + ngrams:
@@ -195,7 +224,7 @@ def _check_shapes(name: str, args: Args, d: Dictionary, matrix_in: np.ndarray, m
 class _Reader:
     """Bounds-checked little-endian reads from the file's bytes."""
 
-    def __init__(self, data: bytes, name: str) -> None:
+    def __init__(self, data: bytes | mmap.mmap, name: str) -> None:
         self.data = data
         self.name = name
         self.pos = 0

@@ -11,12 +11,15 @@ one-dimensional quantizer holds each row's norm. Layout, little-endian:
 - with qnorm: rows uint8 norm codes, then the norm quantizer (dim 1) in the same form.
 
 Decoding gives back exactly the vectors fastText computes with, so predictions match its own.
+``QuantizedMatrix`` holds a matrix in this form; ``write_matrix`` writes it (``quantize``
+makes one).
 """
 
 from __future__ import annotations
 
 import struct
-from typing import Protocol
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
 
 import numpy as np
 
@@ -36,6 +39,66 @@ class Reader(Protocol):
     def unpack(self, layout: struct.Struct, what: str) -> tuple: ...
 
     def array(self, dtype: str, count: int, what: str) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class ProductQuantizer:
+    """``nsubq`` slices of ``dsub`` dimensions (the last ``lastdsub``), 256 centroids each."""
+
+    dim: int
+    dsub: int
+    centroids: np.ndarray  # float32, dim * KSUB: slice m's centroids from m * KSUB * dsub, row-major
+
+    @property
+    def nsubq(self) -> int:
+        return -(-self.dim // self.dsub)
+
+    @property
+    def lastdsub(self) -> int:
+        return self.dim - (self.nsubq - 1) * self.dsub
+
+    def slice_centroids(self, m: int) -> np.ndarray:
+        """(KSUB, width) centroids of slice ``m``."""
+        width = self.dsub if m < self.nsubq - 1 else self.lastdsub
+        start = m * KSUB * self.dsub
+        return self.centroids[start:start + KSUB * width].reshape(KSUB, width)
+
+    def pack(self) -> bytes:
+        return _QUANTIZER.pack(self.dim, self.nsubq, self.dsub, self.lastdsub) + self.centroids.astype("<f4").tobytes()
+
+
+@dataclass(frozen=True)
+class QuantizedMatrix:
+    """A matrix as product-quantizer codes (rows x nsubq), with norms coded apart when ``norm_codes``."""
+
+    rows: int
+    cols: int
+    codes: np.ndarray  # uint8 (rows, nsubq)
+    quantizer: ProductQuantizer
+    norm_codes: np.ndarray | None = None  # uint8 (rows,), with ``norm_quantizer``
+    norm_quantizer: ProductQuantizer | None = None
+
+    def decode(self) -> np.ndarray:
+        """The dense float32 matrix fastText computes with."""
+        out = np.empty((self.rows, self.cols), dtype=np.float32)
+        q = self.quantizer
+        for m in range(q.nsubq):
+            out[:, m * q.dsub:m * q.dsub + q.slice_centroids(m).shape[1]] = q.slice_centroids(m)[self.codes[:, m]]
+        if self.norm_codes is not None and self.norm_quantizer is not None:
+            out *= self.norm_quantizer.centroids[self.norm_codes][:, None]
+        return out
+
+
+def write_matrix(out: BinaryIO, matrix: QuantizedMatrix) -> None:
+    """``matrix`` in fastText's ``QuantMatrix::save`` layout (the one ``read_matrix`` reads)."""
+    qnorm = matrix.norm_codes is not None and matrix.norm_quantizer is not None
+    out.write(_HEADER.pack(qnorm, matrix.rows, matrix.cols, matrix.codes.size))
+    out.write(np.ascontiguousarray(matrix.codes, dtype=np.uint8).tobytes())
+    out.write(matrix.quantizer.pack())
+    if qnorm:
+        assert matrix.norm_codes is not None and matrix.norm_quantizer is not None
+        out.write(np.ascontiguousarray(matrix.norm_codes, dtype=np.uint8).tobytes())
+        out.write(matrix.norm_quantizer.pack())
 
 
 def read_matrix(reader: Reader, what: str) -> np.ndarray:

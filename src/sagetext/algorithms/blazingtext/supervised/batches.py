@@ -65,6 +65,8 @@ class Batch:
 
     def targets(self, seed: tuple[int, ...]) -> torch.Tensor:
         """One label per line: the only one, or (several labels) one at random, as fastText does."""
+        if len(self.labels) == self.num_lines:  # one label each (every line has at least one)
+            return self.labels
         first = self.label_offsets[:-1]
         counts = np.diff(self.label_offsets)
         if (counts > 1).any():

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sagetext.algorithms.blazingtext.fasttext_format.dictionary import Dictionary
+from sagetext.algorithms.blazingtext.hyperparameters import BlazingTextHyperparameters
 from sagetext.algorithms.blazingtext.supervised.batches import PlannedBatches, lines_per_step
 from sagetext.algorithms.blazingtext.supervised.encoding import (
     Encoded,
@@ -83,7 +84,7 @@ class PreparedData:
 
 
 def prepare(ctx: TrainingContext) -> PreparedData:
-    hp = ctx.hyperparameters
+    hp = ctx.hyperparameters.typed(BlazingTextHyperparameters)
     table = TokenTable()
     counts = TokenCounts()
     train_tokens = _read(ctx, "train", table, counts)

@@ -9,6 +9,7 @@ tokenized and encoded by the code that prepares training data and scored in one 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +20,16 @@ import torch.nn.functional as F
 from sagetext.algorithms.blazingtext.fasttext_format import model_file
 from sagetext.algorithms.blazingtext.supervised.encoding import TokenMaps, TokenTable, encode, group_by_line
 from sagetext.algorithms.blazingtext.supervised.scoring import Scorer
+from sagetext.data.media_types import JSON, JSONLINES
 from sagetext.data.text import LabeledBlock, tokenize_lines
 from sagetext.errors import ClientError
 
 MODEL_FILE = "model.bin"
-JSON = "application/json"
-JSON_LINES = "application/jsonlines"
 
 
 class SupervisedPredictor:
-    content_types = (JSON, JSON_LINES)
+    answers: Mapping[str, tuple[str, ...]] = {JSON: (JSON,), JSONLINES: (JSONLINES,)}
+    honours_accept = False  # BlazingText answers in the request's type, whatever Accept says
 
     def __init__(self, model: model_file.FastTextModel, device: str = "cpu") -> None:
         args = model.args
@@ -49,16 +50,13 @@ class SupervisedPredictor:
             raise ClientError(f"no {MODEL_FILE} in {model_dir}: a supervised BlazingText or fastText model is needed")
         return cls(model_file.read(path.read_bytes(), MODEL_FILE), device)
 
-    def response_type(self, content_type: str, accept: list[str]) -> str | None:
-        return content_type if content_type in self.content_types else None
-
     def predict(self, data: Any, content_type: str, response_type: str) -> Any:
         if content_type == JSON:
             sentences, ks = _json_request(data)
-        elif content_type == JSON_LINES:
+        elif content_type == JSONLINES:
             sentences, ks = _json_lines_request(data)
         else:
-            raise ClientError(f"content type {content_type!r} is not accepted; use {JSON} or {JSON_LINES}")
+            raise ClientError(f"content type {content_type!r} is not accepted; use {JSON} or {JSONLINES}")
         return self.classify(sentences, ks)
 
     def classify(self, sentences: list[str], ks: list[int]) -> list[dict[str, list]]:

@@ -8,7 +8,7 @@ in fastText. Log lines follow BlazingText's (spec §3.7).
 An epoch is a sequence of segments of mini-batches. Between segments the loop honours a stop
 request (SIGTERM: checkpoint, then ``TrainingStopped``), logs progress, and, with several
 workers, averages parameters (``AVERAGES_PER_EPOCH`` times an epoch). On CPU the batches of a
-segment may be shared by ``SAGETEXT_TRAIN_THREADS`` threads (default 1) that update the same
+segment may be shared by ``train_threads`` threads (a setting, default 1) that update the same
 weights without locks, as fastText's threads do (Hogwild); each torch op runs on one core,
 because a step's ops are too small to split profitably. With one thread a run is repeatable
 bit for bit.
@@ -17,13 +17,13 @@ bit for bit.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
 from sagetext.algorithms.blazingtext.fasttext_format import model_file
+from sagetext.algorithms.blazingtext.hyperparameters import BlazingTextHyperparameters
 from sagetext.algorithms.blazingtext.supervised import checkpoint as checkpointing
 from sagetext.algorithms.blazingtext.supervised import losses
 from sagetext.algorithms.blazingtext.supervised.batches import Batch, PlannedBatches
@@ -38,9 +38,11 @@ from sagetext.errors import ClientError
 log = logging.getLogger(__name__)
 
 SEGMENT_BATCHES = 64  # batches read from the spill at a time
+# Planned batches up to this size stay in memory as tensors after the first epoch reads them
+# (small data sets: no re-reading and re-parsing of the spill every epoch); larger ones stream.
+KEEP_IN_MEMORY_BYTES = 64 << 20
 AVERAGES_PER_EPOCH = 4  # 1, 4 and 16 give the same accuracy on IMDB; each costs one all-reduce of the model
 PROGRESS_SECONDS = 5.0
-THREADS_ENV = "SAGETEXT_TRAIN_THREADS"
 MODEL_FILE = "model.bin"
 
 
@@ -49,10 +51,11 @@ class Run:
 
     def __init__(self, ctx: TrainingContext, data: PreparedData, model: Model) -> None:
         self.ctx = ctx
-        self.hp = ctx.hyperparameters
+        self.hp = ctx.hyperparameters.typed(BlazingTextHyperparameters)
         self.data = data
         self.model = model
         self.batches = data.train
+        self.kept: dict[tuple[int, int], list[Batch]] | None = {} if data.train.nbytes <= KEEP_IN_MEMORY_BYTES else None
         self.loss = losses.make(self.hp.loss, data.dictionary.label_counts, self.hp.negative_samples, ctx.device)
         self.total_tokens = self.hp.epochs * data.train.ntokens
         self.points = averaging_points(len(data.train), ctx.world_size)
@@ -81,6 +84,14 @@ class Run:
         rate = self.hp.learning_rate * self.ctx.world_size
         return rate * max(0.0, 1.0 - tokens_done / max(self.total_tokens, 1))
 
+    def segment(self, start: int, end: int) -> list[Batch]:
+        """Batches ``start`` to ``end`` (exclusive) on the device, kept for the next epochs when small."""
+        if self.kept is None:
+            return self.batches.read(start, end, self.ctx.device)
+        if (start, end) not in self.kept:
+            self.kept[(start, end)] = self.batches.read(start, end, self.ctx.device)
+        return self.kept[(start, end)]
+
     def words_per_second(self) -> float:
         return self.sgd_tokens * self.ctx.world_size / max(self.sgd_seconds, 1e-9)
 
@@ -104,7 +115,7 @@ def train(ctx: TrainingContext) -> None:
 
 
 def _train(ctx: TrainingContext) -> None:
-    hp = ctx.hyperparameters
+    hp = ctx.hyperparameters.typed(BlazingTextHyperparameters)
     clock = time.monotonic()
     data = prepare(ctx)
     prepared = time.monotonic()
@@ -149,7 +160,7 @@ def _segments(run: Run, first: int) -> list[tuple[int, int]]:
 def _run_epoch(run: Run, state: TrainState) -> None:
     ctx = run.ctx
     for start, end in _segments(run, state.batch):
-        _run_segment(run, run.batches.read(start, end, ctx.device), state)
+        _run_segment(run, run.segment(start, end), state)
         state.batch = end
         averaged = run.points.count(end - 1)
         for _ in range(averaged):
@@ -191,18 +202,13 @@ def _run_segment(run: Run, batches: list[Batch], state: TrainState) -> None:
 
 
 def training_threads(ctx: TrainingContext) -> int:
-    """SGD threads: ``$SAGETEXT_TRAIN_THREADS`` on CPU, else 1.
+    """SGD threads: the ``train_threads`` setting (``SAGETEXT_TRAIN_THREADS``) on CPU, else 1.
 
     Not the core count by default: two threads each with their own batch act like batches of
     twice the size, which costs accuracy (IMDB slice of 3,000 reviews: 0.78 with 2 threads,
     0.81 with 1; full IMDB: 0.894 against 0.895) for a speed-up of 1 to 1.5 on 2 cores.
     """
-    given = os.environ.get(THREADS_ENV, "").strip()
-    if not ctx.device.startswith("cpu") or not given:
-        return 1
-    if not given.isdigit() or int(given) < 1:
-        raise ClientError(f"{THREADS_ENV}={given!r}: expected a positive integer")
-    return int(given)
+    return ctx.settings.train_threads if ctx.device.startswith("cpu") else 1
 
 
 def averaging_points(num_batches: int, world_size: int) -> list[int]:
@@ -292,7 +298,7 @@ def _finish(run: Run, started: float) -> None:
 
 def write_model(ctx: TrainingContext, data: PreparedData, model: Model) -> None:
     """``model.bin`` in fastText's format, written atomically."""
-    hp = ctx.hyperparameters
+    hp = ctx.hyperparameters.typed(BlazingTextHyperparameters)
     args = model_file.Args(dim=hp.vector_dim, word_ngrams=hp.word_ngrams, bucket=data.buckets,
                              epoch=hp.epochs, min_count=hp.min_count, loss=model_file.LOSS_CODES[hp.loss],
                              neg=hp.negative_samples)

@@ -4,10 +4,13 @@ What a user gets from a word2vec job (spec §3.5) and what an endpoint loads (§
 
 - ``vectors.txt``: word2vec text format, header ``<n_words> <dim>``, words by descending
   frequency; floats printed with 9 significant digits so they read back bit for bit.
-- ``vectors.bin``: without subwords, word2vec binary format (``gensim`` ``KeyedVectors
-  .load_word2vec_format(binary=True)`` and word2vec.c read it); with subwords, fastText's own
-  ``.bin`` (version 12), which ``fasttext.load_model`` reads and which carries the char n-gram
-  table, so that unseen words still get vectors.
+- ``vectors.bin``: fastText's own ``.bin`` (version 12) in every mode, as AWS says BlazingText's
+  ``.bin`` files can be cross-consumed by fastText: ``fasttext.load_model`` and gensim's
+  ``load_facebook_model`` read it. With subwords it carries the char n-gram table, so that
+  unseen words still get vectors; without, it has no n-gram buckets (``bucket`` 0, ``maxn``
+  0), as fastText writes a model trained with ``-maxn 0 -bucket 0``. batch_skipgram is saved
+  as skipgram (fastText has no such model name). word2vec.c's binary format, which older
+  sagetext versions wrote without subwords, is still read for serving.
 
 The readers and writers are ours, not gensim's, for two reasons: serving must load files a
 user dropped into the model folder, so every size in a header is checked against the file
@@ -20,22 +23,21 @@ from __future__ import annotations
 
 import mmap
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
-from gensim.models.fasttext import ft_ngram_hashes
 
 from sagetext.algorithms.blazingtext.fasttext_format import model_file
 from sagetext.algorithms.blazingtext.fasttext_format.dictionary import Dictionary
 from sagetext.contract.artifacts import write_atomic
+from sagetext.data.media_types import JSON
 from sagetext.errors import ClientError
 
 VECTORS_TXT = "vectors.txt"
 VECTORS_BIN = "vectors.bin"
-JSON = "application/json"
 EOS = "</s>"
 MODEL_CODES = {"cbow": 1, "skipgram": 2}  # fastText's model_name enum (sup = 3)
 LOSS_NS = 2  # fastText's loss_name enum: hs = 1, ns = 2
@@ -50,6 +52,10 @@ class Subwords:
     ngrams: np.ndarray  # (bucket, dim) float32
 
     def hashes(self, word: str) -> list[int]:
+        # gensim (and scipy under it) takes a second or more to import: only when subwords are used,
+        # never for a supervised job, which imports this module through the algorithm's package.
+        from gensim.models.fasttext import ft_ngram_hashes
+
         return ft_ngram_hashes(word, self.minn, self.maxn, len(self.ngrams))
 
 
@@ -99,21 +105,16 @@ class WordVectors:
 # ---------------------------------------------------------------- writing
 
 
-def write_artifacts(model_dir: Path, vectors: WordVectors, fasttext: dict[str, Any] | None = None) -> None:
+def write_artifacts(model_dir: Path, vectors: WordVectors, fasttext: dict[str, Any]) -> None:
     """vectors.txt and vectors.bin, each written atomically.
 
-    ``fasttext`` (needed with subwords) holds what fastText's .bin carries besides the input
-    vectors: ``output`` (the (n_words, dim) output matrix), ``mode``, ``window``, ``epochs``,
-    ``min_count``, ``negative``, ``sample``, ``ntokens``.
+    ``fasttext`` holds what fastText's .bin carries besides the input vectors: ``output`` (the
+    (n_words, dim) output matrix), ``mode``, ``window``, ``epochs``, ``min_count``,
+    ``negative``, ``sample``, ``ntokens``.
     """
     matrix = vectors.matrix()
     write_atomic(model_dir / VECTORS_TXT, lambda f: _write_text(f, vectors.words, matrix))
-    if vectors.subwords is None:
-        write_atomic(model_dir / VECTORS_BIN, lambda f: _write_word2vec_bin(f, vectors.words, matrix))
-    else:
-        if fasttext is None:
-            raise ValueError("subword vectors need the fastText fields to write vectors.bin")
-        write_atomic(model_dir / VECTORS_BIN, lambda f: write_fasttext_bin(f, vectors, fasttext))
+    write_atomic(model_dir / VECTORS_BIN, lambda f: write_fasttext_bin(f, vectors, fasttext))
 
 
 def _write_text(f: BinaryIO, words: Sequence[str], matrix: np.ndarray) -> None:
@@ -128,27 +129,20 @@ def _write_text(f: BinaryIO, words: Sequence[str], matrix: np.ndarray) -> None:
     f.write("".join(lines).encode("utf-8"))
 
 
-def _write_word2vec_bin(f: BinaryIO, words: Sequence[str], matrix: np.ndarray) -> None:
-    """word2vec.c's format: header line, then ``word<space><dim float32 LE>\\n`` per word."""
-    f.write(f"{len(words)} {matrix.shape[1]}\n".encode())
-    data = np.ascontiguousarray(matrix, dtype="<f4")
-    for word, row in zip(words, data):
-        f.write(word.encode("utf-8") + b" " + row.tobytes() + b"\n")
-
-
 def write_fasttext_bin(f: BinaryIO, vectors: WordVectors, info: dict[str, Any]) -> None:
-    """fastText .bin v12 of a subword model (the format lives in ``fasttext_format.model_file``)."""
+    """fastText .bin v12 of word vectors, with or without subwords (the format lives in
+    ``fasttext_format.model_file``). ``info["mode"]`` batch_skipgram is written as skipgram."""
     sub = vectors.subwords
-    if sub is None:
-        raise ValueError("a fastText .bin of word vectors needs the subword table")
-    args = model_file.Args(dim=vectors.dim, word_ngrams=1, bucket=len(sub.ngrams), epoch=info["epochs"],
-                             min_count=info["min_count"], ws=info["window"], neg=info["negative"], loss=LOSS_NS,
-                             model=MODEL_CODES[info["mode"]], minn=sub.minn, maxn=sub.maxn,
-                             t=float(info["sample"]))
+    mode = "cbow" if info["mode"] == "cbow" else "skipgram"
+    args = model_file.Args(dim=vectors.dim, word_ngrams=1, bucket=0 if sub is None else len(sub.ngrams),
+                           epoch=info["epochs"], min_count=info["min_count"], ws=info["window"], neg=info["negative"],
+                           loss=LOSS_NS, model=MODEL_CODES[mode], minn=0 if sub is None else sub.minn,
+                           maxn=0 if sub is None else sub.maxn, t=float(info["sample"]))
     counts = np.asarray(vectors.counts or [1] * len(vectors.words), dtype=np.int64)
     dictionary = Dictionary(tuple(w.encode("utf-8") for w in vectors.words), counts, (), np.zeros(0, np.int64),
                             int(info["ntokens"]))
-    model_file.write_parts(f, args, dictionary, [vectors.rows, sub.ngrams], info["output"])
+    parts = [vectors.rows] if sub is None else [vectors.rows, sub.ngrams]
+    model_file.write_parts(f, args, dictionary, parts, info["output"])
 
 
 # ---------------------------------------------------------------- reading
@@ -209,13 +203,11 @@ class VectorsPredictor:
     answers in the request's content type and ignores Accept, so only JSON in, JSON out.
     """
 
-    content_types = (JSON,)
+    answers: Mapping[str, tuple[str, ...]] = {JSON: (JSON,)}
+    honours_accept = False
 
     def __init__(self, vectors: WordVectors) -> None:
         self.vectors = vectors
-
-    def response_type(self, content_type: str, accept: list[str]) -> str | None:
-        return content_type if content_type in self.content_types else None
 
     def predict(self, data: Any, content_type: str, response_type: str) -> list[dict[str, Any]]:
         if not isinstance(data, dict) or "instances" not in data:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from gensim.models import FastText, Word2Vec
 
+from sagetext.algorithms.blazingtext.hyperparameters import BlazingTextHyperparameters
 from sagetext.contract.context import TrainingContext
 from sagetext.errors import ClientError
 
@@ -80,7 +81,7 @@ def load(ctx: TrainingContext) -> Saved | None:
     if saved.get("format") != CHECKPOINT_FORMAT:
         raise ClientError(f"checkpoint {ctx.checkpoints.path} is not a word2vec checkpoint (format "
                           f"{saved.get('format')!r}, expected {CHECKPOINT_FORMAT!r}); remove it to start afresh")
-    hp = ctx.hyperparameters
+    hp = ctx.hyperparameters.typed(BlazingTextHyperparameters)
     try:
         state = Saved(
             position=Position(int(saved["epoch"]), int(saved["sentences"]), float(saved["alpha"])),

@@ -31,6 +31,7 @@ from typing import Any
 
 from gensim.models import FastText, Word2Vec
 
+from sagetext.algorithms.blazingtext.hyperparameters import BlazingTextHyperparameters
 from sagetext.algorithms.blazingtext.word2vec import check_hyperparameters, evaluation
 from sagetext.algorithms.blazingtext.word2vec.corpus import ChannelCorpus
 from sagetext.algorithms.blazingtext.word2vec.gensim_engine import checkpoint as checkpointing
@@ -39,7 +40,6 @@ from sagetext.algorithms.blazingtext.word2vec.learning_rate import MIN_ALPHA_FRA
 from sagetext.algorithms.blazingtext.word2vec.progress import PROGRESS_SECONDS, log_finished, log_progress
 from sagetext.algorithms.blazingtext.word2vec.vectors import Subwords, WordVectors, write_artifacts
 from sagetext.contract.context import TrainingContext, TrainingStopped
-from sagetext.contract.hyperparameters import Hyperparameters
 from sagetext.errors import ClientError
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ class ProgressReporter:
 
 def train_word2vec(ctx: TrainingContext) -> None:
     """Train cbow / skipgram / batch_skipgram on the ``train`` channel; rank 0 writes the model."""
-    hp = ctx.hyperparameters
+    hp = ctx.hyperparameters.typed(BlazingTextHyperparameters)
     check_hyperparameters(hp)
     if ctx.world_size > 1:
         if not ctx.is_writer:
@@ -117,7 +117,7 @@ def train_word2vec(ctx: TrainingContext) -> None:
         progress.log_line()
     log_finished(progress.words / progress.seconds, progress.seconds)
     vectors = to_word_vectors(model)
-    write_artifacts(ctx.model_dir, vectors, fasttext_fields(model, hp) if vectors.subwords else None)
+    write_artifacts(ctx.model_dir, vectors, fasttext_fields(model, hp))
     if hp.evaluation:
         evaluation.run_evaluation(vectors.vector, ctx.model_dir, ctx.metrics)
 
@@ -125,7 +125,7 @@ def train_word2vec(ctx: TrainingContext) -> None:
 def start(ctx: TrainingContext, model: Word2Vec, corpus: ChannelCorpus) -> tuple[Position, bool]:
     """The vocabulary and weights from the checkpoint, else from a pass over the data; where to
     start, and whether that is a checkpoint's position."""
-    hp = ctx.hyperparameters
+    hp = ctx.hyperparameters.typed(BlazingTextHyperparameters)
     saved = checkpointing.load(ctx)
     if saved is not None:
         checkpointing.restore(model, saved)
@@ -170,7 +170,7 @@ def train_epochs(ctx: TrainingContext, model: Word2Vec, corpus: ChannelCorpus, s
             raise TrainingStopped(f"stopped after epoch {position.epoch}")
 
 
-def build_model(hp: Hyperparameters, workers: int, seed: int) -> Word2Vec:
+def build_model(hp: BlazingTextHyperparameters, workers: int, seed: int) -> Word2Vec:
     """An untrained gensim Word2Vec (or FastText with subwords) with BlazingText's settings."""
     common: dict[str, Any] = dict(
         sg=0 if hp.mode == "cbow" else 1, vector_size=hp.vector_dim, window=hp.window_size,
@@ -193,7 +193,7 @@ def to_word_vectors(model: Word2Vec) -> WordVectors:
     return WordVectors(words, wv.vectors, counts)
 
 
-def fasttext_fields(model: Word2Vec, hp: Hyperparameters) -> dict[str, Any]:
+def fasttext_fields(model: Word2Vec, hp: BlazingTextHyperparameters) -> dict[str, Any]:
     return {"output": model.syn1neg, "mode": "cbow" if hp.mode == "cbow" else "skipgram",
             "window": hp.window_size, "epochs": hp.epochs, "min_count": hp.min_count,
             "negative": hp.negative_samples, "sample": hp.sampling_threshold,

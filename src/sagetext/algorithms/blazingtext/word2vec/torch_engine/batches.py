@@ -123,7 +123,7 @@ class WindowSettings:
 
     def rates(self, epochs_done: torch.Tensor) -> torch.Tensor:
         """The rate on ``rate_line``, floored at ``learning_rate * 1e-4``."""
-        return torch.clamp(self.rate_line.at(epochs_done), min=self.learning_rate * MIN_ALPHA_FRACTION)  # type: ignore[arg-type]
+        return torch.clamp(self.rate_line.at(epochs_done), min=self.learning_rate * MIN_ALPHA_FRACTION)  # type: ignore[arg-type,call-overload]
 
 
 MAX_STEPS_PER_CHUNK = 64

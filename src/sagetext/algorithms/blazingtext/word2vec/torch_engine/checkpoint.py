@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from sagetext.algorithms.blazingtext.hyperparameters import BlazingTextHyperparameters
 from sagetext.algorithms.blazingtext.word2vec.learning_rate import Schedule
 from sagetext.contract.context import TrainingContext
 from sagetext.errors import ClientError
@@ -71,7 +72,7 @@ def resume(ctx: TrainingContext, words: list[str], counts: np.ndarray,
     """The saved position, its weights copied into ``weights``; a fresh Position without one."""
     saved = ctx.checkpoints.load() if ctx.checkpoints.enabled else None
     if saved is None:
-        hp = ctx.hyperparameters
+        hp = ctx.hyperparameters.typed(BlazingTextHyperparameters)
         return Position(0, 0, 0.0, Schedule(hp.learning_rate, 0.0, 0.0, hp.epochs))
     where = ctx.checkpoints.path
     if saved.get("format") != CHECKPOINT_FORMAT:

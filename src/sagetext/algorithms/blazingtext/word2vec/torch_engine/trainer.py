@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
+from sagetext.algorithms.blazingtext.hyperparameters import BlazingTextHyperparameters
 from sagetext.algorithms.blazingtext.word2vec import check_hyperparameters, evaluation
 from sagetext.algorithms.blazingtext.word2vec.corpus import ChannelCorpus
 from sagetext.algorithms.blazingtext.word2vec.learning_rate import Schedule
@@ -38,7 +39,6 @@ from sagetext.algorithms.blazingtext.word2vec.torch_engine.progress import Progr
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.step import Update, reference_update
 from sagetext.algorithms.blazingtext.word2vec.vectors import Subwords, WordVectors, write_artifacts
 from sagetext.contract.context import TrainingContext, TrainingStopped
-from sagetext.contract.hyperparameters import Hyperparameters
 from sagetext.distributed import runtime
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class Model:
 
 def train_word2vec(ctx: TrainingContext, settings: EngineSettings = EngineSettings()) -> None:
     """Train on the ``train`` channel on ``ctx.device``; rank 0 writes the model and eval.json."""
-    hp = ctx.hyperparameters
+    hp = ctx.hyperparameters.typed(BlazingTextHyperparameters)
     check_hyperparameters(hp)
     device = torch.device(ctx.device)
     data = read_corpus_ids(ChannelCorpus(ctx.channel("train")), hp.min_count)
@@ -93,7 +93,7 @@ def train_word2vec(ctx: TrainingContext, settings: EngineSettings = EngineSettin
         write_model(ctx, data, model, hp)
 
 
-def create_model(data: CorpusIds, hp: Hyperparameters, device: torch.device) -> Model:
+def create_model(data: CorpusIds, hp: BlazingTextHyperparameters, device: torch.device) -> Model:
     """The same initial parameters on every worker (seeded with ``seed``, not ``seed + rank``)."""
     generator = torch.Generator(device=device)
     generator.manual_seed(hp.seed)
@@ -143,7 +143,7 @@ def train_epochs(ctx: TrainingContext, data: CorpusIds, model: Model, update: Up
                  settings: EngineSettings) -> None:
     """All epochs on this worker's shard, combining the workers' models syncs_per_epoch times an
     epoch; resumes from a checkpoint and saves one after each epoch (see ``checkpoint``)."""
-    hp = ctx.hyperparameters
+    hp = ctx.hyperparameters.typed(BlazingTextHyperparameters)
     device = model.output.device
     start = checkpointing.resume(ctx, data.words, data.counts, (model.inputs.weight, model.output))
     shard_ids, shard_sentences = data.shard(ctx.rank, ctx.world_size)
@@ -191,7 +191,7 @@ def _sync_point(run: Epochs, epoch: int, synced: int, skip_syncs: int, epochs_do
     return synced
 
 
-def _window_settings(hp: Hyperparameters, start: checkpointing.Position, n_words: int,
+def _window_settings(hp: BlazingTextHyperparameters, start: checkpointing.Position, n_words: int,
                      repeat_cap: float | None) -> WindowSettings:
     """Window settings with the rate line to follow: the saved one, or, when a resumed job asks
     for another number of epochs, one from the rate where it stopped down to 0 at the new end."""
@@ -208,16 +208,14 @@ def _default_windows_per_step(device: torch.device, subwords: bool) -> int:
     return GPU_WINDOWS_PER_STEP if device.type == "cuda" else CPU_WINDOWS_PER_STEP
 
 
-def write_model(ctx: TrainingContext, data: CorpusIds, model: Model, hp: Hyperparameters) -> WordVectors:
+def write_model(ctx: TrainingContext, data: CorpusIds, model: Model, hp: BlazingTextHyperparameters) -> WordVectors:
     """vectors.txt, vectors.bin and (evaluation=true) eval.json, exactly as the gensim path writes them."""
     inputs = model.inputs
     subwords = Subwords(inputs.minn, inputs.maxn, inputs.ngram_rows()) if inputs.subwords else None
     vectors = WordVectors(data.words, inputs.word_rows(), data.counts.tolist(), subwords)
-    fasttext = None
-    if subwords is not None:
-        fasttext = {"output": model.output.cpu().numpy(), "mode": "cbow" if hp.mode == "cbow" else "skipgram",
-                    "window": hp.window_size, "epochs": hp.epochs, "min_count": hp.min_count,
-                    "negative": hp.negative_samples, "sample": hp.sampling_threshold, "ntokens": data.raw_words}
+    fasttext = {"output": model.output.cpu().numpy(), "mode": "cbow" if hp.mode == "cbow" else "skipgram",
+                "window": hp.window_size, "epochs": hp.epochs, "min_count": hp.min_count,
+                "negative": hp.negative_samples, "sample": hp.sampling_threshold, "ntokens": data.raw_words}
     write_artifacts(ctx.model_dir, vectors, fasttext)
     if hp.evaluation:
         evaluation.run_evaluation(vectors.vector, ctx.model_dir, ctx.metrics)
