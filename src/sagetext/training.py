@@ -167,12 +167,14 @@ def worker_main(argv: list[str]) -> int:
 def run_worker(job: Job, rt: runtime.Runtime, stop: threading.Event | None = None) -> int:
     """Build the context for this worker and train; 143 or 130 if SIGTERM or SIGINT (``stop``) stopped it."""
     torch.manual_seed(job.hyperparameters.get("seed", 0) + rt.rank)
+    folder = checkpoints.directory(job.paths)
     ctx = TrainingContext(
         hyperparameters=job.hyperparameters,
         channels=job.channels,
         model_dir=job.paths.model_dir,
         output_data_dir=job.paths.output_data_dir,
-        checkpoints=Checkpoints(checkpoints.directory(job.paths), job.hyperparameters),
+        checkpoints=Checkpoints(folder, job.hyperparameters, _data_fingerprint(job) if folder else None,
+                                writer=rt.rank == 0),
         cluster=job.cluster,
         metrics=MetricLogger(enabled=rt.rank == 0),
         rank=rt.rank,
@@ -188,7 +190,16 @@ def run_worker(job: Job, rt: runtime.Runtime, stop: threading.Event | None = Non
         log.info("Training stopped by %s%s", signal.Signals(signum).name,
                  "; checkpoint saved" if ctx.checkpoints.enabled else "")
         return failure.stopped_exit_code(signum)
+    ctx.checkpoints.finish()
     return 0
+
+
+def _data_fingerprint(job: Job) -> dict[str, str]:
+    """What every checkpoint of this job depends on besides its hyperparameters: the channels'
+    files, as every worker sees them (hosts may hold different shards), so that all workers
+    agree on resuming."""
+    every_worker = runtime.all_gather_object(checkpoints.channel_files(job.channels))
+    return {"channel files": checkpoints.fingerprint(*every_worker)}
 
 
 class StopRequest(threading.Event):

@@ -38,10 +38,7 @@ COMPATIBLE = {"ntm": ("epochs", "21"), "seq2seq": ("max_num_batches", "180"), "s
               "word2vec": ("epochs", "2")}
 SHORT = {"ntm": {"epochs": "2"}, "seq2seq": {"max_num_batches": "20"}, "supervised": {"epochs": "2"},
          "word2vec": {"epochs": "1"}}
-RESUMED = {"ntm": r"Resumed from checkpoint \S+ at epoch (\d+)",
-           "seq2seq": r"Resumed from checkpoint \d+ \(epoch \d+, update (\d+)\)",
-           "supervised": r"Resuming from checkpoint at epoch (\d+) \(batch \d+\)",
-           "word2vec": r"Resuming from checkpoint: epoch (\d+) of \d+"}
+RESUMED = r"Resuming from checkpoint: epoch (\d+), step (\d+)"  # every trainer's one line
 # word2vec quality: Spearman's rho on MEN-3k and WS-353. On this slice an uninterrupted run gets
 # about 0.25 (±0.01); one whose resumed part started from fresh weights (3 of 5 epochs) about 0.11.
 WORD2VEC_WORDS = 1_200_000
@@ -51,9 +48,9 @@ GENSIM = {"SAGETEXT_WORD2VEC_ENGINE": "gensim"}  # the default engine; the PyTor
 ALGORITHMS = [pytest.param(a, marks=pytest.mark.data) if a == "word2vec" else a for a in JOBS]  # data: ../shared/data
 
 
-def resume_point(algorithm: str, state: dict) -> int:
-    """What the resume line must say for ``state``: the 1-based epoch, or Seq2Seq's update."""
-    return int(state["train_state"]["updates"]) if algorithm == "seq2seq" else int(state["epoch"]) + 1
+def resume_point(checkpoint: dict) -> tuple[str, str]:
+    """What the resume line must say for a checkpoint: its 1-based epoch and its step."""
+    return str(int(checkpoint["position"]["epoch"]) + 1), str(int(checkpoint["position"]["step"]))
 
 
 def job(tmp_path: Path, algorithm: str, hp: Mapping[str, str] | None = None) -> FakeOptMl:
@@ -116,12 +113,26 @@ def word_similarity(model_dir: Path) -> float:
 
 
 def load_checkpoint(algorithm: str, folder: Path, hp: Mapping[str, str] | None = None) -> dict:
-    from sagetext.contract.checkpoints import Checkpoints
+    """The whole checkpoint in ``folder`` (position, hyperparameters, state), checked to be the
+    one of this job's ``hp`` and readable."""
+    from sagetext.contract.checkpoints import FILE_NAME, read
     from sagetext.contract.hyperparameters import Spec, parse
 
-    state = Checkpoints(folder, parse(dict(hp or JOBS[algorithm]), Spec.load(SPEC_NAME[algorithm]))).load()
-    assert state is not None
-    return state
+    checkpoint = read(folder / FILE_NAME)
+    job_hp = parse(dict(hp or JOBS[algorithm]), Spec.load(SPEC_NAME[algorithm]))
+    assert checkpoint["hyperparameters"] == job_hp.as_strings()
+    return checkpoint
+
+
+def killed_after_the_last_checkpoint(opt_ml: FakeOptMl, folder: Path) -> None:
+    """Undo what a finished job did after its last checkpoint (the model, ``output/success`` and
+    the mark that its checkpoint is a finished job's), as if it had been killed just before."""
+    from sagetext.contract.checkpoints import FINISHED_FILE
+
+    for path in opt_ml.model.iterdir():
+        path.unlink()
+    (opt_ml.root / "output" / "success").unlink()
+    (folder / FINISHED_FILE).unlink()
 
 
 def model_state(algorithm: str, model_dir: Path) -> str:

@@ -207,7 +207,7 @@ def test_a_pickle_bomb_as_the_checkpoint_is_refused(kind: str, tmp_path: Path) -
     (tmp_path / FILE_NAME).write_bytes(pickle_bombs(marker)[kind])
     checkpoints = Checkpoints(tmp_path, parse(dict(DEFAULT_HP["ntm"]), Spec.load("ntm")))
     with pytest.raises(ClientError, match="cannot be read"):
-        checkpoints.load()
+        checkpoints.load("ntm/1")
     assert not marker.exists()
 
 

@@ -21,7 +21,8 @@ from sagetext.algorithms.blazingtext.fasttext_format.dictionary import fnv1a_32,
 from sagetext.algorithms.blazingtext.supervised.hashindex import HashIndex
 from sagetext.algorithms.blazingtext.supervised.predictor import SupervisedPredictor
 from sagetext.contract.channels import Channel
-from sagetext.contract.checkpoints import Checkpoints
+from sagetext.contract.checkpoints import FILE_NAME, Checkpoints
+from sagetext.contract.checkpoints import read as read_checkpoint
 from sagetext.contract.context import TrainingContext, TrainingStopped
 from sagetext.contract.hyperparameters import Spec, parse
 from sagetext.contract.paths import Paths
@@ -285,16 +286,30 @@ def test_stop_then_resume_gives_the_uninterrupted_model(tmp_path: Path, caplog: 
     second = context(tmp_path / "c", {"train": big}, checkpoint_dir=checkpoints, epochs="3")
     with caplog.at_level(logging.INFO, logger="sagetext"):
         ALGORITHM.train(second)
-    assert "Resuming from checkpoint at epoch 2" in caplog.text
+    assert "Resuming from checkpoint: epoch 2, step " in caplog.text
     assert (second.model_dir / "model.bin").read_bytes() == (reference.model_dir / "model.bin").read_bytes()
 
 
-def test_checkpoint_from_other_data_is_refused(tmp_path: Path) -> None:
+def test_checkpoint_from_other_data_is_not_resumed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A checkpoint left by a job on other data (not marked finished, as if killed): the next job
+    trains afresh on its own data and replaces the checkpoint."""
     checkpoints = tmp_path / "checkpoints"
     ALGORITHM.train(context(tmp_path / "a", {"train": SAMPLE / "train.txt"}, checkpoint_dir=checkpoints, epochs="1"))
+    first = read_checkpoint(checkpoints / FILE_NAME)
     other = context(tmp_path / "b", {"train": SAMPLE / "validation.txt"}, checkpoint_dir=checkpoints, epochs="1")
-    with pytest.raises(ClientError, match="different training data"):
+    with caplog.at_level(logging.INFO, logger="sagetext"):
         ALGORITHM.train(other)
+    assert "other data (different vocabulary); training afresh" in caplog.text
+    assert "Resuming from checkpoint" not in caplog.text
+    fresh = context(tmp_path / "c", {"train": SAMPLE / "validation.txt"}, epochs="1")  # no checkpoints at all
+    ALGORITHM.train(fresh)
+    assert (other.model_dir / "model.bin").read_bytes() == (fresh.model_dir / "model.bin").read_bytes()
+    assert read_checkpoint(checkpoints / FILE_NAME)["depends_on"] != first["depends_on"]  # the second job's now
+    resumed = context(tmp_path / "d", {"train": SAMPLE / "validation.txt"}, checkpoint_dir=checkpoints, epochs="1")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="sagetext"):
+        ALGORITHM.train(resumed)
+    assert "Resuming from checkpoint: epoch 2, step 0" in caplog.text
 
 
 # -- model.bin both ways ------------------------------------------------------------------------

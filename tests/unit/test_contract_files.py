@@ -1,15 +1,17 @@
 """Channels, cluster, checkpoints and failure reporting read and write the contract's files."""
 
+import logging
 import os
 import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from sagetext.contract import channels, checkpoints, failure
-from sagetext.contract.checkpoints import Checkpoints
+from sagetext.contract.checkpoints import Checkpoints, Position, fingerprint
 from sagetext.contract.cluster import Cluster
 from sagetext.contract.hyperparameters import Spec, parse
 from sagetext.contract.paths import Paths
@@ -80,20 +82,99 @@ def test_failure_file_first_writer_wins_and_separates_client_from_algorithm_erro
     assert failure.describe(ValueError("boom")).startswith("AlgorithmError: ValueError: boom")
 
 
-def test_checkpoints_round_trip_and_refuse_incompatible_hyperparameters(opt_ml, tmp_path: Path) -> None:
+def test_checkpoints_round_trip_and_ignore_another_jobs(opt_ml, tmp_path: Path,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
     spec = Spec.load("blazingtext")
     opt_ml.checkpoints(tmp_path / "ckpt")
     folder = checkpoints.directory(Paths(opt_ml.root))
     assert folder == tmp_path / "ckpt"
-    saved = Checkpoints(folder, parse({"mode": "supervised", "vector_dim": "8"}, spec))
-    saved.save({"epoch": 2, "weights": torch.arange(4.0)})
-    longer = Checkpoints(folder, parse({"mode": "supervised", "vector_dim": "8", "epochs": "9"}, spec))
-    state = longer.load()
-    assert state["epoch"] == 2 and torch.equal(state["weights"], torch.arange(4.0))
-    other = Checkpoints(folder, parse({"mode": "supervised", "vector_dim": "16"}, spec))
-    with pytest.raises(ClientError, match="vector_dim: checkpoint '8' vs job '16'"):
-        other.load()
+    vocabulary = {"vocabulary": fingerprint(["a", "b"])}
+    saved = Checkpoints(folder, parse({"mode": "supervised", "vector_dim": "8"}, spec), {"channel files": "f1"})
+    saved.save("test/1", Position(2, 5), {"weights": torch.arange(4.0)}, vocabulary)
+    longer = Checkpoints(folder, parse({"mode": "supervised", "vector_dim": "8", "epochs": "9"}, spec),
+                         {"channel files": "f1"})
+    with caplog.at_level(logging.INFO, logger="sagetext"):
+        resumed = longer.load("test/1", vocabulary)
+    assert resumed is not None and resumed.position == Position(2, 5)
+    assert torch.equal(resumed.state["weights"], torch.arange(4.0))
+    assert "Resuming from checkpoint: epoch 3, step 5" in caplog.text
+    # Another job's checkpoint is ignored, in one line naming what differs.
+    other = Checkpoints(folder, parse({"mode": "supervised", "vector_dim": "16"}, spec), {"channel files": "f2"})
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="sagetext"):
+        assert other.load("test/1", {"vocabulary": fingerprint(["a", "c"])}) is None
+        assert longer.load("test/2", vocabulary) is None
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2 and all(line.startswith(f"Not resuming the checkpoint in {folder}: ") for line in lines)
+    assert "other hyperparameters (vector_dim: checkpoint '8' vs job '16')" in lines[0], lines
+    assert "other data (different channel files and vocabulary)" in lines[0], lines
+    assert "it holds 'test/1' state, this job 'test/2'" in lines[1], lines
     assert not list(folder.glob(".*tmp"))  # no temporary files left behind
+    # A worker other than rank 0 decides alike, silently.
+    quiet = Checkpoints(folder, parse({"mode": "supervised", "vector_dim": "8"}, spec), {"channel files": "f1"},
+                        writer=False)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="sagetext"):
+        assert quiet.load("test/1", vocabulary) is not None
+    assert caplog.text == ""
+
+
+def test_a_finished_jobs_checkpoint_is_not_resumed_but_its_successors_are(tmp_path: Path,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    hp = parse({"mode": "supervised"}, Spec.load("blazingtext"))
+    first = Checkpoints(tmp_path, hp)
+    first.save("test/1", Position(5), {})
+    first.finish()
+    assert (tmp_path / checkpoints.FINISHED_FILE).exists()
+    second = Checkpoints(tmp_path, hp)
+    with caplog.at_level(logging.INFO, logger="sagetext"):
+        assert second.load("test/1") is None
+    assert f"Not resuming the checkpoint in {tmp_path}: its job finished; training afresh" in caplog.text
+    second.save("test/1", Position(1), {})  # then the second job is stopped (spot): its restart resumes
+    resumed = Checkpoints(tmp_path, hp).load("test/1")
+    assert resumed is not None and resumed.position == Position(1)
+    # A job that ignored a finished checkpoint and is killed before its first save: its restart
+    # ignores that checkpoint again.
+    third = Checkpoints(tmp_path, hp)
+    third.load("test/1")
+    third.finish()
+    assert Checkpoints(tmp_path, hp).load("test/1") is None
+    (tmp_path / checkpoints.FINISHED_FILE).write_text("{not json")
+    with pytest.raises(ClientError, match=checkpoints.FINISHED_FILE):
+        Checkpoints(tmp_path, hp).load("test/1")
+
+
+def test_checkpoint_fingerprints_frame_their_parts() -> None:
+    assert fingerprint("ab", "c") != fingerprint("a", "bc")
+    assert fingerprint(["a", "b"]) != fingerprint("a", "b") != fingerprint(("a",), "b")
+    assert fingerprint([b"a", b"b"], [b"c"]) != fingerprint([b"a"], [b"b", b"c"])
+    assert fingerprint("1") != fingerprint(1) != fingerprint(1.0)
+    assert fingerprint(np.array([1, 2], dtype=np.int64)) == fingerprint(np.array([1, 2], dtype=np.int64))
+    assert fingerprint(np.array([1, 2], dtype=np.int64)) != fingerprint(np.array([1, 2], dtype=np.int32))
+    assert fingerprint(np.arange(3)) != fingerprint(np.arange(4))
+    with pytest.raises(TypeError):
+        fingerprint(object())
+
+
+def test_channel_files_fingerprint_names_and_sizes_but_not_times(opt_ml) -> None:
+    paths = Paths(opt_ml.root)
+    folder = opt_ml.channel("train", {"a.txt": "one\n", "b.txt": "two\n"})
+    opt_ml.channel("validation", {"v.txt": "three\n"})
+    before = checkpoints.channel_files(channels.load(paths))
+    os.utime(folder / "a.txt", (0, 0))  # a fresh download after a spot restart: new times, same objects
+    assert checkpoints.channel_files(channels.load(paths)) == before
+    (folder / "a.txt").write_text("ONE\n")  # same size: not told apart without reading (the vocabulary is)
+    assert checkpoints.channel_files(channels.load(paths)) == before
+    (folder / "a.txt").write_text("one more\n")
+    grown = checkpoints.channel_files(channels.load(paths))
+    (folder / "a.txt").rename(folder / "c.txt")
+    (folder / "c.txt").write_text("one\n")
+    renamed = checkpoints.channel_files(channels.load(paths))
+    assert len({before, grown, renamed}) == 3
+    opt_ml.channel("train", {}, mode="Pipe")  # Pipe mode: only the channel and its mode
+    piped = checkpoints.channel_files(channels.load(paths))
+    (folder / "c.txt").write_text("other data\n")
+    assert checkpoints.channel_files(channels.load(paths)) == piped != renamed
 
 
 def test_checkpoint_save_removes_leftovers_of_a_killed_write_and_reports_unwritable_paths(tmp_path: Path) -> None:
@@ -102,9 +183,9 @@ def test_checkpoint_save_removes_leftovers_of_a_killed_write_and_reports_unwrita
     folder.mkdir()
     leftover = folder / ".checkpoint.pt.abc123.tmp"
     leftover.write_bytes(b"half a checkpoint")
-    Checkpoints(folder, hp).save({"epoch": 1})
+    Checkpoints(folder, hp).save("test/1", Position(1), {})
     assert not leftover.exists() and (folder / "checkpoint.pt").exists()
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")
     with pytest.raises(ClientError, match="cannot write the checkpoint"):
-        Checkpoints(blocked / "ckpt", hp).save({"epoch": 1})
+        Checkpoints(blocked / "ckpt", hp).save("test/1", Position(1), {})

@@ -221,15 +221,15 @@ def test_checkpoint_resume_and_sigterm(tmp_path: Path, caplog: pytest.LogCapture
     ctx, metrics = make_ctx(tmp_path / "b", checkpoint_dir=checkpoints, epochs="4", num_patience_epochs="9")
     with caplog.at_level(logging.INFO, logger="sagetext"):
         trainer.train(ctx)
-    assert "Resumed from checkpoint" in caplog.text and "at epoch 3" in caplog.text
+    assert "Resuming from checkpoint: epoch 3, step 0" in caplog.text
     assert len(metrics.values("train:total_loss")) == 2  # epochs 3 and 4 only
     state = torch.load(checkpoints / "checkpoint.pt", weights_only=True)
-    assert state["epoch"] == 4
+    assert state["position"]["epoch"] == 4
     ctx, _ = make_ctx(tmp_path / "c", checkpoint_dir=checkpoints, epochs="9", num_patience_epochs="9")
     ctx.stop_requested.set()
     with pytest.raises(TrainingStopped):
         trainer.train(ctx)
-    assert torch.load(checkpoints / "checkpoint.pt", weights_only=True)["epoch"] == 4
+    assert torch.load(checkpoints / "checkpoint.pt", weights_only=True)["position"]["epoch"] == 4
     assert not (ctx.model_dir / "model.pt").exists()
 
 
@@ -246,8 +246,8 @@ def test_a_job_restarted_from_an_epochs_checkpoint_ends_with_the_uninterrupted_m
     torch.manual_seed(7)  # the restarted process seeds afresh; the checkpoint's state replaces it
     second, _ = make_ctx(tmp_path / "second", checkpoint_dir=tmp_path / "ckpt", epochs="4", num_patience_epochs="9")
     trainer.train(second)
-    expected = torch.load(tmp_path / "whole_ckpt" / "checkpoint.pt", weights_only=True)["model"]
-    got = torch.load(tmp_path / "ckpt" / "checkpoint.pt", weights_only=True)["model"]
+    expected = torch.load(tmp_path / "whole_ckpt" / "checkpoint.pt", weights_only=True)["state"]["model"]
+    got = torch.load(tmp_path / "ckpt" / "checkpoint.pt", weights_only=True)["state"]["model"]
     assert expected.keys() == got.keys()
     for name in expected:
         assert torch.equal(expected[name], got[name]), name

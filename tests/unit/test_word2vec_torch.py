@@ -29,6 +29,7 @@ from sagetext.algorithms.blazingtext import ALGORITHM
 from sagetext.algorithms.blazingtext.hyperparameters import BlazingTextHyperparameters
 from sagetext.algorithms.blazingtext.word2vec import evaluation
 from sagetext.algorithms.blazingtext.word2vec.corpus import read_sentences
+from sagetext.algorithms.blazingtext.word2vec.gensim_engine import checkpoint as gensim_checkpoint
 from sagetext.algorithms.blazingtext.word2vec.learning_rate import Schedule
 from sagetext.algorithms.blazingtext.word2vec.torch_engine import checkpoint as gpu_state
 from sagetext.algorithms.blazingtext.word2vec.torch_engine import kernels
@@ -45,7 +46,7 @@ from sagetext.algorithms.blazingtext.word2vec.torch_engine.step import cbow_upda
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.trainer import train_word2vec
 from sagetext.algorithms.blazingtext.word2vec.vectors import Subwords, read_vectors
 from sagetext.contract.channels import Channel
-from sagetext.contract.checkpoints import Checkpoints
+from sagetext.contract.checkpoints import Checkpoints, Position
 from sagetext.contract.context import TrainingContext, TrainingStopped
 from sagetext.contract.hyperparameters import Spec, parse
 from sagetext.contract.metrics import MetricLogger
@@ -439,7 +440,7 @@ def test_stop_then_resume_gives_the_uninterrupted_model(tmp_path: Path, corpus_s
     with pytest.raises(TrainingStopped, match="in epoch 2, at sync"):
         train_word2vec(stopped)
     saved = torch.load(tmp_path / "ckpt" / "checkpoint.pt", weights_only=True)
-    assert saved["epoch"] == 1 and 0 < saved["syncs"] < 16
+    assert saved["position"]["epoch"] == 1 and 0 < saved["position"]["step"] < 16
     resumed_steps: list[int] = []
     counting_updates(monkeypatch, resumed_steps.append)
     resumed = checkpointed_ctx(tmp_path / "resumed", text, tmp_path / "ckpt", **hp)
@@ -453,7 +454,7 @@ def test_stop_then_resume_gives_the_uninterrupted_model(tmp_path: Path, corpus_s
 def test_a_resumed_job_with_more_epochs_continues_the_rate_from_where_it_stood() -> None:
     values = parse({"mode": "cbow", "epochs": "4", "learning_rate": "0.05"}, Spec.load("blazingtext")).typed(
         BlazingTextHyperparameters)
-    saved = gpu_state.Position(epoch=1, syncs=8, epochs_done=1.5, schedule=Schedule(0.05, 0.0, 0.0, 2))
+    saved = gpu_state.Start(Position(epoch=1, step=8), epochs_done=1.5, schedule=Schedule(0.05, 0.0, 0.0, 2))
     settings = gpu_trainer._window_settings(values, saved, n_words=10, repeat_cap=None)
     rates = settings.rates(torch.tensor([1.5, 2.75, 4.0])).tolist()
     assert rates[0] == pytest.approx(0.05 * (1 - 1.5 / 2))  # where the 2-epoch line stood
@@ -464,13 +465,16 @@ def test_a_resumed_job_with_more_epochs_continues_the_rate_from_where_it_stood()
     assert same.rates(torch.tensor([2.0])).item() == pytest.approx(0.05 * 0.5)  # same epochs: the saved line
 
 
-def test_a_gensim_checkpoint_is_refused_by_the_torch_engine(tmp_path: Path) -> None:
+def test_a_gensim_checkpoint_is_not_resumed_by_the_torch_engine(tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
     text = " ".join(f"w{i % 7} w{i % 3}" for i in range(3000)).encode()
     ctx = checkpointed_ctx(tmp_path, text, tmp_path / "ckpt", mode="cbow", vector_dim="8", epochs="1",
                            evaluation="false")
-    ctx.checkpoints.save({"format": "sagetext-word2vec-checkpoint/1"})
-    with pytest.raises(ClientError, match="not a checkpoint of the PyTorch word2vec engine"):
+    ctx.checkpoints.save(gensim_checkpoint.KIND, Position(1), {})
+    with caplog.at_level(logging.INFO, logger="sagetext"):
         train_word2vec(ctx)
+    assert "it holds 'blazingtext-word2vec-gensim/2' state, this job 'blazingtext-word2vec-torch/2'" in caplog.text
+    assert torch.load(tmp_path / "ckpt" / "checkpoint.pt", weights_only=True)["kind"] == gpu_state.KIND
 
 
 @pytest.mark.slow
@@ -502,7 +506,7 @@ def test_two_workers_stopped_by_sigterm_resume_to_the_uninterrupted_model(tmp_pa
     assert "stopped by SIGTERM" in log, log[-3000:]
     restarted = run_job(stopped, "word2vec", env)
     assert restarted.returncode == 0, restarted.stdout[-3000:] + restarted.stderr[-3000:]
-    assert "Resuming from checkpoint at epoch" in restarted.stdout
+    assert "Resuming from checkpoint: epoch " in restarted.stdout
     a, b = read_vectors(whole.model / "vectors.bin"), read_vectors(stopped.model / "vectors.bin")
     assert a.words == b.words
     np.testing.assert_array_equal(a.rows, b.rows)

@@ -39,7 +39,7 @@ from sagetext.algorithms.ntm.documents import DocumentStore
 from sagetext.algorithms.ntm.hyperparameters import NtmHyperparameters
 from sagetext.algorithms.ntm.model import ModelConfig, ProdLDA
 from sagetext.contract.artifacts import write_bytes_atomic
-from sagetext.contract.checkpoints import generator_state, restore_generator_state
+from sagetext.contract.checkpoints import Position, generator_state, restore_generator_state
 from sagetext.contract.context import TrainingContext, TrainingStopped
 from sagetext.data import bow
 from sagetext.distributed import runtime
@@ -51,6 +51,7 @@ EVAL_BATCH = 2048
 PROGRESS_SECONDS = 5.0
 ADADELTA_DEFAULT_LR = 0.001
 ADADELTA_RHO, ADADELTA_EPSILON = 0.9, 1e-5  # MXNet's AdaDelta defaults
+CHECKPOINT_KIND = "ntm/2"  # 2: batch-norm shifts in the model, two optimizer groups (decay on matrices only)
 
 
 @dataclass
@@ -314,10 +315,9 @@ def save_checkpoint(ctx: TrainingContext, model: ProdLDA, optimizer: torch.optim
     if not ctx.checkpoints.enabled:
         return
     generators = runtime.all_gather_object(generator_state(ctx.device))
-    if not ctx.is_writer:
-        return
-    ctx.checkpoints.save({"epoch": next_epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                          "best": stopper.best, "bad_epochs": stopper.bad_epochs, "generators": generators})
+    ctx.checkpoints.save(CHECKPOINT_KIND, Position(next_epoch), {
+        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "best": stopper.best,
+        "bad_epochs": stopper.bad_epochs, "generators": generators})
 
 
 def _restore_generators(ctx: TrainingContext, saved: Any) -> None:
@@ -328,13 +328,14 @@ def _restore_generators(ctx: TrainingContext, saved: Any) -> None:
 
 
 def resume(ctx: TrainingContext, model: ProdLDA, optimizer: torch.optim.Optimizer, stopper: EarlyStopping) -> int:
-    """Restore a checkpoint if there is one; the epoch to start from."""
-    state = ctx.checkpoints.load() if ctx.checkpoints.enabled else None
-    if state is None:
+    """Restore a checkpoint if there is one; the epoch to start from (a checkpoint is taken at
+    an epoch's end, or on SIGTERM, when the interrupted epoch is trained again)."""
+    resumed = ctx.checkpoints.load(CHECKPOINT_KIND)
+    if resumed is None:
         return 0
+    state = resumed.state
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     stopper.best, stopper.bad_epochs = float(state["best"]), int(state["bad_epochs"])
     _restore_generators(ctx, state.get("generators"))
-    log.info("Resumed from checkpoint %s at epoch %d", ctx.checkpoints.path, int(state["epoch"]) + 1)
-    return int(state["epoch"])
+    return resumed.position.epoch

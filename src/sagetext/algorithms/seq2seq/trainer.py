@@ -33,13 +33,14 @@ from sagetext.algorithms.seq2seq.config import DataConfig, ModelConfig, TrainerC
 from sagetext.algorithms.seq2seq.data import Batch, BatchPlan, Pair, lengths, make_batch, sequential_batches
 from sagetext.algorithms.seq2seq.model import build_model
 from sagetext.algorithms.seq2seq.vocab import PAD_ID, Vocab
-from sagetext.contract.checkpoints import Checkpoints, generator_state, restore_generator_state
+from sagetext.contract.checkpoints import Checkpoints, Position, generator_state, restore_generator_state
 from sagetext.contract.context import TrainingStopped
 from sagetext.contract.metrics import MetricLogger
 from sagetext.distributed import runtime
 
 log = logging.getLogger(__name__)
 PROGRESS_SECONDS = 10.0
+CHECKPOINT_KIND = "seq2seq/1"
 
 
 @dataclass
@@ -253,26 +254,24 @@ class Trainer:
     # ---- SageMaker checkpoints -------------------------------------------------------------------
 
     def _save_checkpoint(self) -> None:
-        if not (self.checkpoints.enabled and self.rank == 0):
+        if not self.checkpoints.enabled:
             return
         state: dict[str, Any] = {
-            "format": "sagetext-seq2seq-checkpoint", "train_state": asdict(self.state),
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "best_params": self.best_params, **generator_state(self.device),
+            "train_state": asdict(self.state), "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "best_params": self.best_params, **generator_state(self.device),
         }
-        self.checkpoints.save(state)
+        self.checkpoints.save(CHECKPOINT_KIND, Position(self.state.epoch, self.state.batch_in_epoch), state)
 
     def _resume(self) -> None:
-        saved = self.checkpoints.load() if self.checkpoints.enabled else None
-        if saved is None:
+        resumed = self.checkpoints.load(CHECKPOINT_KIND)
+        if resumed is None:
             return
+        saved = resumed.state
         self.state = TrainState(**saved["train_state"])
         self.model.load_state_dict(saved["model"])
         self.optimizer.load_state_dict(saved["optimizer"])
         self.best_params = dict(saved["best_params"])
         restore_generator_state(saved, self.device)
-        log.info("Resumed from checkpoint %d (epoch %d, update %d)", self.state.checkpoint, self.state.epoch,
-                 self.state.updates)
 
     def _stop_if_requested(self) -> None:
         if runtime.stop_agreed(self.stop_requested, self.state.updates, self.device):

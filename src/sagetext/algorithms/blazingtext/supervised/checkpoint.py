@@ -1,27 +1,22 @@
-"""The training state a spot restart needs, and saving / resuming it through ``ctx.checkpoints``.
+"""The training state a spot restart needs, saved and resumed through ``ctx.checkpoints``.
 
 A checkpoint holds the weights, rows in fastText's order (and the best weights so far when
-early stopping), where training stood (epoch, batch, averagings done, learning-rate
-progress), the early-stopping counters, and a fingerprint of the vocabulary: the data is
-read again on restart, and a checkpoint made from other data is refused rather than
-silently mixed in.
+early stopping), where training stood (epoch and batch; averagings done and learning-rate
+progress), the early-stopping counters; it depends on the vocabulary (words and labels): the
+data is read again on restart, and a checkpoint made from other data is not mixed in.
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
 from dataclasses import dataclass
 from typing import Any
 
 from sagetext.algorithms.blazingtext.fasttext_format.dictionary import Dictionary
 from sagetext.algorithms.blazingtext.supervised.model import Model
+from sagetext.contract.checkpoints import Position, fingerprint
 from sagetext.contract.context import TrainingContext
-from sagetext.errors import ClientError
 
-log = logging.getLogger(__name__)
-
-CHECKPOINT_FORMAT = 1
+KIND = "blazingtext-supervised/2"
 
 
 @dataclass
@@ -35,27 +30,22 @@ class TrainState:
     best: Model | None = None  # kept when early stopping
 
 
-def fingerprint(dictionary: Dictionary) -> str:
-    digest = hashlib.sha256()
-    for name in (*dictionary.words, b"\1", *dictionary.labels):
-        digest.update(name + b"\0")
-    return digest.hexdigest()
+def depends_on(dictionary: Dictionary) -> dict[str, str]:
+    return {"vocabulary": fingerprint(dictionary.words, dictionary.labels)}
 
 
 def save(ctx: TrainingContext, dictionary: Dictionary, model: Model, state: TrainState, total_tokens: int) -> None:
-    """Rank 0 writes the checkpoint when checkpoints are configured."""
-    if not (ctx.checkpoints.enabled and ctx.is_writer):
+    """Save the state when checkpoints are configured (rank 0 writes)."""
+    if not (ctx.checkpoints.enabled and ctx.is_writer):  # the others would build the state for nothing
         return
-    payload: dict[str, Any] = {
-        "format": CHECKPOINT_FORMAT, "vocabulary": fingerprint(dictionary), "epoch": state.epoch,
-        "batch": state.batch, "averages_done": state.averages_done,
-        "progress": state.tokens_done / max(total_tokens, 1), "best_accuracy": state.best_accuracy,
-        "epochs_without_improvement": state.epochs_without_improvement,
+    saved: dict[str, Any] = {
+        "averages_done": state.averages_done, "progress": state.tokens_done / max(total_tokens, 1),
+        "best_accuracy": state.best_accuracy, "epochs_without_improvement": state.epochs_without_improvement,
         "input": model.fasttext_input(), "output": model.output.cpu(),
     }
     if state.best is not None:
-        payload["best_input"], payload["best_output"] = state.best.fasttext_input(), state.best.output.cpu()
-    ctx.checkpoints.save(payload)
+        saved["best_input"], saved["best_output"] = state.best.fasttext_input(), state.best.output.cpu()
+    ctx.checkpoints.save(KIND, Position(state.epoch, state.batch), saved, depends_on(dictionary))
 
 
 def resume(ctx: TrainingContext, dictionary: Dictionary, model: Model, total_tokens: int,
@@ -65,15 +55,14 @@ def resume(ctx: TrainingContext, dictionary: Dictionary, model: Model, total_tok
     Distributed workers restart right after the same parameter averaging, whatever their
     number of batches; a single worker restarts at the saved batch.
     """
-    saved = ctx.checkpoints.load() if ctx.checkpoints.enabled else None
-    if saved is None:
+    resumed = ctx.checkpoints.load(KIND, depends_on(dictionary))
+    if resumed is None:
         return TrainState()
-    if saved.get("format") != CHECKPOINT_FORMAT or saved.get("vocabulary") != fingerprint(dictionary):
-        raise ClientError(f"checkpoint {ctx.checkpoints.path} was made from different training data (its "
-                          "vocabulary differs); remove it to start afresh")
+    saved = resumed.state
     model.load_fasttext_input_(saved["input"])
     model.output.copy_(saved["output"])
-    state = TrainState(epoch=int(saved["epoch"]), batch=int(saved["batch"]), averages_done=int(saved["averages_done"]),
+    state = TrainState(epoch=resumed.position.epoch, batch=resumed.position.step,
+                       averages_done=int(saved["averages_done"]),
                        tokens_done=int(round(float(saved["progress"]) * total_tokens)),
                        best_accuracy=float(saved["best_accuracy"]),
                        epochs_without_improvement=int(saved["epochs_without_improvement"]))
@@ -83,6 +72,4 @@ def resume(ctx: TrainingContext, dictionary: Dictionary, model: Model, total_tok
         state.best = model.clone()
         state.best.load_fasttext_input_(saved["best_input"])
         state.best.output.copy_(saved["best_output"])
-    if ctx.is_writer:
-        log.info("Resuming from checkpoint at epoch %d (batch %d)", state.epoch + 1, state.batch)
     return state

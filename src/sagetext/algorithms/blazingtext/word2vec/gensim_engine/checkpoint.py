@@ -1,15 +1,15 @@
 """Checkpoints of the CPU word2vec trainer (gensim), saved and resumed through ``ctx.checkpoints``.
 
 gensim's own ``save()`` pickles the whole model, and nothing from a folder a user controls is
-ever unpickled here (DESIGN.md). So a checkpoint holds plain values only, written by
+ever unpickled here (DESIGN.md). So a checkpoint's state holds plain values only, written by
 ``contract/checkpoints`` (``torch.save``, atomically) and read back with ``weights_only=True``:
 
 * the vocabulary: the words in gensim's order and their counts, the corpus' sentence and
   token counts (so a resumed job needs no vocabulary pass over the data);
 * the weights: the input vectors (``vectors_vocab`` with subwords), ``syn1neg``, and with
   subwords the char n-gram vectors;
-* where training stood: epochs completed, sentences of the next epoch already trained (a
-  SIGTERM stops mid-epoch), and the learning rate there.
+* where training stood: the position (epochs completed, then sentences of the next epoch
+  already trained: a SIGTERM stops mid-epoch), and the learning rate there.
 
 ``restore`` rebuilds the vocabulary from the counts (``build_vocab_from_freq``: the same
 min_count filtering, down-sampling and negative-sampling table as the first run) and copies
@@ -24,27 +24,22 @@ import numpy as np
 from gensim.models import FastText, Word2Vec
 
 from sagetext.algorithms.blazingtext.hyperparameters import BlazingTextHyperparameters
+from sagetext.contract.checkpoints import Position
 from sagetext.contract.context import TrainingContext
 from sagetext.errors import ClientError
 
-CHECKPOINT_FORMAT = "sagetext-word2vec-checkpoint/1"
+KIND = "blazingtext-word2vec-gensim/2"
 
 
-@dataclass(frozen=True)
-class Position:
-    """Where training stands: ``epoch`` epochs done, then ``sentences`` of the next one."""
-
-    epoch: int
-    sentences: int
-    alpha: float  # the learning rate at this point
-
-    def epochs_done(self, corpus_count: int) -> float:
-        return self.epoch + self.sentences / max(corpus_count, 1)
+def epochs_done(position: Position, corpus_count: int) -> float:
+    """Epochs trained at ``position``, whose step counts the sentences of the next epoch."""
+    return position.epoch + position.step / max(corpus_count, 1)
 
 
 @dataclass(frozen=True)
 class Saved:
-    position: Position
+    position: Position  # step: sentences of the next epoch already trained
+    alpha: float  # the learning rate at that position
     corpus_count: int  # sentences per pass
     corpus_total_words: int  # raw tokens per pass
     words: list[str]
@@ -54,37 +49,34 @@ class Saved:
     ngrams: np.ndarray | None
 
 
-def save(ctx: TrainingContext, model: Word2Vec, position: Position) -> None:
-    """Rank 0 writes the checkpoint when checkpoints are configured."""
-    if not (ctx.checkpoints.enabled and ctx.is_writer):
+def save(ctx: TrainingContext, model: Word2Vec, position: Position, alpha: float) -> None:
+    """Save the model at ``position`` (rate ``alpha``) when checkpoints are configured."""
+    if not (ctx.checkpoints.enabled and ctx.is_writer):  # the others would build the state for nothing
         return
     import torch
 
     wv = model.wv
-    payload = {
-        "format": CHECKPOINT_FORMAT, "epoch": position.epoch, "sentences": position.sentences,
-        "alpha": position.alpha, "corpus_count": int(model.corpus_count),
+    state = {
+        "alpha": alpha, "corpus_count": int(model.corpus_count),
         "corpus_total_words": int(model.corpus_total_words), "words": list(wv.index_to_key),
         "counts": torch.as_tensor(np.asarray(wv.expandos["count"], dtype=np.int64)),
         "input": torch.from_numpy(_input(model)), "output": torch.from_numpy(model.syn1neg),
     }
     if isinstance(model, FastText):
-        payload["ngrams"] = torch.from_numpy(wv.vectors_ngrams)
-    ctx.checkpoints.save(payload)
+        state["ngrams"] = torch.from_numpy(wv.vectors_ngrams)
+    ctx.checkpoints.save(KIND, position, state)
 
 
 def load(ctx: TrainingContext) -> Saved | None:
-    """The saved state, or None; a checkpoint that does not fit this job is a ClientError."""
-    saved = ctx.checkpoints.load() if ctx.checkpoints.enabled else None
-    if saved is None:
+    """The saved state, or None; a checkpoint whose arrays do not fit this job is a ClientError."""
+    resumed = ctx.checkpoints.load(KIND)
+    if resumed is None:
         return None
-    if saved.get("format") != CHECKPOINT_FORMAT:
-        raise ClientError(f"checkpoint {ctx.checkpoints.path} is not a word2vec checkpoint (format "
-                          f"{saved.get('format')!r}, expected {CHECKPOINT_FORMAT!r}); remove it to start afresh")
+    saved = resumed.state
     hp = ctx.hyperparameters.typed(BlazingTextHyperparameters)
     try:
         state = Saved(
-            position=Position(int(saved["epoch"]), int(saved["sentences"]), float(saved["alpha"])),
+            position=resumed.position, alpha=float(saved["alpha"]),
             corpus_count=int(saved["corpus_count"]), corpus_total_words=int(saved["corpus_total_words"]),
             words=[str(w) for w in saved["words"]], counts=[int(c) for c in saved["counts"].tolist()],
             input=saved["input"].numpy(), output=saved["output"].numpy(),
@@ -96,7 +88,7 @@ def load(ctx: TrainingContext) -> Saved | None:
     shapes_fit = (len(state.counts) == rows[0] and state.input.shape == rows and state.output.shape == rows
                   and (state.ngrams is None) != bool(hp.subwords)
                   and (state.ngrams is None or state.ngrams.shape == (hp.buckets, hp.vector_dim)))
-    if not shapes_fit or state.corpus_count < 1 or state.position.sentences >= state.corpus_count:
+    if not shapes_fit or state.corpus_count < 1 or state.position.step >= state.corpus_count:
         raise ClientError(f"checkpoint {ctx.checkpoints.path} does not fit this job (its arrays do not match "
                           f"vector_dim={hp.vector_dim}, subwords={hp.subwords}, buckets={hp.buckets}); "
                           "remove it to start afresh")

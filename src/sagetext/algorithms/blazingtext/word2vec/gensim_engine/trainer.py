@@ -35,10 +35,11 @@ from sagetext.algorithms.blazingtext.hyperparameters import BlazingTextHyperpara
 from sagetext.algorithms.blazingtext.word2vec import check_hyperparameters, evaluation
 from sagetext.algorithms.blazingtext.word2vec.corpus import ChannelCorpus
 from sagetext.algorithms.blazingtext.word2vec.gensim_engine import checkpoint as checkpointing
-from sagetext.algorithms.blazingtext.word2vec.gensim_engine.checkpoint import Position
+from sagetext.algorithms.blazingtext.word2vec.gensim_engine.checkpoint import epochs_done
 from sagetext.algorithms.blazingtext.word2vec.learning_rate import MIN_ALPHA_FRACTION, Schedule
 from sagetext.algorithms.blazingtext.word2vec.progress import PROGRESS_SECONDS, log_finished, log_progress
 from sagetext.algorithms.blazingtext.word2vec.vectors import Subwords, WordVectors, write_artifacts
+from sagetext.contract.checkpoints import Position
 from sagetext.contract.context import TrainingContext, TrainingStopped
 from sagetext.errors import ClientError
 
@@ -106,10 +107,10 @@ def train_word2vec(ctx: TrainingContext) -> None:
         log.info("batch_skipgram on CPU trains as skipgram (batch_size=%d applies to GPU batches)", hp.batch_size)
     corpus = ChannelCorpus(ctx.channel("train"), stop=ctx.stop_requested)
     model = build_model(hp, workers=cpu_count(), seed=hp.seed + ctx.rank)
-    position, resumed = start(ctx, model, corpus)
+    position, alpha, resumed = start(ctx, model, corpus)
     log.info("Vocabulary: %d words (min_count=%d) out of %d tokens; training with %d threads",
              len(model.wv), hp.min_count, model.corpus_total_words, model.workers)
-    schedule = Schedule(position.alpha, model.min_alpha, position.epochs_done(model.corpus_count), hp.epochs)
+    schedule = Schedule(alpha, model.min_alpha, epochs_done(position, model.corpus_count), hp.epochs)
     if resumed:
         log_resumption(position, model.corpus_count, schedule)
     with ProgressReporter(corpus, model.corpus_total_words, schedule, schedule.origin) as progress:
@@ -122,30 +123,31 @@ def train_word2vec(ctx: TrainingContext) -> None:
         evaluation.run_evaluation(vectors.vector, ctx.model_dir, ctx.metrics)
 
 
-def start(ctx: TrainingContext, model: Word2Vec, corpus: ChannelCorpus) -> tuple[Position, bool]:
+def start(ctx: TrainingContext, model: Word2Vec, corpus: ChannelCorpus) -> tuple[Position, float, bool]:
     """The vocabulary and weights from the checkpoint, else from a pass over the data; where to
-    start, and whether that is a checkpoint's position."""
+    start (a position whose step counts sentences), the learning rate there, and whether that
+    is a checkpoint's position."""
     hp = ctx.hyperparameters.typed(BlazingTextHyperparameters)
     saved = checkpointing.load(ctx)
     if saved is not None:
         checkpointing.restore(model, saved)
-        return saved.position, True
+        return saved.position, saved.alpha, True
     model.build_vocab(corpus_iterable=corpus)
     if corpus.stopped:  # SIGTERM during the vocabulary pass: nothing trained yet, nothing to save
         raise TrainingStopped("stopped while building the vocabulary")
     if len(model.wv) == 0:
         raise ClientError(f"train channel: no word occurs at least min_count={hp.min_count} times "
                           f"({model.corpus_total_words} words read); lower min_count or add data")
-    return Position(0, 0, hp.learning_rate), False
+    return Position(0, 0), hp.learning_rate, False
 
 
 def log_resumption(at: Position, corpus_count: int, schedule: Schedule) -> None:
+    """Where the resumed job continues (the checkpoint's own line says the epoch and sentence)."""
     if at.epoch >= schedule.epochs:
-        log.info("Resuming from checkpoint: all %d epochs done; writing the model", schedule.epochs)
+        log.info("All %d epochs were trained before the restart; writing the model", schedule.epochs)
         return
-    where = f" (sentence {at.sentences + 1} of {corpus_count})" if at.sentences else ""
-    log.info("Resuming from checkpoint: epoch %d of %d%s, learning rate %.6g", at.epoch + 1, schedule.epochs,
-             where, schedule.at(at.epochs_done(corpus_count)))
+    log.info("Continuing epoch %d of %d at sentence %d of %d, learning rate %.6g", at.epoch + 1, schedule.epochs,
+             at.step + 1, corpus_count, schedule.at(epochs_done(at, corpus_count)))
 
 
 def train_epochs(ctx: TrainingContext, model: Word2Vec, corpus: ChannelCorpus, schedule: Schedule,
@@ -153,19 +155,18 @@ def train_epochs(ctx: TrainingContext, model: Word2Vec, corpus: ChannelCorpus, s
     """One gensim ``train()`` per epoch (or rest of one), a checkpoint after each; stops on SIGTERM."""
     count = model.corpus_count
     while position.epoch < schedule.epochs:
-        corpus.skip = position.sentences
-        model.train(corpus_iterable=corpus, total_examples=count - position.sentences, epochs=1,
-                    start_alpha=schedule.at(position.epochs_done(count)),
+        corpus.skip = position.step
+        model.train(corpus_iterable=corpus, total_examples=count - position.step, epochs=1,
+                    start_alpha=schedule.at(epochs_done(position, count)),
                     end_alpha=schedule.at(position.epoch + 1))
         if corpus.stopped and corpus.sentences < count:
-            done = position.epoch + corpus.sentences / count
-            position = Position(position.epoch, corpus.sentences, schedule.at(done))
-            log.info("Stopping in epoch %d after sentence %d of %d", position.epoch + 1, position.sentences, count)
-            checkpointing.save(ctx, model, position)
+            position = Position(position.epoch, corpus.sentences)
+            log.info("Stopping in epoch %d after sentence %d of %d", position.epoch + 1, position.step, count)
+            checkpointing.save(ctx, model, position, schedule.at(epochs_done(position, count)))
             raise TrainingStopped(f"stopped in epoch {position.epoch + 1}")
-        position = Position(position.epoch + 1, 0, schedule.at(position.epoch + 1))
+        position = Position(position.epoch + 1, 0)
         log.info("-------------- End of epoch: %d", position.epoch)
-        checkpointing.save(ctx, model, position)
+        checkpointing.save(ctx, model, position, schedule.at(position.epoch))
         if ctx.stop_requested.is_set():
             raise TrainingStopped(f"stopped after epoch {position.epoch}")
 

@@ -38,6 +38,7 @@ from sagetext.algorithms.blazingtext.word2vec.torch_engine.input_rows import Inp
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.progress import Progress
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.step import Update, reference_update
 from sagetext.algorithms.blazingtext.word2vec.vectors import Subwords, WordVectors, write_artifacts
+from sagetext.contract.checkpoints import Position
 from sagetext.contract.context import TrainingContext, TrainingStopped
 from sagetext.distributed import runtime
 
@@ -131,12 +132,13 @@ class Epochs:
     sync: ModelSync
     progress: Progress
 
-    def position(self, epoch: int, syncs: int, epochs_done: float) -> checkpointing.Position:
-        return checkpointing.Position(epoch, syncs, epochs_done, self.windows.rate_line)
+    def start_at(self, epoch: int, syncs: int, epochs_done: float) -> checkpointing.Start:
+        """Where a job restarted from here starts."""
+        return checkpointing.Start(Position(epoch, syncs), epochs_done, self.windows.rate_line)
 
-    def save(self, position: checkpointing.Position) -> None:
+    def save(self, start: checkpointing.Start) -> None:
         checkpointing.save(self.ctx, self.data.words, self.data.counts, (self.model.inputs.weight, self.model.output),
-                       position)
+                           start)
 
 
 def train_epochs(ctx: TrainingContext, data: CorpusIds, model: Model, update: Update,
@@ -155,9 +157,9 @@ def train_epochs(ctx: TrainingContext, data: CorpusIds, model: Model, update: Up
                  settings.syncs_per_epoch, ModelSync([model.inputs.weight, model.output], ctx.world_size),
                  Progress(data.raw_words * hp.epochs, hp.learning_rate, device, enabled=ctx.is_writer,
                           start_words=int(start.epochs_done * data.raw_words)))
-    for epoch in range(start.epoch, hp.epochs):
-        _train_epoch(run, epoch, skip_syncs=start.syncs if epoch == start.epoch else 0)
-        run.save(run.position(epoch + 1, 0, float(epoch + 1)))
+    for epoch in range(start.position.epoch, hp.epochs):
+        _train_epoch(run, epoch, skip_syncs=start.position.step if epoch == start.position.epoch else 0)
+        run.save(run.start_at(epoch + 1, 0, float(epoch + 1)))
         if epoch + 1 < hp.epochs and runtime.stop_agreed(ctx.stop_requested, 0, ctx.device, every=1):
             raise TrainingStopped(f"stopped by SIGTERM after epoch {epoch + 1}")
     run.progress.finish()
@@ -186,12 +188,12 @@ def _sync_point(run: Epochs, epoch: int, synced: int, skip_syncs: int, epochs_do
     run.sync()
     ctx = run.ctx
     if synced < run.syncs_per_epoch and runtime.stop_agreed(ctx.stop_requested, 0, ctx.device, every=1):
-        run.save(run.position(epoch, synced, epochs_done))
+        run.save(run.start_at(epoch, synced, epochs_done))
         raise TrainingStopped(f"stopped by SIGTERM in epoch {epoch + 1}, at sync {synced} of {run.syncs_per_epoch}")
     return synced
 
 
-def _window_settings(hp: BlazingTextHyperparameters, start: checkpointing.Position, n_words: int,
+def _window_settings(hp: BlazingTextHyperparameters, start: checkpointing.Start, n_words: int,
                      repeat_cap: float | None) -> WindowSettings:
     """Window settings with the rate line to follow: the saved one, or, when a resumed job asks
     for another number of epochs, one from the rate where it stopped down to 0 at the new end."""
