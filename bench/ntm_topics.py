@@ -181,6 +181,28 @@ def score(result: dict, counter_docs: list[np.ndarray], vocab: list[str]) -> dic
     return result
 
 
+HEADER = f"{'corpus':<7} {'K':>4} {'model':<16} {'NPMI':>6} {'TU':>6} {'test ppl':>9} {'epochs':>6} {'seconds':>8}"
+
+
+def table_line(r: dict) -> str:
+    ppl = f"{r['perplexity']:9.1f}" if r["perplexity"] is not None else f"{'-':>9}"
+    return (f"{r['corpus']:<7} {r['k']:>4} {r['model']:<16} {r['npmi']:6.3f} {r['tu']:6.3f} {ppl} "
+            f"{r['epochs_run']:>6} {r['seconds']:8.1f}")
+
+
+def add_row(args: argparse.Namespace, rows: list[dict], row: dict) -> None:
+    """Record one result and rewrite the JSON at once, so that an interrupted grid keeps what it ran."""
+    rows.append(row)
+    print(f"{HEADER}\n{table_line(row)}", flush=True)
+    report = {"benchmark": "ntm_topics", "date": datetime.date.today().isoformat(),
+              "command": " ".join(["python"] + sys.argv), "torch_threads": torch.get_num_threads(),
+              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+                         f"cuda {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}",
+              "results": rows}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--corpus", nargs="+", default=["20news", "imdb"], choices=["20news", "imdb"])
@@ -195,7 +217,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     configure_logging()
     logging.getLogger("gensim").setLevel(logging.WARNING)
-    rows = []
+    rows: list[dict] = []
     for corpus in args.corpus:
         vocab, train_docs, test_docs = news_corpus() if corpus == "20news" else imdb_corpus()
         counter_docs = [np.array([i for i, _ in doc], dtype=np.int64) for doc in train_docs]
@@ -204,22 +226,14 @@ def main() -> None:
                 hp = {"feature_dim": str(len(vocab)), "num_topics": str(k), **(RECIPE if settings == "recipe" else {})}
                 with tempfile.TemporaryDirectory() as tmp:
                     result = run_ntm(Path(tmp), train_docs, test_docs, vocab, hp)
-                rows.append({"corpus": corpus, "k": k, "model": f"ntm-{settings}", **score(result, counter_docs, vocab)})
+                add_row(args, rows, {"corpus": corpus, "k": k, "model": f"ntm-{settings}",
+                                     **score(result, counter_docs, vocab)})
             if not args.skip_lda:
-                rows.append({"corpus": corpus, "k": k, "model": f"lda-{LDA_PASSES}-passes",
-                             **score(run_lda(train_docs, test_docs, vocab, k), counter_docs, vocab)})
-        report = {"benchmark": "ntm_topics", "date": datetime.date.today().isoformat(),
-                  "command": " ".join(["python"] + sys.argv), "torch_threads": torch.get_num_threads(),
-                  "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-                             f"cuda {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}",
-                  "results": rows}
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=1))
-    print(f"\n{'corpus':<7} {'K':>4} {'model':<16} {'NPMI':>6} {'TU':>6} {'test ppl':>9} {'epochs':>6} {'seconds':>8}")
+                add_row(args, rows, {"corpus": corpus, "k": k, "model": f"lda-{LDA_PASSES}-passes",
+                                     **score(run_lda(train_docs, test_docs, vocab, k), counter_docs, vocab)})
+    print(f"\n{HEADER}")
     for r in rows:
-        ppl = f"{r['perplexity']:9.1f}" if r["perplexity"] is not None else f"{'-':>9}"
-        print(f"{r['corpus']:<7} {r['k']:>4} {r['model']:<16} {r['npmi']:6.3f} {r['tu']:6.3f} {ppl} "
-              f"{r['epochs_run']:>6} {r['seconds']:8.1f}")
+        print(table_line(r))
     print(f"wrote {args.out}")
 
 
