@@ -68,8 +68,8 @@ def scores(kv: KeyedVectors, simlex_file: Path = SIMLEX) -> dict[str, float]:
     """Analogies (gensim's set and method), WS-353 all and SimLex-999 of gensim KeyedVectors."""
     analogy, _ = kv.evaluate_word_analogies(datapath("questions-words.txt"), restrict_vocab=30000)
     lookup = lambda w: kv[w] if w in kv else None  # noqa: E731
-    ws = evaluation.similarity_score(evaluation.read_pairs(evaluation.WORDSIM_DIR / "EN-WS-353-ALL.txt"), lookup)
-    simlex = evaluation.similarity_score(evaluation.read_pairs(simlex_file), lookup)
+    ws = evaluation.similarity_score(evaluation.WORDSIM_DIR / "EN-WS-353-ALL.txt", lookup)
+    simlex = evaluation.similarity_score(simlex_file, lookup)
     return {"analogy_accuracy": analogy, "ws353_all_rho": ws["spearmans_rho"],
             "simlex999_rho": simlex["spearmans_rho"], "vocab": len(kv)}
 

@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # The layers all three sagetext images share: Python, torch, the package's dependencies, the
 # package, and the train/serve entrypoints. docker/build.sh builds this as
-# sagetext-common:<version>; docker/<algorithm>/Dockerfile adds only the algorithm's name.
+# sagetext-common:<version>; docker/algorithm.Dockerfile adds only the algorithm's name.
 #
 # BASE_IMAGE default: nvidia/cuda:12.8.1-base-ubuntu24.04. The `-base` flavour carries only
 # the CUDA runtime stub, cuda-compat (newer CUDA on older SageMaker drivers) and the

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the sagetext images: sagetext-common (docker/base.Dockerfile: Python, torch,
-# dependencies, package, entrypoint) and one thin image per algorithm on top of it.
+# dependencies, package, entrypoint) and one thin image per algorithm on top of it
+# (docker/algorithm.Dockerfile with --build-arg ALGORITHM=<algorithm>).
 #
 #   docker/build.sh                      # all three, for SageMaker (CUDA base, torch from PyPI)
 #   docker/build.sh blazingtext          # some of them
@@ -44,6 +45,10 @@ fi
 ignore=()
 [[ $CONTAINER != docker ]] && ignore=(--ignorefile docker/base.Dockerfile.dockerignore)
 
+for algo in ${*:-$ALL}; do
+    [[ " $ALL " == *" $algo "* ]] || { echo "build: unknown algorithm '$algo' (expected: $ALL)" >&2; exit 2; }
+done
+
 common="${IMAGE_PREFIX}common:$TAG"
 start=$SECONDS
 echo "build: $common (base ${BASE_IMAGE:-default})"
@@ -51,11 +56,13 @@ $CONTAINER build --network host "${ignore[@]}" "${volumes[@]}" "${args[@]}" \
     -f docker/base.Dockerfile -t "$common" .
 
 built=()
+empty=$(mktemp -d)
+trap 'rmdir "$empty"' EXIT
 for algo in ${*:-$ALL}; do
-    [[ -f docker/$algo/Dockerfile ]] || { echo "build: no docker/$algo/Dockerfile" >&2; exit 2; }
     image="${IMAGE_PREFIX}$algo:$TAG"
-    $CONTAINER build --build-arg "COMMON_IMAGE=$common" --build-arg "VERSION=$TAG" \
-        -t "$image" -t "${IMAGE_PREFIX}$algo:latest" "docker/$algo"
+    # The context is an empty folder: the image adds no files.
+    $CONTAINER build --build-arg "COMMON_IMAGE=$common" --build-arg "ALGORITHM=$algo" --build-arg "VERSION=$TAG" \
+        -f docker/algorithm.Dockerfile -t "$image" -t "${IMAGE_PREFIX}$algo:latest" "$empty"
     built+=("$image")
 done
 echo "build: done in $((SECONDS - start)) s"

@@ -1,9 +1,15 @@
-"""Shared fixtures: where the shared data sets are, and a fake SageMaker contract root."""
+"""Shared fixtures: where the shared data sets are, a fake SageMaker contract root, and the real
+``train`` executable run on it (``run_train``)."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
@@ -68,6 +74,34 @@ class FakeOptMl:
 @pytest.fixture
 def opt_ml(tmp_path: Path) -> FakeOptMl:
     return FakeOptMl(tmp_path / "opt_ml")
+
+
+def train_command() -> list[str]:
+    return [sys.executable, str(REPO / "train")]
+
+
+def train_env(opt_ml: FakeOptMl, algorithm: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment SageMaker gives ``train`` for ``opt_ml``, on CPU with one OpenMP thread, plus ``extra``."""
+    return {**os.environ, "SAGEMAKER_BASE_DIR": str(opt_ml.root), "SAGETEXT_ALGORITHM": algorithm,
+            "SAGETEXT_DEVICE": "cpu", "OMP_NUM_THREADS": "1", **(extra or {})}
+
+
+class RunTrain(Protocol):
+    def __call__(self, opt_ml: FakeOptMl, algorithm: str, env: Mapping[str, str] | None = None,
+                 timeout: float = 300) -> subprocess.CompletedProcess[str]: ...
+
+
+def run_train_executable(opt_ml: FakeOptMl, algorithm: str, env: Mapping[str, str] | None = None,
+                         timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """The real ``train`` executable as a subprocess on the fake /opt/ml (``train_env``), output captured."""
+    return subprocess.run(train_command(), env=train_env(opt_ml, algorithm, env), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def run_train() -> RunTrain:
+    """``run_train(opt_ml, algorithm, env=None, timeout=300)``: ``run_train_executable``."""
+    return run_train_executable
 
 
 def imdb_lines(shared: Path, per_class: dict[str, int]) -> dict[str, list[str]]:

@@ -2,13 +2,15 @@
 
 ``pack(model_dir, path)`` writes a gzip tar with the model folder's files at the archive root
 (``model.bin``, not ``model/model.bin``), in name order, owners cleared, so the same folder
-gives the same archive. ``unpack(archive, target)`` is for archives from anywhere: it refuses,
-with a ClientError naming the member, absolute names, ``..``, links that could leave the target
-(a symbolic link must point down its own folder: relative, no ``..``; a hard link must name a
-file already extracted), devices, FIFOs and other special files, names already extracted,
-and archives that would unpack to more than ``max_bytes`` (default 32 GiB, or
-``$SAGETEXT_MAX_MODEL_BYTES``) or more than ``max_members`` entries. Nothing is written outside
-the target, and a target that ``unpack`` created is removed again when it refuses.
+gives the same archive. ``unpack(archive, target)`` is for archives from anywhere. It extracts
+with tarfile's ``data`` filter, which refuses links to absolute paths or out of the target,
+paths that lead out of it, devices, FIFOs and other special files, drops a leading ``/`` (as GNU
+tar does), owners and unsafe mode bits. Around it, our own rules: no more than ``max_bytes``
+(default 32 GiB, or ``$SAGETEXT_MAX_MODEL_BYTES``) nor ``max_members`` entries; no ``..`` in a
+name or a link target, so that no check rests on resolving paths through links (which older
+Pythons' filter got wrong); no member over one already extracted (tarfile would overwrite it,
+or write through a link). A refusal is a ClientError naming the member. Nothing is written
+outside the target, and a target that ``unpack`` created is removed again when it refuses.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 from sagetext.errors import ClientError
+
+if not hasattr(tarfile, "data_filter"):  # Python before 3.10.12 / 3.11.4, e.g. Debian 12's 3.11.2
+    from backports import tarfile  # type: ignore[no-redef]  # CPython 3.12's tarfile, filters included
 
 ARCHIVE_NAME = "model.tar.gz"
 MAX_BYTES_ENV = "SAGETEXT_MAX_MODEL_BYTES"
@@ -108,89 +113,68 @@ def unpack(archive: Path, target: Path, max_bytes: int | None = None,
 
 def _unpack(archive: Path, root: Path, max_bytes: int, max_members: int) -> None:
     where = f"model archive {archive}"
-    total = 0
-    extracted: set[str] = set()
+    member_filter = _MemberFilter(where, max_bytes, max_members)
     try:
         with tarfile.open(archive, mode="r:*") as tar:
-            for count, member in enumerate(tar, start=1):
-                if count > max_members:
-                    raise ClientError(f"{where}: more than {max_members} entries; refusing to unpack it")
-                name = _safe_name(member.name, where)
-                if name is None:  # "." or "./": the root folder itself
-                    continue
-                what = f"{where}: member {member.name!r}"
-                dest = root / name
-                _check_parent(dest, root, what)
-                existing_folder = dest.is_dir() and not dest.is_symlink()
-                if os.path.lexists(dest) and not (member.isdir() and existing_folder):
-                    raise ClientError(f"{what}: appears twice or overwrites an existing file")
-                if member.isdir():
-                    dest.mkdir(mode=0o755, exist_ok=True)
-                elif member.isreg():
-                    total += member.size
-                    if total > max_bytes:
-                        raise ClientError(f"{where}: unpacks to more than {max_bytes} bytes "
-                                          f"(set {MAX_BYTES_ENV} to allow larger models)")
-                    _write_file(tar, member, dest)
-                elif member.issym():
-                    link = PurePosixPath(member.linkname)
-                    if link.is_absolute() or ".." in link.parts or not member.linkname:
-                        raise ClientError(f"{what}: symbolic link to {member.linkname!r} may leave the "
-                                          "model folder; only relative links without '..' are accepted")
-                    os.symlink(member.linkname, dest)
-                elif member.islnk():
-                    source_name = _safe_name(member.linkname, where)
-                    if source_name not in extracted or not (root / source_name).is_file() \
-                            or (root / source_name).is_symlink():
-                        raise ClientError(f"{what}: hard link to {member.linkname!r}, which is not a "
-                                          "file extracted before it; the link would leave the model folder")
-                    _check_parent(root / source_name, root, what)
-                    shutil.copyfile(root / source_name, dest, follow_symlinks=False)
-                else:
-                    raise ClientError(f"{what}: a {_kind(member)}; a model archive holds only files, "
-                                      "folders and links inside it")
-                extracted.add(name)
+            tar.errorlevel = 2  # every extraction error raises; none is only logged
+            tar.extractall(root, filter=member_filter)
     except ClientError:
         raise
+    except KeyError as exc:  # tarfile found no member before a hard link with the link's target name
+        raise ClientError(f"{member_filter.what}: hard link to {member_filter.linkname!r}, which is not a file "
+                          "extracted before it; the link would leave the model folder") from exc
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise ClientError(f"{where}: not a readable tar or tar.gz file ({exc})") from exc
     except OSError as exc:
         raise ClientError(f"{where}: cannot unpack into {root}: {exc.strerror or exc}") from exc
 
 
-def _safe_name(name: str, where: str) -> str | None:
-    """The member's path relative to the target, or a ClientError if it could leave it."""
-    path = PurePosixPath(name)
-    if path.is_absolute() or name.startswith("\\") or (len(name) > 1 and name[1] == ":"):
-        raise ClientError(f"{where}: member {name!r} has an absolute path; "
-                          "members must be relative to the archive root")
-    if ".." in path.parts or "\\" in name or "\0" in name:
-        raise ClientError(f"{where}: member {name!r} contains '..' or a backslash; "
-                          "members must stay inside the archive root")
-    parts = [part for part in path.parts if part != "."]
-    return "/".join(parts) if parts else None
+class _MemberFilter:
+    """``extractall``'s filter: our limits and rules on each member, then ``tarfile.data_filter``."""
+
+    def __init__(self, where: str, max_bytes: int, max_members: int) -> None:
+        self.where, self.max_bytes, self.max_members = where, max_bytes, max_members
+        self.count = self.total = 0
+        self.what, self.linkname = where, ""  # the member being extracted, for messages
+
+    def __call__(self, member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
+        self.count += 1
+        self.what, self.linkname = f"{self.where}: member {member.name!r}", member.linkname
+        if self.count > self.max_members:
+            raise ClientError(f"{self.where}: more than {self.max_members} entries; refusing to unpack it")
+        if member.isreg():
+            self.total += member.size
+            if self.total > self.max_bytes:
+                raise ClientError(f"{self.where}: unpacks to more than {self.max_bytes} bytes "
+                                  f"(set {MAX_BYTES_ENV} to allow larger models)")
+        if ".." in PurePosixPath(member.name).parts:
+            raise ClientError(f"{self.what} contains '..'; members must stay inside the archive root")
+        if (member.issym() or member.islnk()) and ".." in PurePosixPath(member.linkname).parts:
+            raise ClientError(f"{self.what}: {_link_kind(member)} link to {member.linkname!r} may leave the model "
+                              "folder; only links without '..' are accepted")
+        path = os.path.join(dest, member.name.lstrip("/"))
+        if os.path.lexists(path) and not (member.isdir() and os.path.isdir(path) and not os.path.islink(path)):
+            raise ClientError(f"{self.what}: appears twice or overwrites an existing file")
+        try:
+            return tarfile.data_filter(member, dest)
+        except tarfile.FilterError as exc:
+            raise ClientError(f"{self.what}: {_refusal(exc, member)}") from exc
 
 
-def _check_parent(dest: Path, root: Path, what: str) -> None:
-    """``dest``'s folder, with every link in it followed, must be inside ``root``."""
-    real = Path(os.path.realpath(dest.parent))
-    if real != root and not real.is_relative_to(root):
-        raise ClientError(f"{what}: its folder resolves to {real}, outside the model folder")
-    dest.parent.mkdir(parents=True, exist_ok=True)
+def _refusal(error: tarfile.FilterError, member: tarfile.TarInfo) -> str:
+    if isinstance(error, tarfile.SpecialFileError):
+        kind = "device file" if member.ischr() or member.isblk() else "FIFO" if member.isfifo() else \
+            f"special entry (tar type {member.type!r})"
+        return f"a {kind}; a model archive holds only files, folders and links inside it"
+    if isinstance(error, tarfile.AbsoluteLinkError):
+        return (f"{_link_kind(member)} link to {member.linkname!r} may leave the model folder: it is an absolute "
+                "path; only relative links inside the folder are accepted")
+    if isinstance(error, tarfile.LinkOutsideDestinationError):
+        return f"{_link_kind(member)} link to {member.linkname!r} leads outside the model folder"
+    if isinstance(error, tarfile.AbsolutePathError):
+        return "has an absolute path; members must be relative to the archive root"
+    return "would unpack outside the model folder (through a link in its path)"  # OutsideDestinationError
 
 
-def _write_file(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path) -> None:
-    mode = 0o755 if member.mode & 0o111 else 0o644
-    source = tar.extractfile(member)
-    assert source is not None  # a regular member always has a file object
-    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), mode)
-    with os.fdopen(fd, "wb") as f:
-        shutil.copyfileobj(source, f, _CHUNK)
-
-
-def _kind(member: tarfile.TarInfo) -> str:
-    if member.ischr() or member.isblk():
-        return "device file"
-    if member.isfifo():
-        return "FIFO"
-    return f"special entry (tar type {member.type!r})"
+def _link_kind(member: tarfile.TarInfo) -> str:
+    return "symbolic" if member.issym() else "hard"

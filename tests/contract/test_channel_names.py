@@ -4,10 +4,6 @@ instead of being ignored (``valid`` for ``validation`` would silently train with
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from sagetext import training
@@ -15,18 +11,11 @@ from sagetext.contract.channels import closest
 from sagetext.contract.paths import Paths
 from sagetext.contract.settings import Settings
 from sagetext.errors import ClientError
-from tests.conftest import REPO, FakeOptMl
+from tests.conftest import REPO, FakeOptMl, RunTrain
 
 SAMPLE = REPO / "samples" / "blazingtext"
 SUPERVISED = {"mode": "supervised", "epochs": "1", "min_count": "1"}
 NTM = {"feature_dim": "3", "num_topics": "2"}
-
-
-def run_train(opt_ml: FakeOptMl, algorithm: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SAGEMAKER_BASE_DIR": str(opt_ml.root), "SAGETEXT_ALGORITHM": algorithm,
-           "SAGETEXT_DEVICE": "cpu"}
-    return subprocess.run([sys.executable, str(REPO / "train")], env=env, capture_output=True, text=True,
-                          timeout=300)
 
 
 @pytest.mark.parametrize("algorithm,hyperparameters,channels,message", [
@@ -40,7 +29,7 @@ def run_train(opt_ml: FakeOptMl, algorithm: str) -> subprocess.CompletedProcess[
      "validation, test, auxiliary"),
 ])
 def test_train_refuses_unknown_channels(opt_ml: FakeOptMl, algorithm: str, hyperparameters: dict[str, str],
-                                        channels: list[str], message: str) -> None:
+                                        channels: list[str], message: str, run_train: RunTrain) -> None:
     opt_ml.hyperparameters(hyperparameters)
     for name in channels:
         opt_ml.channel(name, {"data.txt": (SAMPLE / "train.txt").read_text() if algorithm != "ntm" else "1,2,3\n"})

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, FakeOptMl
+from tests.conftest import REPO, FakeOptMl, train_command, train_env
 
 SAMPLE = REPO / "samples" / "blazingtext"
 ENDLESS = {"mode": "supervised", "epochs": "100000", "learning_rate": "0.5", "min_count": "1", "vector_dim": "16"}
@@ -40,11 +40,6 @@ def interrupt_after_first_epoch(command: list[str], env: dict[str, str], group: 
     return process.returncode, "".join(output), time.monotonic() - started
 
 
-def environment(opt_ml: FakeOptMl, **extra: str) -> dict[str, str]:
-    return {**os.environ, "SAGEMAKER_BASE_DIR": str(opt_ml.root), "SAGETEXT_ALGORITHM": "blazingtext",
-            "SAGETEXT_DEVICE": "cpu", **extra}
-
-
 def assert_stopped_and_saved(code: int, output: str, seconds: float, checkpoints: Path, model: Path) -> None:
     assert code == 130, output
     assert seconds < 60, output
@@ -58,7 +53,7 @@ def test_sigint_to_train_saves_a_checkpoint_and_exits_130(opt_ml: FakeOptMl, tmp
     opt_ml.hyperparameters(ENDLESS)
     opt_ml.channel("train", {"train.txt": (SAMPLE / "train.txt").read_text()})
     opt_ml.checkpoints(tmp_path / "checkpoints")
-    code, output, seconds = interrupt_after_first_epoch([sys.executable, str(REPO / "train")], environment(opt_ml))
+    code, output, seconds = interrupt_after_first_epoch(train_command(), train_env(opt_ml, "blazingtext"))
     assert_stopped_and_saved(code, output, seconds, tmp_path / "checkpoints", opt_ml.model)
     assert not opt_ml.failure.exists()
 
@@ -77,8 +72,8 @@ def test_sigint_to_the_launcher_of_two_workers(opt_ml: FakeOptMl, tmp_path: Path
     opt_ml.hyperparameters(ENDLESS)
     opt_ml.channel("train", {"train.txt": (SAMPLE / "train.txt").read_text() * 4})
     opt_ml.checkpoints(tmp_path / "checkpoints")
-    code, output, seconds = interrupt_after_first_epoch([sys.executable, str(REPO / "train")],
-                                                        environment(opt_ml, SAGETEXT_CPU_WORKERS="2"))
+    code, output, seconds = interrupt_after_first_epoch(train_command(),
+                                                        train_env(opt_ml, "blazingtext", {"SAGETEXT_CPU_WORKERS": "2"}))
     assert code == 130, output
     assert "the workers saved their checkpoint" in output and "Traceback" not in output, output
     assert (tmp_path / "checkpoints" / "checkpoint.pt").exists()

@@ -6,10 +6,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,19 +14,12 @@ import pytest
 import scipy.sparse as sp
 from sagemaker_training import recordio as sdk
 
-from tests.conftest import REPO, FakeOptMl
+from tests.conftest import FakeOptMl, RunTrain
 
 NEWS = Path("20newsgroups") / "prodlda_20news_clean"
 V = 1994
 GOOD = {"feature_dim": str(V), "num_topics": "8", "epochs": "3", "mini_batch_size": "64",
         "optimizer": "adam", "learning_rate": "0.01", "encoder_layers": "[32, 16]"}
-
-
-def run_train(opt_ml: FakeOptMl, timeout: float = 240, **extra_env: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SAGEMAKER_BASE_DIR": str(opt_ml.root), "SAGETEXT_ALGORITHM": "ntm",
-           "OMP_NUM_THREADS": "1", **extra_env}
-    return subprocess.run([sys.executable, str(REPO / "train")], env=env, capture_output=True, text=True,
-                          timeout=timeout)
 
 
 def ldac_slice(path: Path, start: int, count: int) -> sp.csr_matrix:
@@ -66,10 +56,10 @@ def set_channels(opt_ml: FakeOptMl, shared: Path) -> None:
 
 
 @pytest.mark.slow
-def test_train_on_20newsgroups_recordio(opt_ml: FakeOptMl, shared_data: Path) -> None:
+def test_train_on_20newsgroups_recordio(opt_ml: FakeOptMl, shared_data: Path, run_train: RunTrain) -> None:
     opt_ml.hyperparameters({**GOOD, "sagemaker_region": "us-east-1"})
     set_channels(opt_ml, shared_data)
-    result = run_train(opt_ml)
+    result = run_train(opt_ml, "ntm")
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     assert not opt_ml.failure.exists() and (opt_ml.root / "output" / "success").exists()
@@ -89,10 +79,10 @@ def test_train_on_20newsgroups_recordio(opt_ml: FakeOptMl, shared_data: Path) ->
     assert sorted(p.name for p in opt_ml.model.iterdir()) == ["model.pt", "topics.json", "vocab.txt"]
 
 
-def test_bad_hyperparameter_writes_a_client_error(opt_ml: FakeOptMl) -> None:
+def test_bad_hyperparameter_writes_a_client_error(opt_ml: FakeOptMl, run_train: RunTrain) -> None:
     opt_ml.hyperparameters({**GOOD, "num_topics": "1", "optimizer": "lbfgs"})
     opt_ml.channel("train", {"train.csv": ",".join(["1"] * V) + "\n"})
-    result = run_train(opt_ml)
+    result = run_train(opt_ml, "ntm")
     assert result.returncode == 1, result.stdout + result.stderr
     text = opt_ml.failure.read_text()
     assert text.startswith("ClientError: ")
@@ -101,21 +91,21 @@ def test_bad_hyperparameter_writes_a_client_error(opt_ml: FakeOptMl) -> None:
 
 
 @pytest.mark.slow
-def test_bad_record_fails_naming_file_and_record(opt_ml: FakeOptMl) -> None:
+def test_bad_record_fails_naming_file_and_record(opt_ml: FakeOptMl, run_train: RunTrain) -> None:
     opt_ml.hyperparameters({**GOOD, "feature_dim": "5"})
     opt_ml.channel("train", {"docs.csv": "1,0,2,0,1\n0,1,1,1,0\n3,0,-1,0,0\n"})
-    result = run_train(opt_ml)
+    result = run_train(opt_ml, "ntm")
     assert result.returncode == 1
     text = opt_ml.failure.read_text()
     assert text.startswith("ClientError: ") and "docs.csv: line 3" in text and "negative count" in text
 
 
 @pytest.mark.slow
-def test_two_cpu_workers_train_with_ddp(opt_ml: FakeOptMl, shared_data: Path) -> None:
+def test_two_cpu_workers_train_with_ddp(opt_ml: FakeOptMl, shared_data: Path, run_train: RunTrain) -> None:
     """Two gloo workers on one host (torch's elastic launcher), each on its half of the records."""
     opt_ml.hyperparameters({**GOOD, "epochs": "2"})
     set_channels(opt_ml, shared_data)
-    result = run_train(opt_ml, timeout=300, SAGETEXT_DEVICE="cpu", SAGETEXT_CPU_WORKERS="2")
+    result = run_train(opt_ml, "ntm", {"SAGETEXT_CPU_WORKERS": "2"})
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     assert len(re.findall(r"#validation:total_loss: ", out)) == 2  # rank 0 alone prints metrics

@@ -3,35 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from sagetext import specs
-from tests.conftest import REPO, FakeOptMl
+from tests.conftest import FakeOptMl, RunTrain, train_command, train_env
 from tests.unit.test_seq2seq import write_corpus
 
 TINY = {"rnn_num_hidden": "32", "num_embed_source": "16", "num_embed_target": "16", "batch_size": "32",
         "learning_rate": "0.003", "checkpoint_frequency_num_batches": "20", "max_num_batches": "40",
         "bleu_sample_size": "20", "beam_size": "2", "sagemaker_region": "us-east-1"}
-
-
-def train_command() -> list[str]:
-    return [sys.executable, str(REPO / "train")]
-
-
-def environment(opt_ml: FakeOptMl) -> dict[str, str]:
-    return {**os.environ, "SAGEMAKER_BASE_DIR": str(opt_ml.root), "SAGETEXT_ALGORITHM": "seq2seq",
-            "SAGETEXT_DEVICE": "cpu", "OMP_NUM_THREADS": "1"}
-
-
-def run_train(opt_ml: FakeOptMl) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(train_command(), env=environment(opt_ml), capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -60,10 +45,11 @@ def assert_client_error(result: subprocess.CompletedProcess[str], opt_ml: FakeOp
     assert list(opt_ml.model.iterdir()) == []
 
 
-def test_good_run_writes_the_model_and_metric_lines(opt_ml: FakeOptMl, prepared: dict[str, Path]) -> None:
+def test_good_run_writes_the_model_and_metric_lines(opt_ml: FakeOptMl, prepared: dict[str, Path],
+                                                    run_train: RunTrain) -> None:
     opt_ml.hyperparameters(TINY)
     add_channels(opt_ml, prepared)
-    result = run_train(opt_ml)
+    result = run_train(opt_ml, "seq2seq")
     assert result.returncode == 0, result.stdout + result.stderr
     assert sorted(p.name for p in opt_ml.model.iterdir()) == ["config.json", "model.pt", "vocab.src.json",
                                                               "vocab.trg.json"]
@@ -85,7 +71,7 @@ def test_good_run_writes_the_model_and_metric_lines(opt_ml: FakeOptMl, prepared:
     ("ids out of range", ["train.rec, record 1: source id", "out of range for the source vocabulary of 5 tokens"]),
 ])
 def test_user_mistakes_fail_with_a_client_error(opt_ml: FakeOptMl, prepared: dict[str, Path], case: str,
-                                               needles: list[str]) -> None:
+                                               needles: list[str], run_train: RunTrain) -> None:
     opt_ml.hyperparameters({**TINY, "rnn_num_hidden": "33"} if case == "odd rnn_num_hidden" else TINY)
     vocab_src = None
     if case == "vocab without specials":
@@ -93,7 +79,7 @@ def test_user_mistakes_fail_with_a_client_error(opt_ml: FakeOptMl, prepared: dic
     elif case == "ids out of range":
         vocab_src = json.dumps({"<pad>": 0, "<unk>": 1, "<s>": 2, "</s>": 3, "7": 4}).encode()
     add_channels(opt_ml, prepared, skip="vocab" if case == "no vocab channel" else "", vocab_src=vocab_src)
-    assert_client_error(run_train(opt_ml), opt_ml, *needles)
+    assert_client_error(run_train(opt_ml, "seq2seq"), opt_ml, *needles)
 
 
 def test_sigterm_saves_a_checkpoint_and_stops(opt_ml: FakeOptMl, prepared: dict[str, Path], tmp_path: Path) -> None:
@@ -101,7 +87,7 @@ def test_sigterm_saves_a_checkpoint_and_stops(opt_ml: FakeOptMl, prepared: dict[
                             "checkpoint_threshold": "1000"})
     add_channels(opt_ml, prepared)
     opt_ml.checkpoints(tmp_path / "checkpoints")
-    process = subprocess.Popen(train_command(), env=environment(opt_ml), stdout=subprocess.PIPE,
+    process = subprocess.Popen(train_command(), env=train_env(opt_ml, "seq2seq"), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     output = []
     assert process.stdout is not None
@@ -117,11 +103,10 @@ def test_sigterm_saves_a_checkpoint_and_stops(opt_ml: FakeOptMl, prepared: dict[
 
 
 @pytest.mark.slow
-def test_two_cpu_workers_train_data_parallel(opt_ml: FakeOptMl, prepared: dict[str, Path]) -> None:
+def test_two_cpu_workers_train_data_parallel(opt_ml: FakeOptMl, prepared: dict[str, Path], run_train: RunTrain) -> None:
     opt_ml.hyperparameters(TINY)
     add_channels(opt_ml, prepared)
-    result = subprocess.run(train_command(), env={**environment(opt_ml), "SAGETEXT_CPU_WORKERS": "2"},
-                            capture_output=True, text=True, timeout=600)
+    result = run_train(opt_ml, "seq2seq", {"SAGETEXT_CPU_WORKERS": "2"}, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert len(re.findall(r"#validation:perplexity: ", result.stdout)) == 2  # rank 0 alone prints metrics
     assert (opt_ml.model / "model.pt").exists()

@@ -4,21 +4,17 @@ vectors of ``vectors.txt`` (word2vec text), and the endpoint serves it."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 from sagetext import algorithms
-from tests.conftest import REPO, FakeOptMl
+from tests.conftest import REPO, FakeOptMl, RunTrain
 
 SAMPLE = REPO / "samples" / "blazingtext"
 
 
 @pytest.mark.parametrize("mode", ["cbow", "skipgram", "batch_skipgram"])
-def test_vectors_bin_loads_in_fasttext_and_gensim(opt_ml: FakeOptMl, mode: str) -> None:
+def test_vectors_bin_loads_in_fasttext_and_gensim(opt_ml: FakeOptMl, mode: str, run_train: RunTrain) -> None:
     fasttext = pytest.importorskip("fasttext")
     from gensim.models import KeyedVectors
     from gensim.models.fasttext import load_facebook_vectors
@@ -26,9 +22,7 @@ def test_vectors_bin_loads_in_fasttext_and_gensim(opt_ml: FakeOptMl, mode: str) 
     text = " ".join(line.split(" ", 1)[1] for line in (SAMPLE / "train.txt").read_text().splitlines())
     opt_ml.hyperparameters({"mode": mode, "epochs": "2", "min_count": "2", "vector_dim": "12", "evaluation": "false"})
     opt_ml.channel("train", {"corpus.txt": text + "\n"})
-    env = {**os.environ, "SAGEMAKER_BASE_DIR": str(opt_ml.root), "SAGETEXT_ALGORITHM": "blazingtext",
-           "SAGETEXT_DEVICE": "cpu"}
-    done = subprocess.run([sys.executable, str(REPO / "train")], env=env, capture_output=True, text=True, timeout=600)
+    done = run_train(opt_ml, "blazingtext", timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
 
     words = KeyedVectors.load_word2vec_format(str(opt_ml.model / "vectors.txt"), binary=False)

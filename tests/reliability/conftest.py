@@ -1,8 +1,9 @@
 """Tiny models for the reliability tests, each trained through the real code, and the real
 server (gunicorn) started around them with a fake secret in its environment.
 
-``lay_out(algo, opt_ml, hp, work)`` writes a tiny job into a fake /opt/ml, ``run_train`` runs
-the real ``train`` executable on it (``word2vec`` and ``supervised`` are BlazingText's modes);
+``lay_out(algo, opt_ml, hp, work)`` writes a tiny job into a fake /opt/ml, ``run_train``
+(tests/conftest.py) runs the real ``train`` executable on it, with ``SPEC_NAME[algo]``
+(``word2vec`` and ``supervised`` are BlazingText's modes) and ``SECRET_ENV``;
 ``trained_models`` (session) holds one model folder per algorithm; ``launch_model_server``
 starts ``serve_model.py`` (``sagetext.serving.gunicorn.serve``) on a free loopback port.
 """
@@ -10,7 +11,6 @@ starts ``serve_model.py`` (``sagetext.serving.gunicorn.serve``) on a free loopba
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, FakeOptMl
+from tests.conftest import REPO, FakeOptMl, RunTrain
 from tests.serving.conftest import Server, free_port, server_env
 
 # reference(key, build, env): the quality of an uninterrupted run of a job (the ``uninterrupted`` fixture)
@@ -42,15 +42,6 @@ SEQ2SEQ_HP = {"rnn_num_hidden": "16", "num_embed_source": "8", "num_embed_target
 SUPERVISED_HP = {"mode": "supervised", "epochs": "5", "learning_rate": "0.5", "vector_dim": "10",
                  "min_count": "1", "buckets": "20000"}
 WORD2VEC_HP = {"mode": "skipgram", "epochs": "1", "vector_dim": "8", "min_count": "1"}
-
-
-def train_command() -> list[str]:
-    return [sys.executable, str(REPO / "train")]
-
-
-def train_env(opt_ml: FakeOptMl, algorithm: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    return {**os.environ, "SAGEMAKER_BASE_DIR": str(opt_ml.root), "SAGETEXT_ALGORITHM": algorithm,
-            "SAGETEXT_DEVICE": "cpu", "OMP_NUM_THREADS": "1", **SECRET_ENV, **(extra or {})}
 
 
 def ntm_rows(count: int, seed: int = 0) -> str:
@@ -105,13 +96,8 @@ SPEC_NAME = {"ntm": "ntm", "seq2seq": "seq2seq", "supervised": "blazingtext", "w
 DEFAULT_HP = {"ntm": NTM_HP, "seq2seq": SEQ2SEQ_HP, "supervised": SUPERVISED_HP, "word2vec": WORD2VEC_HP}
 
 
-def run_train(opt_ml: FakeOptMl, algorithm: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(train_command(), env=train_env(opt_ml, SPEC_NAME[algorithm]), capture_output=True,
-                          text=True, timeout=timeout)
-
-
 @pytest.fixture(scope="session")
-def trained_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
+def trained_models(tmp_path_factory: pytest.TempPathFactory, run_train: RunTrain) -> dict[str, Path | str]:
     """algorithm -> model folder, each trained by the real ``train`` executable. (A value may
     be a string saying why a model is unavailable; the tests then skip with it.)"""
     out: dict[str, Path | str] = {}
@@ -119,7 +105,7 @@ def trained_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path |
         root = tmp_path_factory.mktemp(f"train-{algorithm}")
         opt_ml = FakeOptMl(root / "opt_ml")
         lay_out(algorithm, opt_ml, DEFAULT_HP[algorithm], root)
-        result = run_train(opt_ml, algorithm)
+        result = run_train(opt_ml, SPEC_NAME[algorithm], SECRET_ENV, timeout=240)
         assert result.returncode == 0, f"{algorithm} training failed:\n{result.stdout}\n{result.stderr}"
         out[algorithm] = opt_ml.model
     return out

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SHARED_DATA, FakeOptMl
-from tests.reliability.conftest import DEFAULT_HP, SPEC_NAME, lay_out, train_command, train_env
+from tests.conftest import SHARED_DATA, FakeOptMl, run_train_executable, train_command, train_env
+from tests.reliability.conftest import DEFAULT_HP, SECRET_ENV, SPEC_NAME, lay_out
 
 SEED = int(os.environ.get("SAGETEXT_FAULT_SEED", random.SystemRandom().randrange(1 << 30)))
 WORD2VEC_HP = {"mode": "cbow", "epochs": "5", "vector_dim": "32", "min_count": "5"}  # learning_rate 0.05
@@ -77,8 +77,7 @@ def text8_slice() -> bytes:
 
 def run_job(opt_ml: FakeOptMl, algorithm: str, env: Mapping[str, str] | None = None,
             timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(train_command(), env=train_env(opt_ml, SPEC_NAME[algorithm], {**GENSIM, **(env or {})}),
-                          capture_output=True, text=True, timeout=timeout)
+    return run_train_executable(opt_ml, SPEC_NAME[algorithm], {**SECRET_ENV, **GENSIM, **(env or {})}, timeout)
 
 
 def quality(algorithm: str, log: str, model_dir: Path) -> float:
@@ -107,8 +106,8 @@ def word_similarity(model_dir: Path) -> float:
     from sagetext.algorithms.blazingtext.word2vec.vectors import VECTORS_BIN, read_vectors
 
     vectors = read_vectors(model_dir / VECTORS_BIN)
-    scores = [evaluation.similarity_score(evaluation.read_pairs(SHARED_DATA / "word_similarity" / name),
-                                          vectors.vector)["spearmans_rho"] for name in WORDSIM]
+    scores = [evaluation.similarity_score(SHARED_DATA / "word_similarity" / name, vectors.vector)["spearmans_rho"]
+              for name in WORDSIM]
     return float(sum(scores) / len(scores))
 
 
@@ -156,7 +155,7 @@ class Watched:
     def __init__(self, opt_ml: FakeOptMl, algorithm: str, env: Mapping[str, str] | None = None) -> None:
         # A session of its own, as the container's PID 1: its process group is the whole job
         # but the workers, which torch's launcher starts in sessions of their own.
-        full_env = train_env(opt_ml, SPEC_NAME[algorithm], {**GENSIM, **(env or {})})
+        full_env = train_env(opt_ml, SPEC_NAME[algorithm], {**SECRET_ENV, **GENSIM, **(env or {})})
         self.process = subprocess.Popen(train_command(), env=full_env, text=True, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, start_new_session=True)
         self.lines: list[str] = []

@@ -154,7 +154,8 @@ def test_ntm_channel_reader_on_arbitrary_bytes(tmp_path: Path, content_type: str
         channel = channel_with(tmp_path, "train", {"part.bin": data}, content_type)
         try:
             corpus = DocumentStore.read(channel, NTM_DIM)
-        except ClientError:
+        except ClientError as error:
+            assert error.status == 400 and ("part.bin" in error.message or "'train'" in error.message), error.message
             return
         assert len(corpus) > 0
         assert corpus.dense(range(len(corpus))).shape == (len(corpus), NTM_DIM)
@@ -173,7 +174,8 @@ def test_ntm_vocab_txt_on_arbitrary_bytes(tmp_path: Path) -> None:
         path.write_bytes(data)
         try:
             words = bow.read_vocab(path, 3)
-        except ClientError:
+        except ClientError as error:
+            assert error.status == 400 and "vocab.txt" in error.message, error.message
             return
         assert len(words) == 3
 
@@ -194,7 +196,8 @@ def test_seq2seq_vocab_json_on_arbitrary_input(tmp_path: Path) -> None:
         path.write_bytes(data)
         try:
             loaded = vocab.load(path)
-        except ClientError:
+        except ClientError as error:
+            assert error.status == 400 and "vocab.src.json" in error.message, error.message
             return
         assert len(loaded) >= 4
 
@@ -213,7 +216,8 @@ def test_seq2seq_pair_reader_on_arbitrary_bytes(tmp_path: Path) -> None:
         channel = channel_with(tmp_path, "train", {"train.rec": data})
         try:
             pairs = s2s_data.read_pairs(channel, 14, 14)
-        except ClientError:
+        except ClientError as error:
+            assert error.status == 400 and ("train.rec" in error.message or "'train'" in error.message), error.message
             return
         assert pairs
 
@@ -249,8 +253,8 @@ def test_fasttext_bin_loading_on_mutated_files(trained_models: dict, kind: str, 
     def check(data: bytes) -> None:
         try:
             load(data)
-        except ClientError:
-            pass
+        except ClientError as error:
+            assert error.status == 400 and file_name in error.message, error.message
 
     check()
 
@@ -276,7 +280,8 @@ def test_quantized_fasttext_loading_on_mutated_files(tmp_path: Path) -> None:
     def check(data: bytes) -> None:
         try:
             loaded = model_file.read(data, "model.ftz")
-        except ClientError:
+        except ClientError as error:
+            assert error.status == 400 and "model.ftz" in error.message, error.message
             return
         assert loaded.input.nbytes <= 256 * len(data) + (1 << 20)
 

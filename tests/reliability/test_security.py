@@ -17,15 +17,13 @@ import ast
 import io
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import REPO, FakeOptMl
-from tests.reliability.conftest import (DEFAULT_HP, FAKE_SECRET, SECRET_ENV, lay_out, train_command,
-                                        train_env)
+from tests.conftest import REPO, FakeOptMl, RunTrain
+from tests.reliability.conftest import DEFAULT_HP, FAKE_SECRET, SECRET_ENV, lay_out
 
 SRC = REPO / "src" / "sagetext"
 
@@ -213,11 +211,6 @@ def test_a_pickle_bomb_as_the_checkpoint_is_refused(kind: str, tmp_path: Path) -
 
 # ---- secrets in failure files ----------------------------------------------------------------
 
-def run_failing_job(opt_ml: FakeOptMl, algorithm: str) -> subprocess.CompletedProcess[str]:
-    env = train_env(opt_ml, "blazingtext" if algorithm == "supervised" else algorithm)
-    return subprocess.run(train_command(), env=env, capture_output=True, text=True, timeout=240)
-
-
 def assert_no_secret(*texts: str) -> None:
     for text in texts:
         for name, value in SECRET_ENV.items():
@@ -228,7 +221,7 @@ def assert_no_secret(*texts: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", ["bad hyperparameter", "corrupt channel", "checkpoint is a file", "poisoned checkpoint"])
-def test_failures_never_write_secrets(case: str, tmp_path: Path) -> None:
+def test_failures_never_write_secrets(case: str, tmp_path: Path, run_train: RunTrain) -> None:
     """User errors (ClientError) and internal errors (AlgorithmError + traceback) alike."""
     opt_ml = FakeOptMl(tmp_path / "opt_ml")
     hp = dict(DEFAULT_HP["ntm"])
@@ -245,7 +238,7 @@ def test_failures_never_write_secrets(case: str, tmp_path: Path) -> None:
         opt_ml.checkpoints(tmp_path / "checkpoints")
         (tmp_path / "checkpoints").mkdir()
         (tmp_path / "checkpoints" / "checkpoint.pt").write_bytes(pickle_bombs(tmp_path / "pwned")["torch.save"])
-    result = run_failing_job(opt_ml, "ntm")
+    result = run_train(opt_ml, "ntm", SECRET_ENV, timeout=240)
     assert result.returncode == 1, result.stdout + result.stderr
     failure = opt_ml.failure.read_text("utf-8")
     assert failure.startswith(("ClientError: ", "AlgorithmError: ")), failure

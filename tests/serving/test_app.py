@@ -141,6 +141,7 @@ def test_a_json_body_without_an_instances_list_is_left_to_the_predictor():
     client = create_app(PREDICTOR, replace(SETTINGS, max_instances_per_request=1)).test_client()
     response = client.post("/invocations", data=b'{"data": [1, 2, 3]}', headers={"Content-Type": JSON})
     assert response.status_code == 200
+    assert response.get_json()["greeting"] == "hi" and response.get_json()["predictions"] == []  # the echo's answer
 
 
 def test_a_body_shorter_than_its_content_length_is_refused():

@@ -155,8 +155,9 @@ def test_405_names_the_allowed_methods_in_the_allow_header(server):
 def test_a_body_at_the_limit_is_accepted_and_one_byte_more_is_not(server, chunked):
     body = b'{"instances": []}'.ljust(LIMIT, b" ")
     send = (lambda data: iter([data[:100], data[100:]])) if chunked else (lambda data: data)
-    assert invoke(server, send(body)).status_code == 200
-    assert invoke(server, send(body + b" ")).status_code == 413
+    at_limit, over = invoke(server, send(body)), invoke(server, send(body + b" "))
+    assert at_limit.status_code == 200 and at_limit.json()["predictions"] == []
+    assert over.status_code == 413 and "SAGEMAKER_MAX_PAYLOAD_IN_MB" in over.json()["error"]
 
 
 def test_a_request_at_the_instance_cap_is_answered(server):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from sagetext import specs
+from sagetext import algorithms, specs
+from sagetext.contract.cluster import cpu_count
 from sagetext.errors import ClientError
-from sagetext import algorithms
 from sagetext.serving.gunicorn import JsonErrorWorker, gunicorn_options
-from sagetext.serving.settings import ServerSettings, cpu_count, env_var
+from sagetext.serving.settings import ServerSettings, env_var
 
 
 def test_defaults_come_from_the_spec():

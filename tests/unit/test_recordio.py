@@ -231,6 +231,14 @@ def test_payload_that_is_not_a_record_is_refused():
         read_all(data)
 
 
+def test_errors_name_the_source_when_given() -> None:
+    good = write_all([dense_record(np.ones(2, dtype=np.float32))])
+    with pytest.raises(ClientError, match=r"^part-3\.rec: RecordIO record 2: bad magic"):
+        list(recordio.read_records(io.BytesIO(good + b"\0" * 8), "part-3.rec"))
+    with pytest.raises(ClientError, match=r"^part-3\.rec: RecordIO record 1: payload of 4 bytes is not a valid"):
+        list(recordio.read_records(io.BytesIO(MAGIC + struct.pack("<I", 4) + b"\xff" * 4), "part-3.rec"))
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=200), st.booleans())
 def test_arbitrary_bytes_give_records_or_client_error(body, framed):
@@ -238,14 +246,15 @@ def test_arbitrary_bytes_give_records_or_client_error(body, framed):
         body = MAGIC + struct.pack("<I", len(body)) + body + b"\0" * (-len(body) % 4)
     try:
         records = read_all(body)
-    except ClientError:
+    except ClientError as e:
+        assert e.status == 400 and e.message.startswith("RecordIO record "), e.message
         return
     for record in records:
         for value in [*record.features.values(), *record.label.values()]:
             try:
                 recordio.decode_tensor(value)
-            except ClientError:
-                pass
+            except ClientError as e:
+                assert e.status == 400 and "tensor" in e.message, e.message
 
 
 # ---- tensors ------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ def test_results_come_in_order_and_are_computed_in_another_thread() -> None:
         return x * x
 
     assert list(ahead(square, iter(range(100)), depth=3)) == [x * x for x in range(100)]
-    assert threads == {"ahead"}
+    assert len(threads) == 1 and threads.pop().startswith("ahead")
 
 
 def test_an_error_in_the_function_is_raised_after_the_results_before_it() -> None:
@@ -54,5 +54,5 @@ def test_a_caller_that_stops_early_stops_the_thread() -> None:
     results = ahead(lambda x: x, items(), depth=2)
     assert [next(results) for _ in range(3)] == [0, 1, 2]
     results.close()  # what a `break` out of a for loop does
-    assert not any(t.name == "ahead" and t.is_alive() for t in threading.enumerate())
+    assert not any(t.name.startswith("ahead") and t.is_alive() for t in threading.enumerate())
     assert len(drawn) <= 3 + 2 + 2  # taken, queued, and one in hand at most

@@ -19,6 +19,7 @@ from sagetext.algorithms.blazingtext.word2vec import evaluation
 from sagetext.algorithms.blazingtext.word2vec.corpus import ChannelCorpus, read_sentences
 from sagetext.algorithms.blazingtext.word2vec.gensim_engine.trainer import train_word2vec
 from sagetext.algorithms.blazingtext.word2vec.vectors import (
+    FastTextFields,
     VectorsPredictor,
     WordVectors,
     load_vectors,
@@ -184,21 +185,29 @@ def test_corpus_without_frequent_words_is_a_client_error(tmp_path: Path) -> None
         train_word2vec(ctx)
 
 
-def test_only_rank_zero_trains_on_cpu(tmp_path: Path) -> None:
+def test_only_rank_zero_trains_on_cpu(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     ctx = make_ctx(tmp_path, b"a b c\n" * 50, mode="batch_skipgram", rank=1, world_size=2)
-    train_word2vec(ctx)
+    with caplog.at_level("INFO", logger="sagetext"):
+        train_word2vec(ctx)
     assert not ctx.model_dir.exists()
+    assert "Rank 1: the CPU word2vec trainer runs on rank 0 only; nothing to do here" in caplog.messages
 
 
 # ---------------------------------------------------------------- evaluation
 
 
-def test_similarity_score_counts_missing_pairs_and_ranks() -> None:
+def test_similarity_score_counts_missing_pairs_and_ranks(tmp_path: Path) -> None:
     table = {"a": np.array([1.0, 0.0]), "b": np.array([1.0, 0.1]), "c": np.array([0.0, 1.0]),
-             "d": np.array([1.0, 1.0])}
-    pairs = [("a", "b", 9.0), ("a", "c", 1.0), ("a", "d", 5.0), ("a", "zz", 3.0), ("A", "b", 9.0)]
+             "d": np.array([1.0, 1.0]), "z": np.zeros(2)}
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("# word1 word2 score\na\tb\t9.0\na\tc\t1.0\r\na\td\t5.0\na\tzz\t3.0\nA\tb\t9.0\na\tz\t2\n\n")
     score = evaluation.similarity_score(pairs, table.get)
-    assert score == {"not_found": 1, "spearmans_rho": pytest.approx(1.0), "total_pairs": 5}
+    assert score == {"not_found": 2, "spearmans_rho": pytest.approx(1.0), "total_pairs": 6}
+    pairs.write_text("a\tb\t9.0\nb\ta\t1.0\nzz\ta\t3.0\n")  # one cosine for all: no rank order
+    assert evaluation.similarity_score(pairs, table.get) == {"not_found": 1, "spearmans_rho": 0.0, "total_pairs": 3}
+    pairs.write_text("a b 9.0\n")
+    with pytest.raises(ValueError, match="pairs.txt:1: expected 'word1<TAB>word2<TAB>score'"):
+        evaluation.similarity_score(pairs, table.get)
 
 
 # ---------------------------------------------------------------- serving and safe loading
@@ -207,8 +216,8 @@ def test_similarity_score_counts_missing_pairs_and_ranks() -> None:
 @pytest.fixture
 def small_predictor(tmp_path: Path) -> VectorsPredictor:
     vectors = WordVectors(["hello", "world"], np.array([[1, 2], [3, 4]], np.float32), [5, 3])
-    write_artifacts(tmp_path, vectors, {"output": np.zeros((2, 2), np.float32), "mode": "skipgram", "window": 5,
-                                        "epochs": 5, "min_count": 1, "negative": 5, "sample": 1e-4, "ntokens": 8})
+    write_artifacts(tmp_path, vectors, FastTextFields(np.zeros((2, 2), np.float32), "skipgram", window=5, epochs=5,
+                                                      min_count=1, negative=5, sample=1e-4, ntokens=8))
     return load_vectors(tmp_path)
 
 

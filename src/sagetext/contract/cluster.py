@@ -1,7 +1,9 @@
-"""The hosts of a training job from ``resourceconfig.json`` (spec §1.5)."""
+"""The hosts of a training job from ``resourceconfig.json`` (spec §1.5), and the CPUs this
+process may use on its host."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -45,3 +47,11 @@ class Cluster:
     @property
     def master_host(self) -> str:
         return self.hosts[0]
+
+
+def cpu_count() -> int:
+    """CPUs this process may run on: a container's cpuset, not the host's total (what Python
+    3.13's ``os.process_cpu_count`` gives)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(len(os.sched_getaffinity(0)), 1)
+    return max(os.cpu_count() or 1, 1)

@@ -90,7 +90,7 @@ def _format(stream: BinaryIO, content_type: str | None, name: str) -> str:
 
 
 def _recordio_documents(stream: BinaryIO, name: str, feature_dim: int) -> Iterator[Document]:
-    for number, record in enumerate(recordio.read_records(stream), start=1):
+    for number, record in enumerate(recordio.read_records(stream, name), start=1):
         where = f"{name}: record {number}"
         if "values" not in record.features:
             # a name that is not valid UTF-8 comes back as bytes: show it as such

@@ -83,28 +83,32 @@ def _padding(length: int) -> int:
 
 # ---- framing: reading -----------------------------------------------------------------
 
-def read_records(stream: BinaryIO) -> Iterator[Record]:
-    """Parse a RecordIO-protobuf stream one Record at a time (streaming; pipes work)."""
-    for number, payload in enumerate(read_payloads(stream), start=1):
+def read_records(stream: BinaryIO, source: str = "") -> Iterator[Record]:
+    """Parse a RecordIO-protobuf stream one Record at a time (streaming; pipes work). Errors
+    start with ``source`` (e.g. the file's name) when given."""
+    prefix = f"{source}: " if source else ""
+    for number, payload in enumerate(read_payloads(stream, source), start=1):
         try:
             record = Record.FromString(payload)
         except DecodeError as e:
-            raise ClientError(f"RecordIO record {number}: payload of {len(payload)} bytes "
+            raise ClientError(f"{prefix}RecordIO record {number}: payload of {len(payload)} bytes "
                               f"is not a valid aialgs.data.Record protobuf ({e})") from None
         yield record
 
 
-def read_payloads(stream: BinaryIO) -> Iterator[bytes]:
-    """The payloads of a RecordIO stream, split records (cflag 1, 2.., 3) joined with the magic."""
+def read_payloads(stream: BinaryIO, source: str = "") -> Iterator[bytes]:
+    """The payloads of a RecordIO stream, split records (cflag 1, 2.., 3) joined with the magic.
+    Errors start with ``source`` when given."""
+    prefix = f"{source}: " if source else ""
     reader = _FrameReader(stream)
     number = 0
     while True:
         start = reader.offset
-        header = reader.header_or_end(f"RecordIO record {number + 1}")
+        header = reader.header_or_end(f"{prefix}RecordIO record {number + 1}")
         if header is None:
             return
         number += 1
-        where = f"RecordIO record {number} (starting at byte offset {start})"
+        where = f"{prefix}RecordIO record {number} (starting at byte offset {start})"
         cflag, length = header
         if cflag not in (0, 1):
             raise ClientError(f"{where}: continuation flag {cflag} where a record starts; "

@@ -9,6 +9,11 @@ A record is a fixed schema of named 1-D arrays (each its own dtype) of any lengt
 record is its array lengths (int64), then each array's bytes, every part padded to 8 bytes so
 that arrays read back are aligned and can be handed to torch without a copy. The file is an
 anonymous temporary file (``$TMPDIR``): it disappears when closed or when the process dies.
+
+Reads copy from the file (``preadv``) rather than map it (``numpy.memmap``): a map of the whole
+file reads as fast, but every page read stays in the process's resident memory while the map
+lives, so memory would grow with the channel again; a map per read is slower (building a
+``memmap`` costs more than the read of one small record).
 """
 
 from __future__ import annotations

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import queue
-import threading
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 In = TypeVar("In")
 Out = TypeVar("Out")
 
 _END = object()
-_POLL_SECONDS = 0.1
 
 
 def ahead(function: Callable[[In], Out], items: Iterator[In], depth: int = 2) -> Iterator[Out]:
@@ -20,41 +19,19 @@ def ahead(function: Callable[[In], Out], items: Iterator[In], depth: int = 2) ->
 
     Worth it when both sides spend their time in code that releases the GIL (file reads, numpy
     on whole arrays): reading and hashing a block overlaps numbering the previous one. Results
-    come in order; an exception raised by ``items`` or ``function`` is raised here, where its
-    result would have been; if the caller stops early, the thread stops after its current item.
+    come in order (one worker thread runs the tasks in the order given); an exception raised by
+    ``items`` or ``function`` is raised here, where its result would have been; if the caller
+    stops early, the tasks not started are cancelled and the thread stops after its current one.
     """
-    results: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+    def next_result() -> object:
+        item = next(items, _END)
+        return _END if item is _END else function(item)  # type: ignore[arg-type]
 
-    def put(entry: tuple[bool, object]) -> bool:
-        while not stop.is_set():
-            try:
-                results.put(entry, timeout=_POLL_SECONDS)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ahead") as pool:
+        pending: deque[Future[object]] = deque(pool.submit(next_result) for _ in range(max(depth, 1)))
         try:
-            for item in items:
-                if not put((True, function(item))):
-                    return
-            put((True, _END))
-        except BaseException as exc:  # handed to the caller, raised there
-            put((False, exc))
-
-    thread = threading.Thread(target=produce, name="ahead", daemon=True)
-    thread.start()
-    try:
-        while True:
-            ok, value = results.get()
-            if not ok:
-                assert isinstance(value, BaseException)
-                raise value
-            if value is _END:
-                return
-            yield value  # type: ignore[misc]
-    finally:
-        stop.set()
-        thread.join()
+            while (result := pending.popleft().result()) is not _END:
+                pending.append(pool.submit(next_result))
+                yield result  # type: ignore[misc]
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)

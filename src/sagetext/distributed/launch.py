@@ -18,7 +18,7 @@ from torch.distributed.elastic.multiprocessing.api import SignalException
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-from sagetext.contract.cluster import Cluster
+from sagetext.contract.cluster import Cluster, cpu_count
 from sagetext.contract.failure import EXIT_INTERRUPTED, STOPPED_EXIT_CODES
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def launch(cluster: Cluster, nproc_per_node: int, command: list[str], job_id: st
     """Run ``command`` (argv) as ``nproc_per_node`` workers on this host, joined with the other hosts
     at ``master_port`` of the first host; ``job_id``, the same on every host, names the rendezvous."""
     _network_interface(cluster)
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc_per_node)))
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, cpu_count() // nproc_per_node)))
     if cluster.num_hosts == 1:
         backend, endpoint, configs = "c10d", "localhost:0", {}
     else:

@@ -27,10 +27,6 @@ class Runtime:
     local_rank: int = 0
     device: str = "cpu"
 
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
 
 def choose_device(forced: str | None = None, local_rank: int = 0) -> str:
     """CUDA when present (one GPU per local rank), else CPU; ``forced`` ("cpu" or "cuda", the
@@ -99,16 +95,3 @@ def all_gather_object(obj: Any) -> list[Any]:
     gathered: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(gathered, obj)
     return gathered
-
-
-def broadcast_object(obj: Any, src: int = 0) -> Any:
-    if not active():
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
-
-
-def barrier() -> None:
-    if active():
-        dist.barrier()

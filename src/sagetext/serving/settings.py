@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from sagetext import algorithms, specs
+from sagetext.contract.cluster import cpu_count
 from sagetext.data.media_types import media_type
 from sagetext.errors import ClientError
 from sagetext.serving import codecs
@@ -76,13 +77,6 @@ class ServerSettings:
 def env_var(setting: str) -> str:
     """The environment variable that sets ``setting``, e.g. ``port`` -> SAGEMAKER_BIND_TO_PORT."""
     return str(_spec()[setting]["env"])
-
-
-def cpu_count() -> int:
-    """CPUs this process may run on (respects a container's cpuset)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def _spec() -> dict[str, Any]:

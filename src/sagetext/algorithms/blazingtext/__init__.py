@@ -20,8 +20,9 @@ from typing import Any
 
 from sagetext.algorithms.blazingtext import word2vec
 from sagetext.algorithms.blazingtext.fasttext_format import model_file
+from sagetext.algorithms.blazingtext.fasttext_format.model_file import MODEL_FILE
 from sagetext.algorithms.blazingtext.hyperparameters import BlazingTextHyperparameters
-from sagetext.algorithms.blazingtext.supervised.predictor import MODEL_FILE, SupervisedPredictor
+from sagetext.algorithms.blazingtext.supervised.predictor import SupervisedPredictor
 from sagetext.algorithms.blazingtext.word2vec import vectors
 from sagetext.contract.channels import Channel
 from sagetext.contract.context import TrainingContext

@@ -116,7 +116,8 @@ def read_pairs(channel: Channel, source_vocab_size: int, target_vocab_size: int)
     """Every pair of a channel; ids outside a vocabulary or a missing field name the record."""
     pairs = PairStore()
     for file_name, stream in channel.streams():
-        for number, record in enumerate(recordio.read_records(stream), start=1):
+        for number, record in enumerate(recordio.read_records(stream, f"channel '{channel.name}', file {file_name}"),
+                                        start=1):
             where = f"channel '{channel.name}', file {file_name}, record {number}"
             pairs.append(_ids(record, "source", source_vocab_size, where),
                          _ids(record, "target", target_vocab_size, where))

@@ -36,6 +36,7 @@ from sagetext.algorithms.blazingtext.fasttext_format import quantized
 from sagetext.algorithms.blazingtext.fasttext_format.dictionary import Dictionary
 from sagetext.errors import ClientError
 
+MODEL_FILE = "model.bin"  # a supervised BlazingText model's file name
 MAGIC = 793712314
 VERSION = 12
 READABLE_VERSIONS = (11, 12)
@@ -137,7 +138,7 @@ def _write_dense(out: BinaryIO, parts: list[np.ndarray]) -> None:
             out.write(np.ascontiguousarray(part[start:start + 65536], dtype="<f4").tobytes())
 
 
-def read(data: bytes | mmap.mmap, name: str = "model.bin") -> FastTextModel:
+def read(data: bytes | mmap.mmap, name: str = MODEL_FILE) -> FastTextModel:
     """Parse a fastText ``.bin`` held in memory or mapped; any inconsistency is a ClientError."""
     reader = _Reader(data, name)
     magic, version = reader.unpack(struct.Struct("<ii"), "header")

@@ -18,13 +18,12 @@ import torch
 import torch.nn.functional as F
 
 from sagetext.algorithms.blazingtext.fasttext_format import model_file
+from sagetext.algorithms.blazingtext.fasttext_format.model_file import MODEL_FILE
 from sagetext.algorithms.blazingtext.supervised.encoding import TokenMaps, TokenTable, encode, group_by_line
 from sagetext.algorithms.blazingtext.supervised.scoring import Scorer
 from sagetext.data.media_types import JSON, JSONLINES
 from sagetext.data.text import LabeledBlock, tokenize_lines
 from sagetext.errors import ClientError
-
-MODEL_FILE = "model.bin"
 
 
 class SupervisedPredictor:

@@ -43,7 +43,6 @@ SEGMENT_BATCHES = 64  # batches read from the spill at a time
 KEEP_IN_MEMORY_BYTES = 64 << 20
 AVERAGES_PER_EPOCH = 4  # 1, 4 and 16 give the same accuracy on IMDB; each costs one all-reduce of the model
 PROGRESS_SECONDS = 5.0
-MODEL_FILE = "model.bin"
 
 
 class Run:
@@ -283,8 +282,8 @@ def _finish(run: Run, started: float) -> None:
         if written is None:
             return
         written.result()
-    log.info("Saved %s (%d words, %d labels, %d buckets)", ctx.model_dir / MODEL_FILE, data.dictionary.nwords,
-             data.dictionary.nlabels, data.buckets)
+    log.info("Saved %s (%d words, %d labels, %d buckets)", ctx.model_dir / model_file.MODEL_FILE,
+             data.dictionary.nwords, data.dictionary.nlabels, data.buckets)
     log.info("Training finished.")
     log.info("Average throughput in Million words/sec: %.2f", run.words_per_second() / 1e6)
     log.info("Total training time in seconds: %.2f", time.monotonic() - started)
@@ -303,4 +302,4 @@ def write_model(ctx: TrainingContext, data: PreparedData, model: Model) -> None:
                              epoch=hp.epochs, min_count=hp.min_count, loss=model_file.LOSS_CODES[hp.loss],
                              neg=hp.negative_samples)
     ft = model_file.FastTextModel(args, data.dictionary, model.fasttext_input().numpy(), model.output.cpu().numpy())
-    write_atomic(ctx.model_dir / MODEL_FILE, lambda f: model_file.write(f, ft))
+    write_atomic(ctx.model_dir / model_file.MODEL_FILE, lambda f: model_file.write(f, ft))

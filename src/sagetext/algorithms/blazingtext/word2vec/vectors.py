@@ -32,6 +32,7 @@ import numpy as np
 
 from sagetext.algorithms.blazingtext.fasttext_format import model_file
 from sagetext.algorithms.blazingtext.fasttext_format.dictionary import Dictionary
+from sagetext.algorithms.blazingtext.hyperparameters import BlazingTextHyperparameters
 from sagetext.contract.artifacts import write_atomic
 from sagetext.data.media_types import JSON
 from sagetext.errors import ClientError
@@ -105,13 +106,27 @@ class WordVectors:
 # ---------------------------------------------------------------- writing
 
 
-def write_artifacts(model_dir: Path, vectors: WordVectors, fasttext: dict[str, Any]) -> None:
-    """vectors.txt and vectors.bin, each written atomically.
+@dataclass(frozen=True)
+class FastTextFields:
+    """What fastText's .bin of word vectors carries besides the input vectors."""
 
-    ``fasttext`` holds what fastText's .bin carries besides the input vectors: ``output`` (the
-    (n_words, dim) output matrix), ``mode``, ``window``, ``epochs``, ``min_count``,
-    ``negative``, ``sample``, ``ntokens``.
-    """
+    output: np.ndarray  # the (n_words, dim) output matrix
+    mode: str  # cbow or skipgram (fastText has no batch_skipgram)
+    window: int
+    epochs: int
+    min_count: int
+    negative: int
+    sample: float
+    ntokens: int  # tokens in the corpus
+
+    @classmethod
+    def of(cls, hp: BlazingTextHyperparameters, output: np.ndarray, ntokens: int) -> FastTextFields:
+        return cls(output, "cbow" if hp.mode == "cbow" else "skipgram", hp.window_size, hp.epochs, hp.min_count,
+                   hp.negative_samples, hp.sampling_threshold, int(ntokens))
+
+
+def write_artifacts(model_dir: Path, vectors: WordVectors, fasttext: FastTextFields) -> None:
+    """vectors.txt and vectors.bin, each written atomically."""
     matrix = vectors.matrix()
     write_atomic(model_dir / VECTORS_TXT, lambda f: _write_text(f, vectors.words, matrix))
     write_atomic(model_dir / VECTORS_BIN, lambda f: write_fasttext_bin(f, vectors, fasttext))
@@ -129,20 +144,19 @@ def _write_text(f: BinaryIO, words: Sequence[str], matrix: np.ndarray) -> None:
     f.write("".join(lines).encode("utf-8"))
 
 
-def write_fasttext_bin(f: BinaryIO, vectors: WordVectors, info: dict[str, Any]) -> None:
+def write_fasttext_bin(f: BinaryIO, vectors: WordVectors, fields: FastTextFields) -> None:
     """fastText .bin v12 of word vectors, with or without subwords (the format lives in
-    ``fasttext_format.model_file``). ``info["mode"]`` batch_skipgram is written as skipgram."""
+    ``fasttext_format.model_file``)."""
     sub = vectors.subwords
-    mode = "cbow" if info["mode"] == "cbow" else "skipgram"
     args = model_file.Args(dim=vectors.dim, word_ngrams=1, bucket=0 if sub is None else len(sub.ngrams),
-                           epoch=info["epochs"], min_count=info["min_count"], ws=info["window"], neg=info["negative"],
-                           loss=LOSS_NS, model=MODEL_CODES[mode], minn=0 if sub is None else sub.minn,
-                           maxn=0 if sub is None else sub.maxn, t=float(info["sample"]))
+                           epoch=fields.epochs, min_count=fields.min_count, ws=fields.window, neg=fields.negative,
+                           loss=LOSS_NS, model=MODEL_CODES[fields.mode], minn=0 if sub is None else sub.minn,
+                           maxn=0 if sub is None else sub.maxn, t=fields.sample)
     counts = np.asarray(vectors.counts or [1] * len(vectors.words), dtype=np.int64)
     dictionary = Dictionary(tuple(w.encode("utf-8") for w in vectors.words), counts, (), np.zeros(0, np.int64),
-                            int(info["ntokens"]))
+                            fields.ntokens)
     parts = [vectors.rows] if sub is None else [vectors.rows, sub.ngrams]
-    model_file.write_parts(f, args, dictionary, parts, info["output"])
+    model_file.write_parts(f, args, dictionary, parts, fields.output)
 
 
 # ---------------------------------------------------------------- reading

@@ -24,7 +24,6 @@ sentences of the epoch were trained, and a resumed job skips them.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from typing import Any
@@ -38,8 +37,9 @@ from sagetext.algorithms.blazingtext.word2vec.gensim_engine import checkpoint as
 from sagetext.algorithms.blazingtext.word2vec.gensim_engine.checkpoint import epochs_done
 from sagetext.algorithms.blazingtext.word2vec.learning_rate import MIN_ALPHA_FRACTION, Schedule
 from sagetext.algorithms.blazingtext.word2vec.progress import PROGRESS_SECONDS, log_finished, log_progress
-from sagetext.algorithms.blazingtext.word2vec.vectors import Subwords, WordVectors, write_artifacts
+from sagetext.algorithms.blazingtext.word2vec.vectors import FastTextFields, Subwords, WordVectors, write_artifacts
 from sagetext.contract.checkpoints import Position
+from sagetext.contract.cluster import cpu_count
 from sagetext.contract.context import TrainingContext, TrainingStopped
 from sagetext.errors import ClientError
 
@@ -118,7 +118,7 @@ def train_word2vec(ctx: TrainingContext) -> None:
         progress.log_line()
     log_finished(progress.words / progress.seconds, progress.seconds)
     vectors = to_word_vectors(model)
-    write_artifacts(ctx.model_dir, vectors, fasttext_fields(model, hp))
+    write_artifacts(ctx.model_dir, vectors, FastTextFields.of(hp, model.syn1neg, model.corpus_total_words))
     if hp.evaluation:
         evaluation.run_evaluation(vectors.vector, ctx.model_dir, ctx.metrics)
 
@@ -194,15 +194,3 @@ def to_word_vectors(model: Word2Vec) -> WordVectors:
     return WordVectors(words, wv.vectors, counts)
 
 
-def fasttext_fields(model: Word2Vec, hp: BlazingTextHyperparameters) -> dict[str, Any]:
-    return {"output": model.syn1neg, "mode": "cbow" if hp.mode == "cbow" else "skipgram",
-            "window": hp.window_size, "epochs": hp.epochs, "min_count": hp.min_count,
-            "negative": hp.negative_samples, "sample": hp.sampling_threshold,
-            "ntokens": model.corpus_total_words}
-
-
-def cpu_count() -> int:
-    try:
-        return max(len(os.sched_getaffinity(0)), 1)
-    except AttributeError:  # not on Linux
-        return max(os.cpu_count() or 1, 1)

@@ -37,7 +37,7 @@ from sagetext.algorithms.blazingtext.word2vec.torch_engine.corpus_ids import Cor
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.input_rows import InputRows
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.progress import Progress
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.step import Update, reference_update
-from sagetext.algorithms.blazingtext.word2vec.vectors import Subwords, WordVectors, write_artifacts
+from sagetext.algorithms.blazingtext.word2vec.vectors import FastTextFields, Subwords, WordVectors, write_artifacts
 from sagetext.contract.checkpoints import Position
 from sagetext.contract.context import TrainingContext, TrainingStopped
 from sagetext.distributed import runtime
@@ -215,10 +215,7 @@ def write_model(ctx: TrainingContext, data: CorpusIds, model: Model, hp: Blazing
     inputs = model.inputs
     subwords = Subwords(inputs.minn, inputs.maxn, inputs.ngram_rows()) if inputs.subwords else None
     vectors = WordVectors(data.words, inputs.word_rows(), data.counts.tolist(), subwords)
-    fasttext = {"output": model.output.cpu().numpy(), "mode": "cbow" if hp.mode == "cbow" else "skipgram",
-                "window": hp.window_size, "epochs": hp.epochs, "min_count": hp.min_count,
-                "negative": hp.negative_samples, "sample": hp.sampling_threshold, "ntokens": data.raw_words}
-    write_artifacts(ctx.model_dir, vectors, fasttext)
+    write_artifacts(ctx.model_dir, vectors, FastTextFields.of(hp, model.output.cpu().numpy(), data.raw_words))
     if hp.evaluation:
         evaluation.run_evaluation(vectors.vector, ctx.model_dir, ctx.metrics)
     return vectors
