@@ -119,7 +119,8 @@ def test_two_cpu_workers_train_with_ddp(opt_ml: FakeOptMl, shared_data: Path, ru
 
 
 @pytest.mark.slow
-def test_sagemakers_defaults_give_distinct_coherent_topics(opt_ml: FakeOptMl, shared_data: Path) -> None:
+def test_sagemakers_defaults_give_distinct_coherent_topics(opt_ml: FakeOptMl, shared_data: Path,
+                                                           run_train: RunTrain) -> None:
     """What most users run: ``feature_dim`` and ``num_topics`` only (adadelta, batch 256, 50
     epochs, early stopping), on the first 2,000 20 Newsgroups documents, 10 topics. The floors sit
     well above what the defaults gave before the background word distribution and MXNet's adadelta
@@ -129,7 +130,7 @@ def test_sagemakers_defaults_give_distinct_coherent_topics(opt_ml: FakeOptMl, sh
     opt_ml.hyperparameters({"feature_dim": str(V), "num_topics": "10"})
     opt_ml.channel("train", {"train.rec": recordio_file(ldac_slice(data / "train.feat.gz", 0, 2000))})
     opt_ml.channel("auxiliary", {"vocab.txt": (data / "vocab.txt").read_text()})
-    result = run_train(opt_ml, timeout=900)
+    result = run_train(opt_ml, "ntm", timeout=900)
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     report = json.loads((opt_ml.model / "topics.json").read_text())
