@@ -38,6 +38,25 @@ def test_an_algorithm_may_have_its_own_default():
     assert env_var("max_instances_per_request") == "SAGETEXT_MAX_INSTANCES_PER_REQUEST"
 
 
+def test_what_each_algorithm_advertises_to_a_batch_transform_job():
+    for name in algorithms.MODULES:
+        settings = ServerSettings.from_env({}, algorithm=name)
+        assert settings.transform_payload_mb == 1
+        assert settings.batch_strategy == ("SINGLE_RECORD" if name == "seq2seq" else "MULTI_RECORD")
+    # 1 MB of the smallest JSON Lines record BlazingText takes stays within its instance cap
+    blazingtext = ServerSettings.from_env({}, algorithm="blazingtext")
+    assert blazingtext.transform_payload_mb * 1024 * 1024 // len(b'{"source":""}\n') \
+        <= blazingtext.max_instances_per_request
+    # never more than the server accepts; whole MB; the job's own strategy wins
+    assert ServerSettings.from_env({"SAGETEXT_BATCH_PAYLOAD_IN_MB": "4"}).transform_payload_mb == 4
+    assert ServerSettings.from_env({"SAGETEXT_BATCH_PAYLOAD_IN_MB": "8",
+                                    "SAGEMAKER_MAX_PAYLOAD_IN_MB": "6.5"}).transform_payload_mb == 6
+    assert ServerSettings.from_env({"SAGEMAKER_MAX_PAYLOAD_IN_MB": "0.5"}).transform_payload_mb == 1
+    assert ServerSettings.from_env({"SAGEMAKER_BATCH_STRATEGY": "multi_record"},
+                                   algorithm="seq2seq").batch_strategy == "MULTI_RECORD"
+    assert env_var("batch_payload_mb") == "SAGETEXT_BATCH_PAYLOAD_IN_MB"
+
+
 def test_environment_overrides_by_the_names_sagemaker_uses():
     settings = ServerSettings.from_env({
         "SAGEMAKER_BIND_TO_PORT": "9090",
@@ -64,6 +83,7 @@ def test_every_bad_value_is_reported_at_once():
             "SAGEMAKER_MAX_PAYLOAD_IN_MB": "-1",
             "SAGEMAKER_BATCH_STRATEGY": "ALL_AT_ONCE",
             "SAGETEXT_MAX_INSTANCES_PER_REQUEST": "0",
+            "SAGETEXT_BATCH_PAYLOAD_IN_MB": "101",
         })
     message = raised.value.message
     assert "SAGEMAKER_BIND_TO_PORT=70000: expected a port in [1, 65535]" in message
@@ -71,6 +91,7 @@ def test_every_bad_value_is_reported_at_once():
     assert "SAGEMAKER_MAX_PAYLOAD_IN_MB=-1.0: expected a number of MB > 0" in message
     assert "SAGEMAKER_BATCH_STRATEGY='ALL_AT_ONCE': expected one of MULTI_RECORD, SINGLE_RECORD" in message
     assert "SAGETEXT_MAX_INSTANCES_PER_REQUEST=0: expected an integer >= 1" in message
+    assert "SAGETEXT_BATCH_PAYLOAD_IN_MB=101: expected whole MB in [1, 100]" in message
 
 
 def test_gunicorn_gets_our_settings():

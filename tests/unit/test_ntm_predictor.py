@@ -102,6 +102,10 @@ def test_jsonlines_and_recordio_responses(predictor, expected) -> None:
 
 @pytest.mark.parametrize("content_type,body,needles", [
     (CSV, b"1,2,3\n", ["line 1", "has 3 values", "expected 12"]),
+    (CSV, b"1" + b",0" * (D - 1) + b"\n" + b"1e39" + b",0" * (D - 1) + b"\n",
+     ["line 2", "counts must be finite"]),
+    (CSV, (b"1" + b",0" * (D - 1) + b"\n") * 2 + b"0,0,-2" + b",0" * (D - 3) + b"\n",
+     ["line 3", "word 2 has negative count -2"]),
     (JSON, json.dumps({"instances": [{"features": [1] * D}, {"features": [1] * 5}]}).encode(),
      ["instance 1 features", "has 5 values"]),
     (JSON, json.dumps({"instances": [{"feature": [1] * D}]}).encode(), ["instance 0", "expected"]),

@@ -135,3 +135,54 @@ def test_through_the_flask_app(predictor: Seq2SeqPredictor) -> None:
     assert refused.status_code == 406
     bad = client.post("/invocations", data=b'{"instances": [{"text": "1"}]}', headers={"Content-Type": JSON})
     assert bad.status_code == 400 and 'string "data" field' in bad.get_json()["error"]
+
+
+# -- "configuration" at the top level and per instance (the committed tiny model: fast) ----------
+
+TINY_MODEL = Path(__file__).resolve().parents[1] / "fixtures" / "seq2seq_tiny" / "model"
+
+
+@pytest.fixture(scope="module")
+def tiny() -> Seq2SeqPredictor:
+    return Seq2SeqPredictor.load(TINY_MODEL)
+
+
+def test_top_level_configuration_applies_to_every_instance_and_an_instance_overrides_it(
+        tiny: Seq2SeqPredictor) -> None:
+    body = {"configuration": {"attention_matrix": "true"},
+            "instances": [{"data": "1 2 3"}, {"data": "4 5", "configuration": {"attention_matrix": False}},
+                          {"data": "6 7 8 9", "configuration": {}}]}
+    predictions = json.loads(roundtrip(tiny, JSON, json.dumps(body).encode()))["predictions"]
+    assert [p["target"] for p in predictions] == ["3 2 1", "5 4", "9 8 7 6"]
+    assert [("matrix" in p) for p in predictions] == [True, False, True]
+    assert np.array(predictions[0]["matrix"]).shape == (3, 3)
+    assert np.array(predictions[2]["matrix"]).shape == (4, 4)
+    # the same matrix whether asked for at the top level or in the instance
+    alone = {"instances": [{"data": "1 2 3", "configuration": {"attention_matrix": True}}]}
+    single = json.loads(roundtrip(tiny, JSON, json.dumps(alone).encode()))["predictions"][0]
+    assert single["target"] == predictions[0]["target"]
+    np.testing.assert_allclose(single["matrix"], predictions[0]["matrix"], atol=1e-5)  # batched with others
+    off = {"configuration": {"attention_matrix": "FALSE"}, "instances": [{"data": "1 2"}]}
+    assert json.loads(roundtrip(tiny, JSON, json.dumps(off).encode())) == {"predictions": [{"target": "2 1"}]}
+
+
+@pytest.mark.parametrize("body,needles", [
+    ({"configuration": {"beam_size": 2}, "instances": [{"data": "1"}]},
+     ['"configuration" has unknown key \'beam_size\'', "accepted: attention_matrix", "beam_size, 3"]),
+    ({"instances": [{"data": "1"}, {"data": "2", "configuration": {"attention_matrix": "true", "k": 2, "a": 1}}]},
+     ['"instances"[1].configuration has unknown key \'a\', \'k\'; accepted: attention_matrix']),
+    ({"configuration": {"attention_matrix": "yes"}, "instances": [{"data": "1"}]},
+     ["\"configuration\".attention_matrix='yes': expected true or false"]),
+    ({"configuration": ["attention_matrix"], "instances": [{"data": "1"}]},
+     ['"configuration" must be an object']),
+])
+def test_bad_configuration_is_a_400_naming_the_key(tiny: Seq2SeqPredictor, body: dict, needles: list[str]) -> None:
+    from sagetext.serving.app import create_app
+    from sagetext.serving.settings import ServerSettings
+
+    client = create_app(tiny, ServerSettings.from_env({})).test_client()
+    response = client.post("/invocations", data=json.dumps(body), headers={"Content-Type": JSON})
+    assert response.status_code == 400, response.data
+    error = response.get_json()["error"]
+    for needle in needles:
+        assert needle in error

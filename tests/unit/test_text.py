@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import logging
 import os
 import threading
@@ -177,10 +178,73 @@ def test_recordio_wrapped_manifest_reads_like_json_lines(tmp_path: Path) -> None
         ([b"__label__1"], [b"a", b"fine", b"film"]), ([b"__label__0", b"__label__3"], [b"two", b"labels"]),
         ([b"__label__x"], [b"line", b"break"])]
     assert wrapped.report.skipped == plain.report.skipped == {"bad JSON record": 1}
-    # __label__ text wrapped the same way: one record is one line, a raw line break inside it a space
-    wrapped_text = recordio_wrapped([b"__label__a x\ny", b"__label__b z\n"])
+    # __label__ text wrapped the same way: a record holds lines, each read as in the file
+    wrapped_text = recordio_wrapped([b"__label__a x\ny __label__c", b"__label__b z\n"])
     text = LabeledReader(channel(tmp_path / "text", {"t.rec": wrapped_text}))
-    assert read_all(text) == [([b"__label__a"], [b"x", b"y"]), ([b"__label__b"], [b"z"])]
+    assert read_all(text) == [([b"__label__a"], [b"x"]), ([b"__label__c"], [b"y"]), ([b"__label__b"], [b"z"])]
+
+
+def test_a_recordio_wrapped_file_reads_like_the_file(tmp_path: Path) -> None:
+    """RecordWrapperType RecordIO over an S3 prefix: SageMaker wraps each whole object as one record."""
+    text = SAMPLE.read_bytes()
+    manifest = b"".join(b'{"source": "%s", "label": %d}\n' % (line.split(b" ", 1)[1], i % 3)
+                        for i, line in enumerate(text.splitlines()))
+    for name, data in (("text", text), ("manifest", manifest)):
+        plain = read_all(LabeledReader(channel(tmp_path / name, {"f": data})))
+        halves = [data[:data.index(b"\n", len(data) // 2) + 1], data[data.index(b"\n", len(data) // 2) + 1:]]
+        wrapped = read_all(LabeledReader(channel(tmp_path / f"{name}-rec", {"f.rec": recordio_wrapped(halves)})))
+        assert wrapped == plain and len(plain) == text.count(b"\n")
+
+
+# An augmented manifest as SageMaker streams it in Pipe mode with AttributeNames ["source", "label"]
+# and RecordWrapperType RecordIO: each attribute value of each line is its own record, in that order.
+MANIFEST_LINES = [{"source": "a fine film", "label": 1}, {"source": "two labels", "label": [0, 3]},
+                  {"source": "named label", "label": "pos"}, {"source": "float label", "label": 2.0},
+                  {"source": "quote \" and tab\t inside", "label": [7]}]
+
+
+def attribute_records(lines: list[dict], quoted_sources: bool) -> list[bytes]:
+    """Each line's source, then its label: the label as JSON, the source as JSON or as its text."""
+    records = []
+    for line in lines:
+        source = json.dumps(line["source"]) if quoted_sources else line["source"]
+        records += [source.encode(), json.dumps(line["label"]).encode()]
+    return records
+
+
+@pytest.mark.parametrize("quoted_sources", [False, True])
+def test_attribute_records_read_like_the_manifest_lines(tmp_path: Path, quoted_sources: bool) -> None:
+    in_file = LabeledReader(channel(tmp_path / "file", {"m.jsonl": "".join(
+        json.dumps(line) + "\n" for line in MANIFEST_LINES).encode()}))
+    records = attribute_records(MANIFEST_LINES, quoted_sources) + [b"bare label token", b"neg", b"\"no label\""]
+    piped = LabeledReader(channel(tmp_path / "pipe", {"train_0": recordio_wrapped(records)},
+                                  content_type="application/jsonlines"))
+    expected = read_all(in_file)
+    assert expected == [([b"__label__1"], [b"a", b"fine", b"film"]),
+                        ([b"__label__0", b"__label__3"], [b"two", b"labels"]),
+                        ([b"__label__pos"], [b"named", b"label"]), ([b"__label__2"], [b"float", b"label"]),
+                        ([b"__label__7"], [b"quote", b'"', b"and", b"tab", b"inside"])]
+    assert read_all(piped) == expected + [([b"__label__neg"], [b"bare", b"label", b"token"])]
+    assert piped.report.lines_read == 7 and piped.report.lines_used == 6
+    # the last source has no label record: reported with its line number, not silently dropped
+    assert piped.report.skipped == {"bad JSON record": 1} and piped.report.examples == ["train_0:7 (bad JSON record)"]
+
+
+def test_attribute_records_with_bad_labels_are_counted_and_reported(tmp_path: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    records = [b"good line", b"1", b"bad label", b"true", b"spaces", b'"a b"', b"empty list", b"[]", b"ok", b"[2, 3]"]
+    reader = LabeledReader(channel(tmp_path, {"train_0": recordio_wrapped(records)}))
+    with caplog.at_level(logging.WARNING):
+        assert read_all(reader) == [([b"__label__1"], [b"good", b"line"]),
+                                    ([b"__label__2", b"__label__3"], [b"ok"])]
+    assert reader.report.examples == [f"train_0:{n} (bad JSON record)" for n in (2, 3, 4)]
+    assert "skipped 3 of 5 lines" in caplog.text
+
+
+def test_attribute_names_in_the_wrong_order_are_a_client_error_saying_so(tmp_path: Path) -> None:
+    records = [record for line in MANIFEST_LINES[:3] for record in reversed(attribute_records([line], False))]
+    with pytest.raises(ClientError, match=r'AttributeNames \["source", "label"\], in that order'):
+        read_all(LabeledReader(channel(tmp_path, {"train_0": recordio_wrapped(records)})))
 
 
 def test_broken_recordio_wrapping_is_a_client_error(tmp_path: Path) -> None:

@@ -5,9 +5,17 @@ and the words, separated by fastText's whitespace: space, tab, vertical tab, car
 form feed and NUL; lines end at ``\\n``. A manifest line is ``{"source": "...", "label": 1}``
 or ``"label": [1, 3]``; each label ``x`` becomes the token ``__label__x``.
 
-In Pipe mode SageMaker may wrap each line in RecordIO framing (``RecordWrapperType:
-RecordIO``, the usual way augmented manifests arrive): a stream that starts with RecordIO's
-magic number is read record by record, one line per record, in either format.
+In Pipe mode with ``RecordWrapperType: RecordIO`` a stream starts with RecordIO's magic
+number and is read record by record, in one of two shapes, told apart by the first record:
+
+- each record holds lines of a file (SageMaker wraps each S3 object as one record; a record
+  may also hold a single line): its lines are read as they would be from the file, in either
+  format;
+- each record holds one attribute value of an augmented-manifest line: SageMaker streams the
+  manifest's ``AttributeNames`` (``["source", "label"]``) in that order, each value as its own
+  record, so records come in pairs, source then label. A source record is the text (as it is,
+  or as a JSON string); a label record is a JSON value (``1``, ``"pos"``, ``[1, 3]``) or a bare
+  label token. Each pair is read as the manifest line ``{"source": ..., "label": ...}``.
 
 The readers work on blocks of whole lines kept as UTF-8 bytes, the way fastText reads its
 input, so that tokens and hashes match fastText byte for byte; a token is a span (start,
@@ -40,6 +48,7 @@ LABEL_PREFIX = b"__label__"
 _RECORDIO_MAGIC = recordio.MAGIC.to_bytes(4, "little")
 BLOCK_BYTES = 1 << 20  # lines are handed out in blocks of about this size
 EXAMPLES_SHOWN = 5
+ATTRIBUTE_SNIFF_BYTES = 1 << 16  # how much of a first RecordIO record shows its shape
 
 # fastText's separators (dictionary.cc readWord).
 _WHITESPACE = np.zeros(256, dtype=bool)
@@ -149,7 +158,8 @@ class ReadReport:
         detail = f"; skipped: {', '.join(self.examples)}" if self.examples else ""
         raise ClientError(f"channel '{self.channel}' has no usable line in {names}: each line needs at least "
                           f"one __label__<x> token and one word (or a JSON object with 'source' and "
-                          f"'label'){detail}")
+                          f"'label'; an augmented manifest in Pipe mode needs AttributeNames "
+                          f"[\"source\", \"label\"], in that order){detail}")
 
 
 class LabeledReader:
@@ -174,11 +184,8 @@ class LabeledReader:
     def __iter__(self) -> Iterator[LabeledBlock]:
         for name, stream in self.channel.streams(self.epoch):
             self.report.files.append(name)
-            wrapped = stream.peek(4)[:4] == _RECORDIO_MAGIC  # type: ignore[attr-defined]
-            chunks = _record_chunks(stream, name) if wrapped else _line_chunks(stream)
-            first = next(chunks, b"")
-            json_lines = self._is_json_lines(first[:64])
-            for line_numbers, text in self._shard(itertools.chain([first] if first else [], chunks)):
+            chunks, json_lines = self._chunks(stream, name)
+            for line_numbers, text in self._shard(chunks):
                 broken: set[int] = set()
                 if json_lines:
                     text, broken = _manifest_to_lines(text)
@@ -187,6 +194,22 @@ class LabeledReader:
                     yield block
         self.report.log_summary()
         self.report.raise_if_empty()
+
+    def _chunks(self, stream: BinaryIO, name: str) -> tuple[Iterator[bytes], bool]:
+        """Chunks of whole lines of one file or pipe, and whether they are manifest JSON lines."""
+        if stream.peek(4)[:4] == _RECORDIO_MAGIC:  # type: ignore[attr-defined]
+            records = _payloads(stream, name)
+            first_record = next(records, None)
+            if first_record is None:
+                return iter(()), False
+            records = itertools.chain([first_record], records)
+            if not _holds_lines(first_record):
+                return _attribute_lines(records), True
+            chunks = _record_lines(records)
+        else:
+            chunks = _line_chunks(stream)
+        first = next(chunks, b"")
+        return itertools.chain([first] if first else [], chunks), self._is_json_lines(first[:64])
 
     def _is_json_lines(self, head: bytes) -> bool:
         kind = media_types.media_type(self.channel.content_type)
@@ -302,24 +325,84 @@ def _label_name(value: object) -> str | None:
     return None
 
 
-def _record_chunks(stream: BinaryIO, name: str, size: int = BLOCK_BYTES) -> Iterator[bytes]:
-    """Lines from a RecordIO-wrapped stream (Pipe mode with ``RecordWrapperType: RecordIO``, as
-    SageMaker sends augmented manifests): one line per record, about ``size`` bytes at a time.
-    A line break inside a record is read as a space, so that a record stays one line."""
-    lines: list[bytes] = []
-    held = 0
+def _payloads(stream: BinaryIO, name: str) -> Iterator[bytes]:
+    """The payloads of a RecordIO-wrapped stream; broken framing is a ClientError naming it."""
     try:
-        for payload in recordio.read_payloads(stream):
-            line = payload.rstrip(b"\r\n").replace(b"\n", b" ") + b"\n"
-            lines.append(line)
-            held += len(line)
-            if held >= size:
-                yield b"".join(lines)
-                lines, held = [], 0
+        yield from recordio.read_payloads(stream)
     except ClientError as e:
         raise ClientError(f"{name}: starts as RecordIO-wrapped records but {e}") from None
+
+
+def _holds_lines(record: bytes) -> bool:
+    """Whether a RecordIO record holds lines of a file (a ``__label__`` line, or a JSON object
+    on its first line) rather than one attribute value of an augmented-manifest line."""
+    head = record[:ATTRIBUTE_SNIFF_BYTES]
+    if tokenize(head).is_label.any():
+        return True
+    first_line = head.lstrip().split(b"\n", 1)[0]
+    if not first_line.startswith(b"{"):
+        return False
+    try:
+        return isinstance(json.loads(first_line), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
+def _record_lines(records: Iterable[bytes], size: int = BLOCK_BYTES) -> Iterator[bytes]:
+    """The lines held by records, about ``size`` bytes at a time; a record's last line ends
+    where the record does."""
+    pieces: list[bytes] = []
+    held = 0
+    for payload in records:
+        pieces.append(payload if payload.endswith(b"\n") else payload + b"\n")
+        held += len(pieces[-1])
+        if held >= size:
+            yield b"".join(pieces)
+            pieces, held = [], 0
+    if pieces:
+        yield b"".join(pieces)
+
+
+def _attribute_lines(records: Iterable[bytes], size: int = BLOCK_BYTES) -> Iterator[bytes]:
+    """Augmented-manifest attribute records, paired (source, label), as manifest JSON lines,
+    about ``size`` bytes at a time. A source left without a label (an odd count) gets a null
+    label, so that it is reported as a bad record."""
+    lines: list[bytes] = []
+    held = 0
+    records = iter(records)
+    for source in records:
+        label = next(records, None)
+        lines.append(b'{"source":' + _json_string(source) + b',"label":'
+                     + (b"null" if label is None else _json_value(label)) + b"}\n")
+        held += len(lines[-1])
+        if held >= size:
+            yield b"".join(lines)
+            lines, held = [], 0
     if lines:
         yield b"".join(lines)
+
+
+def _json_string(value: bytes) -> bytes:
+    """A source attribute as a JSON string: as sent when it is one, else its text encoded."""
+    text = value.strip()
+    if text.startswith(b'"'):
+        try:
+            if isinstance(json.loads(text), str):
+                return text
+        except (ValueError, RecursionError):
+            pass
+    return json.dumps(value.decode("utf-8", errors="replace")).encode("utf-8")
+
+
+def _json_value(value: bytes) -> bytes:
+    """A label attribute as JSON: as sent when it is JSON (``1``, ``"pos"``, ``[1, 3]``), else
+    its text as a JSON string (a bare token such as ``pos``)."""
+    text = value.strip()
+    try:
+        json.loads(text)
+    except (ValueError, RecursionError):
+        return json.dumps(text.decode("utf-8", errors="replace")).encode("utf-8")
+    return text.replace(b"\n", b" ").replace(b"\r", b" ")
 
 
 def _line_chunks(stream: BinaryIO, size: int = BLOCK_BYTES) -> Iterator[bytes]:

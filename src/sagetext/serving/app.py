@@ -16,7 +16,6 @@ parse never reach the app; its worker answers them with the same body (``serving
 from __future__ import annotations
 
 import logging
-import math
 from typing import TYPE_CHECKING
 
 from flask import Flask, Response, jsonify, request
@@ -70,9 +69,7 @@ def create_app(predictor: Predictor, settings: ServerSettings) -> Flask:
         return jsonify({
             "MaxConcurrentTransforms": settings.max_concurrent_transforms,
             "BatchStrategy": settings.batch_strategy,
-            # Whole MB for SageMaker; a limit under 1 MB (tests) still reports 1, since 0
-            # would mean "stream without a limit".
-            "MaxPayloadInMB": max(1, math.floor(settings.max_payload_mb)),
+            "MaxPayloadInMB": settings.transform_payload_mb,
         })
 
     app.register_error_handler(HTTPException, lambda e: _http_error(e, settings))
@@ -148,7 +145,8 @@ def _check_instance_count(count: int | None, settings: ServerSettings) -> None:
             f"the request holds {count} instances, more than the {limit} this server answers per "
             f"request; send at most {limit} per request, or raise "
             f"{env_var('max_instances_per_request')} (each request must finish within "
-            f"{env_var('timeout')}={settings.timeout} s)")
+            f"{env_var('timeout')}={settings.timeout} s); in a batch transform job, leave MaxPayloadInMB "
+            f"and BatchStrategy unset (/execution-parameters gives what fits) or set a smaller MaxPayloadInMB")
 
 
 def _error_response(status: int, message: str, response: Response | None = None) -> Response:

@@ -22,6 +22,7 @@ from sagetext.serving import codecs
 
 BATCH_STRATEGIES = ("MULTI_RECORD", "SINGLE_RECORD")
 MEGABYTE = 1024 * 1024
+MAX_TRANSFORM_PAYLOAD_MB = 100  # the largest MaxPayloadInMB a transform job may have
 
 _PARSERS: dict[str, tuple[Callable[[str], Any], str]] = {
     "int": (int, "an integer"),
@@ -39,6 +40,7 @@ class ServerSettings:
     default_accept: str  # a canonical media type, or "" for the predictor's own choice
     max_concurrent_transforms: int  # resolved: never 0
     batch_strategy: str
+    batch_payload_mb: int
     max_instances_per_request: int
 
     @classmethod
@@ -73,6 +75,12 @@ class ServerSettings:
     def max_payload_bytes(self) -> int:
         return int(self.max_payload_mb * MEGABYTE)
 
+    @property
+    def transform_payload_mb(self) -> int:
+        """MaxPayloadInMB for /execution-parameters: ``batch_payload_mb``, never more than the
+        server accepts, in whole MB and at least 1 (0 would mean "stream without a limit")."""
+        return max(1, min(self.batch_payload_mb, math.floor(self.max_payload_mb)))
+
 
 def env_var(setting: str) -> str:
     """The environment variable that sets ``setting``, e.g. ``port`` -> SAGEMAKER_BIND_TO_PORT."""
@@ -106,6 +114,8 @@ def _problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("max_concurrent_transforms", lambda v: v >= 0, "expected an integer >= 0"),
         ("batch_strategy", lambda v: v.upper() in BATCH_STRATEGIES,
          f"expected one of {', '.join(BATCH_STRATEGIES)}"),
+        ("batch_payload_mb", lambda v: 1 <= v <= MAX_TRANSFORM_PAYLOAD_MB,
+         f"expected whole MB in [1, {MAX_TRANSFORM_PAYLOAD_MB}]"),
         ("max_instances_per_request", lambda v: v >= 1, "expected an integer >= 1"),
     ]
     return [(name, problem) for name, ok, problem in checks

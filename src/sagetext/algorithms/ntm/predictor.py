@@ -47,7 +47,10 @@ class NtmPredictor:
         return cls(ntm_model.load(model_dir))
 
     def predict(self, data: Any, content_type: str, response_type: str) -> Any:
-        weights = self.topic_weights(self.documents(data, content_type))
+        if content_type == CSV:  # already one dense row per document: no per-row objects
+            weights = self.dense_topic_weights(self._checked_rows(data))
+        else:
+            weights = self.topic_weights(self.documents(data, content_type))
         if response_type == RECORDIO:
             return [{"label": {"topic_weights": row}} for row in weights]
         items = [{"topic_weights": [float(w) for w in row]} for row in weights]
@@ -64,6 +67,25 @@ class NtmPredictor:
                     x[i, doc.ids] = doc.counts
                 out[lo:lo + len(chunk)] = self.model.topic_weights(torch.from_numpy(x)).numpy()
         return out
+
+    def dense_topic_weights(self, rows: np.ndarray) -> np.ndarray:
+        """Topic proportions of checked dense count rows (n, feature_dim), ``BATCH`` rows at a time."""
+        out = np.zeros((len(rows), self.model.config.num_topics), dtype=np.float32)
+        with torch.no_grad():
+            for lo in range(0, len(rows), BATCH):
+                x = np.ascontiguousarray(rows[lo:lo + BATCH], dtype=np.float32) + np.float32(0)  # -0.0 -> 0.0
+                out[lo:lo + len(x)] = self.model.topic_weights(torch.from_numpy(x)).numpy()
+        return out
+
+    def _checked_rows(self, rows: np.ndarray) -> np.ndarray:
+        """CSV rows checked all at once; the first bad row raises the error ``_dense`` gives it."""
+        if rows.size == 0:
+            return np.zeros((0, self.feature_dim), dtype=np.float32)
+        bad = (rows.shape[1] != self.feature_dim) | ~np.isfinite(rows).all(axis=1) | (rows < 0).any(axis=1)
+        if np.any(bad):
+            first = int(np.argmax(bad))
+            self._dense(rows[first], f"{CSV} line {first + 1}")
+        return rows
 
     def documents(self, data: Any, content_type: str) -> list[bow.Document]:
         if content_type == CSV:

@@ -1,9 +1,13 @@
 """Seq2Seq serving (spec §4.3): translate requests with batched beam search.
 
 ``application/json``: ``{"instances": [{"data": "tokenised source"}, ...]}`` →
-``{"predictions": [{"target": "..."}]}``; an instance with ``"configuration":
-{"attention_matrix": "true"}`` (string or boolean) also gets ``"matrix"``: one row per target
-token (``len(target.split())`` rows, ``</s>`` left out), one column per source token.
+``{"predictions": [{"target": "..."}]}``; ``"configuration": {"attention_matrix": "true"}``
+(string or boolean) gives a prediction ``"matrix"`` too: one row per target token
+(``len(target.split())`` rows, ``</s>`` left out), one column per source token. The
+configuration may come at the top level of the body, for every instance (as BlazingText's
+``{"k": N}`` does), or in an instance, which then overrides the top level for that instance.
+``attention_matrix`` is its only key; any other is a 400 naming it (the beam width is the
+model's ``beam_size`` hyperparameter, fixed at training).
 ``application/jsonlines``: ``{"source": "..."}`` lines → ``{"target": "..."}`` lines (batch
 transform). ``application/x-recordio-protobuf``: Records with int32 ``features["source"]`` ids
 → Records with int32 ``features["target"]`` ids (no ``</s>``). The answer always has the
@@ -32,6 +36,7 @@ from sagetext.distributed.runtime import choose_device
 from sagetext.errors import ClientError
 
 BATCH_SIZE = 64
+CONFIGURATION_KEYS = ("attention_matrix",)  # what a JSON request's "configuration" may set
 
 
 class Seq2SeqPredictor:
@@ -68,13 +73,16 @@ class Seq2SeqPredictor:
     def _predict_json(self, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict) or not isinstance(data.get("instances"), list):
             raise ClientError('request body must be a JSON object {"instances": [{"data": "source text"}, ...]}')
+        shared = self._configuration(data.get("configuration"), '"configuration"')
         texts, want_matrix = [], []
         for i, instance in enumerate(data["instances"]):
             if not isinstance(instance, dict) or not isinstance(instance.get("data"), str):
                 raise ClientError(f'"instances"[{i}] must be an object with a string "data" field '
                                   '(the whitespace-tokenised source sentence)')
             texts.append(instance["data"])
-            want_matrix.append(_attention_requested(instance.get("configuration"), i))
+            options = {**shared, **self._configuration(instance.get("configuration"),
+                                                       f'"instances"[{i}].configuration')}
+            want_matrix.append(options.get("attention_matrix", False))
         hypotheses = self.translate([self.encode(text) for text in texts])
         predictions = []
         for hypothesis, matrix in zip(hypotheses, want_matrix):
@@ -112,6 +120,21 @@ class Seq2SeqPredictor:
             sources.append([int(i) for i in ids])
         return [{"features": {"target": np.asarray(h.tokens, dtype=np.int32)}} for h in self.translate(sources)]
 
+    def _configuration(self, value: Any, where: str) -> dict[str, bool]:
+        """The options a ``configuration`` object (at ``where`` in the body) sets; absent = none."""
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ClientError(f'{where} must be an object such as {{"attention_matrix": "true"}}')
+        unknown = sorted(set(value) - set(CONFIGURATION_KEYS))
+        if unknown:
+            names = ", ".join(repr(key) for key in unknown)
+            raise ClientError(f"{where} has unknown key {names}; accepted: {', '.join(CONFIGURATION_KEYS)} "
+                              f"(beam search uses the model's beam_size, {self.loaded.beam_size})")
+        if "attention_matrix" not in value:
+            return {}
+        return {"attention_matrix": _boolean(value["attention_matrix"], f"{where}.attention_matrix")}
+
     # ---- translation ----------------------------------------------------------------------------
 
     def translate(self, sources: list[list[int]]) -> list[Hypothesis]:
@@ -144,15 +167,10 @@ def _leading_ids(tensor: SparseTensor, length: int, where: str) -> np.ndarray:
     return SparseTensor(tensor.keys[keep], tensor.values[keep], (length,)).to_dense()
 
 
-def _attention_requested(configuration: Any, index: int) -> bool:
-    if configuration is None:
-        return False
-    if not isinstance(configuration, dict):
-        raise ClientError(f'"instances"[{index}].configuration must be an object such as '
-                          '{"attention_matrix": "true"}')
-    value = configuration.get("attention_matrix", False)
+def _boolean(value: Any, where: str) -> bool:
+    """true/false as a JSON boolean or a string in any case (the AWS example sends "true")."""
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
-    raise ClientError(f'"instances"[{index}].configuration.attention_matrix={value!r}: expected true or false')
+    raise ClientError(f"{where}={value!r}: expected true or false")

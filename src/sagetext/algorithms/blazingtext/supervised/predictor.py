@@ -25,6 +25,9 @@ from sagetext.data.media_types import JSON, JSONLINES
 from sagetext.data.text import LabeledBlock, tokenize_lines
 from sagetext.errors import ClientError
 
+# Sentences scored together: bounds the (lines x labels) probability matrix of a large request.
+BATCH_LINES = 8192
+
 
 class SupervisedPredictor:
     answers: Mapping[str, tuple[str, ...]] = {JSON: (JSON,), JSONLINES: (JSONLINES,)}
@@ -59,7 +62,14 @@ class SupervisedPredictor:
         return self.classify(sentences, ks)
 
     def classify(self, sentences: list[str], ks: list[int]) -> list[dict[str, list]]:
-        """Top ``ks[i]`` labels of ``sentences[i]`` by descending probability."""
+        """Top ``ks[i]`` labels of ``sentences[i]`` by descending probability, ``BATCH_LINES``
+        sentences at a time (each line is scored on its own, so batches change nothing but memory)."""
+        answers: list[dict[str, list]] = []
+        for start in range(0, len(sentences), BATCH_LINES):
+            answers += self._classify(sentences[start:start + BATCH_LINES], ks[start:start + BATCH_LINES])
+        return answers
+
+    def _classify(self, sentences: list[str], ks: list[int]) -> list[dict[str, list]]:
         if not sentences:
             return []
         probs, empty = self.reported_probabilities(sentences)
