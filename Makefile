@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast lint bench clean
 
 install: $(VENV)/.installed
 
@@ -22,8 +22,12 @@ $(VENV)/.installed-gpu: $(VENV)/.installed
 demo: install  ## train BlazingText on the bundled sample, serve it, ask it one question
 	$(PY) samples/demo.py
 
-test: install $(VENV)/.installed-gpu  ## the whole test suite, as CI runs it
+test: install $(VENV)/.installed-gpu lint  ## lint, type check, then the whole test suite, as CI runs it
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: install  ## ruff on src/ and tests/, mypy on src/ (configured in pyproject.toml)
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/mypy
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)

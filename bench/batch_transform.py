@@ -33,8 +33,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "src"))
 
 from sagetext.data.media_types import JSONLINES  # noqa: E402
-from tests.serving.test_batch_transform import (SMALLEST, TIMEOUT, input_file, lay_out_model,  # noqa: E402
-                                                start_server)
+from tests.serving.test_batch_transform import SMALLEST, TIMEOUT, input_file, lay_out_model, start_server  # noqa: E402
 from tests.serving.transform_agent import MIB, transform  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"

@@ -162,7 +162,7 @@ def _matches(pattern: str, value: str) -> bool:
     """Java-style patterns of the service model, with ``\\p{..}`` classes when the ``regex``
     module (a sacreBLEU dependency) is present; ``\\p{..}`` patterns are skipped without it."""
     try:
-        import regex
+        import regex  # type: ignore[import-untyped]
     except ImportError:
         return "\\p{" in pattern or re.fullmatch(pattern, value) is not None
     return regex.fullmatch(pattern, value) is not None

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import tomllib
 from functools import lru_cache
 from importlib import resources
 from typing import Any
+
+import tomllib
 
 
 @lru_cache(maxsize=None)

@@ -34,13 +34,13 @@ import subprocess
 import sys
 import tarfile
 import time
-import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import tomllib
 
 from tests.conftest import REPO
 from tests.container.conftest import Engine

@@ -69,7 +69,8 @@ def test_early_stopping_without_validation_channel(opt_ml: FakeOptMl, run_train:
     assert_client_error(run_train(opt_ml, "blazingtext"), opt_ml, "validation")
 
 
-@pytest.mark.parametrize("content", ["", "no label on this line\nnor on this one\n", b"\x00\xff\xfe garbage \x89PNG\r\n"])
+@pytest.mark.parametrize("content", ["", "no label on this line\nnor on this one\n",
+                                     b"\x00\xff\xfe garbage \x89PNG\r\n"])
 def test_empty_or_garbled_training_file_names_the_file(opt_ml: FakeOptMl, content, run_train: RunTrain) -> None:
     opt_ml.hyperparameters(GOOD)
     opt_ml.channel("train", {"broken.txt": content})

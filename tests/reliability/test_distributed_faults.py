@@ -22,8 +22,17 @@ import pytest
 
 from tests.conftest import FakeOptMl
 from tests.reliability.conftest import DEFAULT_HP, Reference, lay_out, ntm_rows
-from tests.reliability.faults import (RESUMED, SEED, Watched, as_good, load_checkpoint, model_state, quality,
-                                      resume_point, run_job)
+from tests.reliability.faults import (
+    RESUMED,
+    SEED,
+    Watched,
+    as_good,
+    load_checkpoint,
+    model_state,
+    quality,
+    resume_point,
+    run_job,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -62,7 +62,8 @@ def unsafe_calls(source: str, filename: str = "<string>") -> list[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                aliases[alias.asname or alias.name.split(".")[0]] = alias.name if alias.asname else alias.name.split(".")[0]
+                top = alias.name.split(".")[0]
+                aliases[alias.asname or top] = alias.name if alias.asname else top
                 if alias.name.split(".")[0] in BANNED_MODULES:
                     found.append(f"{filename}:{node.lineno}: import {alias.name}")
         elif isinstance(node, ast.ImportFrom) and node.module:
@@ -220,7 +221,8 @@ def assert_no_secret(*texts: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", ["bad hyperparameter", "corrupt channel", "checkpoint is a file", "poisoned checkpoint"])
+@pytest.mark.parametrize("case", ["bad hyperparameter", "corrupt channel", "checkpoint is a file",
+                                  "poisoned checkpoint"])
 def test_failures_never_write_secrets(case: str, tmp_path: Path, run_train: RunTrain) -> None:
     """User errors (ClientError) and internal errors (AlgorithmError + traceback) alike."""
     opt_ml = FakeOptMl(tmp_path / "opt_ml")

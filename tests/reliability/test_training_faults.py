@@ -28,10 +28,26 @@ import pytest
 
 from tests.conftest import FakeOptMl
 from tests.reliability.conftest import Reference, lay_out
-from tests.reliability.faults import (ALGORITHMS, CHECKPOINTS, COMPATIBLE, INCOMPATIBLE, JOBS, RESUMED,
-                                      SEED, SHORT, WORD2VEC_HP, Watched, as_good, job,
-                                      killed_after_the_last_checkpoint, load_checkpoint, model_state, quality,
-                                      resume_point, run_job)
+from tests.reliability.faults import (
+    ALGORITHMS,
+    CHECKPOINTS,
+    COMPATIBLE,
+    INCOMPATIBLE,
+    JOBS,
+    RESUMED,
+    SEED,
+    SHORT,
+    WORD2VEC_HP,
+    Watched,
+    as_good,
+    job,
+    killed_after_the_last_checkpoint,
+    load_checkpoint,
+    model_state,
+    quality,
+    resume_point,
+    run_job,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -14,8 +14,13 @@ from sagetext import algorithms
 from sagetext.algorithms.seq2seq import trainer as seq2seq_trainer
 from sagetext.contract.hyperparameters import Spec, parse
 from sagetext.contract.metrics import MetricLogger
-from tests.unit.test_seq2seq import corpus  # noqa: F401 - shared fixture
-from tests.unit.test_seq2seq import TINY_RNN, channels_for, hyperparameters, make_trainer
+from tests.unit.test_seq2seq import (
+    TINY_RNN,
+    channels_for,
+    corpus,  # noqa: F401 - shared fixture
+    hyperparameters,
+    make_trainer,
+)
 
 # name: the ends of AWS's documented valid range and of its suggested tuning range
 AWS = {

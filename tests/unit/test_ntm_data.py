@@ -134,7 +134,8 @@ def test_unsupported_content_type_and_empty_channel(tmp_path: Path) -> None:
 def test_vocab_plain_and_word_id_lines(tmp_path: Path) -> None:
     (tmp_path / "v1.txt").write_text("apple\nbanana\ncherry\n")
     (tmp_path / "v2.txt").write_text("apple 1\nbanana 2\ncherry 3\n")
-    assert bow.read_vocab(tmp_path / "v1.txt", 3) == bow.read_vocab(tmp_path / "v2.txt", 3) == ["apple", "banana", "cherry"]
+    expected = ["apple", "banana", "cherry"]
+    assert bow.read_vocab(tmp_path / "v1.txt", 3) == bow.read_vocab(tmp_path / "v2.txt", 3) == expected
     with pytest.raises(ClientError, match="has 3 words.*feature_dim=4"):
         bow.read_vocab(tmp_path / "v1.txt", 4)
 

@@ -284,8 +284,10 @@ def test_spec_defaults_and_ranges_follow_sagemaker() -> None:
         "num_patience_epochs": 3, "optimizer": "adadelta", "rescale_gradient": 1.0, "sub_sample": 1.0,
         "tolerance": 0.001, "weight_decay": 0.0}
     for text in ("30,20", "[30, 20]"):
-        assert parse({"feature_dim": "5", "num_topics": "2", "encoder_layers": text}, spec)["encoder_layers"] == (30, 20)
-    assert parse({"feature_dim": "5", "num_topics": "2", "clip_gradient": "Infinity"}, spec)["clip_gradient"] == float("inf")
+        given = {"feature_dim": "5", "num_topics": "2", "encoder_layers": text}
+        assert parse(given, spec)["encoder_layers"] == (30, 20)
+    given = {"feature_dim": "5", "num_topics": "2", "clip_gradient": "Infinity"}
+    assert parse(given, spec)["clip_gradient"] == float("inf")
     from sagetext.errors import ClientError
     with pytest.raises(ClientError) as info:
         parse({"feature_dim": "0", "num_topics": "1001", "sub_sample": "1.5", "rescale_gradient": "2",

@@ -7,14 +7,13 @@ import io
 import json
 import logging
 import os
-import threading
 import random
+import threading
 from pathlib import Path
 
 import fasttext
 import numpy as np
 import pytest
-
 from sagemaker_training import recordio as sdk_recordio
 
 from sagetext.contract.channels import Channel

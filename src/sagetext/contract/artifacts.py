@@ -27,4 +27,7 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    write_atomic(path, lambda f: f.write(data))
+    def write(f: BinaryIO) -> None:
+        f.write(data)
+
+    write_atomic(path, write)

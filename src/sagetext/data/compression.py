@@ -26,7 +26,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from sagetext.errors import ClientError
 
@@ -37,10 +37,10 @@ INVALID_SHARE = 0.2  # of the first block not UTF-8: random bytes about 0.4, Lat
 CONTROL_SHARE = 0.02  # control bytes besides whitespace: random bytes about 0.1, text about 0
 
 _RECORDIO = (0xCED7230A).to_bytes(4, "little")  # data.recordio.MAGIC, without importing protobuf
-_DECOMPRESSORS: dict[str, Callable[[BinaryIO], BinaryIO]] = {
-    "gzip": lambda raw: gzip.GzipFile(fileobj=raw),  # type: ignore[dict-item]
-    "bzip2": lambda raw: bz2.BZ2File(raw),  # type: ignore[dict-item]
-    "xz": lambda raw: lzma.LZMAFile(raw),  # type: ignore[dict-item]
+_DECOMPRESSORS: dict[str, Callable[[Any], io.BufferedIOBase]] = {
+    "gzip": lambda raw: gzip.GzipFile(fileobj=raw),
+    "bzip2": lambda raw: bz2.BZ2File(raw),
+    "xz": lambda raw: lzma.LZMAFile(raw),
 }
 _REFUSED = (  # (magic bytes, what the file is)
     (b"PK\x03\x04", "a zip archive"),
@@ -64,7 +64,7 @@ def open_stream(raw: BinaryIO, name: str) -> BinaryIO:
     ``name`` (e.g. ``channel 'train', file a.txt``) names the file in every error: content that
     is neither text nor RecordIO, or compressed data that turns out corrupt or truncated,
     wherever a reader meets it."""
-    stream = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw, BUFFER_BYTES)  # type: ignore[arg-type]
+    stream: Any = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw, BUFFER_BYTES)  # type: ignore[type-var]
     head, stream = _head(stream, MAGIC_BYTES)
     kind = compression_of(head)
     if kind is not None:
@@ -127,7 +127,7 @@ def refuse_binary(head: bytes, name: str, compression: str | None = None) -> Non
                           f"RecordIO, {_ACCEPTED}")
 
 
-def _head(stream: io.BufferedReader, size: int) -> tuple[bytes, io.BufferedReader]:
+def _head(stream: Any, size: int) -> tuple[bytes, Any]:  # a BufferedReader over any raw stream
     """The first ``size`` bytes (fewer only at the end of the data) and a stream that still
     starts with them. A pipe may have fewer bytes ready than asked for: then they are read, and
     handed out again before the rest."""
@@ -141,7 +141,7 @@ def _head(stream: io.BufferedReader, size: int) -> tuple[bytes, io.BufferedReade
 class _Prefixed(io.RawIOBase):
     """``head`` followed by the rest of ``rest``."""
 
-    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+    def __init__(self, head: bytes, rest: Any) -> None:  # a BufferedReader
         self._head = memoryview(head)
         self._rest = rest
 
@@ -165,7 +165,7 @@ class _Checked(io.RawIOBase):
     """A decompressing stream whose corrupt or truncated data is reported as the user's
     mistake, naming the file, wherever a reader meets it (the first read or the middle of a pass)."""
 
-    def __init__(self, inner: BinaryIO, name: str, kind: str) -> None:
+    def __init__(self, inner: io.BufferedIOBase, name: str, kind: str) -> None:
         self._inner = inner
         self.name = name
         self.kind = kind

@@ -19,8 +19,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from flask import Flask, Response, jsonify, request
-from werkzeug.exceptions import (ClientDisconnected, HTTPException, MethodNotAllowed, NotFound,
-                                 RequestEntityTooLarge)
+from werkzeug import Response as HTTPResponse
+from werkzeug.exceptions import ClientDisconnected, HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from sagetext.data.media_types import JSON
 from sagetext.errors import ClientError, PayloadTooLarge
@@ -149,7 +149,7 @@ def _check_instance_count(count: int | None, settings: ServerSettings) -> None:
             f"and BatchStrategy unset (/execution-parameters gives what fits) or set a smaller MaxPayloadInMB")
 
 
-def _error_response(status: int, message: str, response: Response | None = None) -> Response:
+def _error_response(status: int, message: str, response: HTTPResponse | None = None) -> HTTPResponse:
     response = response if response is not None else Response()
     response.status_code = status
     response.set_data(error_body(message))
@@ -157,7 +157,7 @@ def _error_response(status: int, message: str, response: Response | None = None)
     return response
 
 
-def _http_error(error: HTTPException, settings: ServerSettings) -> Response:
+def _http_error(error: HTTPException, settings: ServerSettings) -> HTTPResponse:
     if isinstance(error, NotFound):
         message = f"no such path {request.path!r}; this server answers {ROUTES}"
     elif isinstance(error, MethodNotAllowed):
@@ -176,11 +176,11 @@ def _http_error(error: HTTPException, settings: ServerSettings) -> Response:
     return _error_response(status, message, error.get_response())
 
 
-def _client_error(error: ClientError) -> Response:
+def _client_error(error: ClientError) -> HTTPResponse:
     log.warning("%s %s -> %d: %s", request.method, request.path, error.status, error.message)
     return _error_response(error.status, error.message)
 
 
-def _internal_error(error: Exception) -> Response:
+def _internal_error(error: Exception) -> HTTPResponse:
     log.exception("%s %s failed", request.method, request.path)
     return _error_response(500, INTERNAL_ERROR)

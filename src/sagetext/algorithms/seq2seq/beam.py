@@ -12,11 +12,25 @@ token, one column per source position.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol, cast
 
 import torch
 from torch import nn
 
 from sagetext.algorithms.seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID
+
+State = dict[str, torch.Tensor]
+
+
+class Decodable(Protocol):
+    """What beam search needs of a model: every Seq2Seq architecture has these three."""
+
+    def encode(self, source: torch.Tensor, length: torch.Tensor) -> State: ...
+
+    def init_state(self, encoded: State) -> State: ...
+
+    def step(self, previous: torch.Tensor, state: State,
+             encoded: State) -> tuple[torch.Tensor, torch.Tensor, State]: ...
 
 
 @dataclass(frozen=True)
@@ -27,9 +41,10 @@ class Hypothesis:
 
 
 @torch.no_grad()
-def beam_search(model: nn.Module, source: torch.Tensor, length: torch.Tensor, beam_size: int,
+def beam_search(module: nn.Module, source: torch.Tensor, length: torch.Tensor, beam_size: int,
                 max_output_length: int) -> list[Hypothesis]:
     """Translate a padded batch ``source`` (B, S) with lengths (B,); one Hypothesis per row."""
+    model = cast(Decodable, module)
     batch, k = source.size(0), beam_size
     encoded = model.encode(source, length)
     encoded = {name: value.repeat_interleave(k, dim=0) for name, value in encoded.items()}

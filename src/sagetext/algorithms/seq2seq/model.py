@@ -186,7 +186,7 @@ class RNNModel(nn.Module):
             new_h.append(h)
             if index == 0 and self.upper_attention:
                 context, attention = self._attend(h, encoded)
-            x = torch.cat([h, context], dim=1) if self.upper_attention else h
+            x = torch.cat([h, context], dim=1) if context is not None else h
         if not self.upper_attention:
             context, attention = self._attend(new_h[-1], encoded)
         assert context is not None and attention is not None

@@ -20,7 +20,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from sagetext.algorithms.seq2seq import text_input, vocab as vocabulary
+from sagetext.algorithms.seq2seq import text_input
+from sagetext.algorithms.seq2seq import vocab as vocabulary
 from sagetext.algorithms.seq2seq.vocab import Vocab
 from sagetext.data import recordio
 from sagetext.errors import ClientError

@@ -101,8 +101,8 @@ def accuracy_counts(model: Model, data: Encoded, loss: OutputLoss) -> tuple[int,
     if data.num_lines == 0:
         return 0, 0
     device = model.input.device
-    top = model.top_labels(torch.from_numpy(data.inputs).to(device), torch.from_numpy(data.offsets).to(device), loss)
-    top = top.cpu().numpy()
+    top = model.top_labels(torch.from_numpy(data.inputs).to(device), torch.from_numpy(data.offsets).to(device),
+                           loss).cpu().numpy()
     line_of_label = np.repeat(np.arange(data.num_lines), np.diff(data.label_offsets))
     hit = np.zeros(data.num_lines, dtype=bool)
     hit[line_of_label[data.labels == top[line_of_label]]] = True

@@ -26,7 +26,7 @@ import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import numpy as np
 
@@ -100,7 +100,9 @@ class WordVectors:
         """Every vocabulary word's vector, in ``words`` order (what vectors.txt holds)."""
         if self.subwords is None:
             return self.rows
-        return np.stack([self.vector(w) for w in self.words]) if self.words else self.rows
+        if not self.words:
+            return self.rows
+        return np.stack(cast(list[np.ndarray], [self.vector(w) for w in self.words]))  # vocabulary words have one
 
 
 # ---------------------------------------------------------------- writing
