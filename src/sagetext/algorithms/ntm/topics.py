@@ -1,5 +1,5 @@
 """The topics a trained model found: top words per topic, their quality (TU, WETC, NPMI), the
-end-of-training summary in the log (SageMaker's format, spec §5.5) and ``topics.json``.
+end-of-training summary in the log (SageMaker's format) and ``topics.json``.
 
 Summary lines (SageMaker's, with our NPMI added at the end of each bracket)::
 

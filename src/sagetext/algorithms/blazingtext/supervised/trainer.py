@@ -3,7 +3,7 @@
 Reads top to bottom: prepare the data, build or resume the model, run the epochs, validate
 after each, stop early if asked, then write ``model.bin`` (rank 0 only, atomically). The
 learning rate falls linearly from ``learning_rate`` to 0 over all tokens of all epochs, as
-in fastText. Log lines follow BlazingText's (spec §3.7).
+in fastText. Log lines follow BlazingText's.
 
 An epoch is a sequence of segments of mini-batches. Between segments the loop honours a stop
 request (SIGTERM: checkpoint, then ``TrainingStopped``), logs progress, and, with several
