@@ -35,7 +35,7 @@ test-fast: install
 bench: install  ## CPU benchmarks against their anchors (needs ../shared/data); results in bench/results/
 	$(PY) bench/imdb_supervised.py
 	$(PY) bench/text8_word2vec.py cbow skipgram
-	$(PY) bench/ntm_20news.py
+	$(PY) bench/ntm_topics.py
 	$(PY) bench/server_load.py
 	$(PY) bench/peak_rss.py
 

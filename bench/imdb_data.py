@@ -1,4 +1,5 @@
-"""The IMDB review corpus as fastText ``__label__`` files, prepared once and cached.
+"""The IMDB review corpus as fastText ``__label__`` files, or as raw review files, prepared once
+and cached.
 
 Extracts ``aclImdb_v1_text_only.tar.xz`` from the shared data folder into a cache folder
 outside the repository (``$SAGETEXT_BENCH_DIR`` or ``/tmp/sagetext-bench``) and writes
@@ -67,6 +68,28 @@ def prepare(labels: str = "sentiment") -> tuple[Path, Path]:
         tmp.write_text("".join(splits[name]), encoding="utf-8")
         tmp.replace(path)
     return train, test
+
+
+def raw_reviews() -> Path:
+    """A folder ``aclImdb`` with ``train`` and ``test``, each ``pos``/``neg``/``<id>_<rating>.txt``:
+    the 50,000 labelled reviews as the archive holds them (one review a file), extracted once."""
+    folder = cache_dir() / "imdb" / "aclImdb"
+    done = folder / ".complete"
+    if done.exists():
+        return folder
+    if not ARCHIVE.exists():
+        raise SystemExit(f"IMDB archive not found at {ARCHIVE}; the benchmark needs ../shared/data")
+    with tarfile.open(ARCHIVE, "r:xz") as tar:
+        for member in tar:
+            parts = member.name.split("/")
+            if member.isfile() and len(parts) == 4 and parts[1] in ("train", "test") and parts[2] in ("pos", "neg"):
+                target = folder / parts[1] / parts[2] / parts[3]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                data = tar.extractfile(member)
+                assert data is not None
+                target.write_bytes(data.read())
+    done.touch()
+    return folder
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Data: ../shared/data/multi30k (raw .gz), lowercased and tokenised with a simple 
 off punctuation (``\\w+|[^\\w\\s]``, Unicode-aware; no sacremoses), written to a work folder
 outside the repository ($SAGETEXT_CACHE, default ~/.cache/sagetext/multi30k), then prepared with
 ``sagetext.algorithms.seq2seq.prepare`` exactly as a user would (vocabularies from train,
-``--word-min-count 2``), and trained through the same Trainer the container runs.
+``--word-min-count 2``), and trained through the ``train`` executable as SageMaker runs the image
+(a contract root per job, RecordIO ``train``/``validation`` channels, the ``vocab`` channel).
 
 Recipes (GPU, bf16 autocast):
   rnn          2-layer encoder (bi-LSTM + LSTM) / 2-layer LSTM decoder, rnn_num_hidden 512,
@@ -12,16 +13,19 @@ Recipes (GPU, bf16 autocast):
                (embeddings and decoder hidden), label smoothing 0.1, clip 1, plateau_reduce
   transformer  3+3 pre-norm layers, model 512, 8 heads, ff 2048, dropout 0.1, Adam 5e-4,
                batch 4096 target tokens (batch_type=word), label smoothing 0.1
-Both: checkpoint every 500 updates, early stopping on validation perplexity (threshold 5),
+  cnn          ConvS2S 8+8 blocks, cnn_num_hidden 512, embeddings 256, kernels 3/3, GLU,
+               dropout 0.2 (embeddings and blocks), Adam 1e-3, batch 2048 target tokens
+All: checkpoint every 500 updates, early stopping on validation perplexity (threshold 5),
 at most --max-batches updates; beam 5 for the test set. BLEU: sacreBLEU corpus BLEU on the
 lowercased, tokenised text (tokenize=none), the convention of Multi30k papers.
 
-``--quick`` (CPU smoke run): small models (hidden/model 256), 200 updates, BLEU on the first
+``--quick`` (CPU smoke run): small models (hidden/model 256; cnn 4+4 blocks), 200 updates, BLEU on the first
 100 test sentences; its BLEU means nothing, its tokens/s and model size are real.
 ``--small --max-batches N`` (a CPU run to convergence): the same small models, N updates, BLEU on
 the whole test set.
 
-    python bench/multi30k_seq2seq.py [--quick] [--direction de-en en-de] [--arch rnn transformer]
+    python bench/multi30k_seq2seq.py [--quick | --small --max-batches N] [--direction de-en en-de]
+        [--arch rnn transformer cnn] [--threads 2] [--set NAME=VALUE ...]
 
 Writes bench/results/multi30k_seq2seq.json and prints a table last.
 """
@@ -35,6 +39,8 @@ import logging
 import os
 import platform
 import re
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -45,14 +51,10 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from sagetext.algorithms import seq2seq  # noqa: E402
 from sagetext.algorithms.seq2seq import config as cfg  # noqa: E402
-from sagetext.algorithms.seq2seq import data, prepare  # noqa: E402
+from sagetext.algorithms.seq2seq import prepare  # noqa: E402
 from sagetext.algorithms.seq2seq.hyperparameters import Seq2SeqHyperparameters  # noqa: E402
 from sagetext.algorithms.seq2seq.predictor import Seq2SeqPredictor  # noqa: E402
-from sagetext.algorithms.seq2seq.trainer import Inputs, Trainer, write_model  # noqa: E402
-from sagetext.contract.channels import Channel  # noqa: E402
-from sagetext.contract.checkpoints import Checkpoints  # noqa: E402
 from sagetext.contract.hyperparameters import Spec, parse  # noqa: E402
 from sagetext.contract.metrics import configure_logging  # noqa: E402
 from sagetext.contract.paths import Paths  # noqa: E402
@@ -62,6 +64,10 @@ from sagetext.distributed.runtime import choose_device  # noqa: E402
 SHARED = REPO.parent / "shared" / "data" / "multi30k"
 RESULTS = REPO / "bench" / "results" / "multi30k_seq2seq.json"
 TOKEN = re.compile(r"\w+|[^\w\s]")
+RECORDIO = "application/x-recordio-protobuf"
+BUILT = re.compile(r"Seq2Seq \w+ encoder, \w+ decoder: (?P<parameters>\d+) parameters")
+FINISHED = re.compile(r"Training finished after (?P<updates>\d+) updates, (?P<epochs>\d+) epochs; best checkpoint "
+                      r"\d+ \(\w+=(?P<best>[-+0-9.eE]+)\); (?P<rate>\d+) target tokens/s")
 COMMON = {"checkpoint_frequency_num_batches": "500", "checkpoint_threshold": "5", "label_smoothing": "0.1",
           "optimized_metric": "perplexity", "beam_size": "5", "bleu_sample_size": "0", "clip_gradient": "1",
           "max_seq_len_source": "80", "max_seq_len_target": "80"}
@@ -74,11 +80,17 @@ RECIPES = {
                     "num_layers_decoder": "3", "transformer_model_size": "512", "transformer_attention_heads": "8",
                     "transformer_feed_forward_num_hidden": "2048", "transformer_dropout": "0.1",
                     "learning_rate": "0.0005", "batch_type": "word", "batch_size": "4096"},
+    "cnn": {"encoder_type": "cnn", "decoder_type": "cnn", "num_layers_encoder": "8", "num_layers_decoder": "8",
+            "cnn_num_hidden": "512", "num_embed_source": "256", "num_embed_target": "256",
+            "cnn_kernel_width_encoder": "3", "cnn_kernel_width_decoder": "3", "cnn_hidden_dropout": "0.2",
+            "embed_dropout_source": "0.2", "embed_dropout_target": "0.2", "learning_rate": "0.001",
+            "batch_type": "word", "batch_size": "2048"},
 }
 QUICK = {
     "rnn": {"rnn_num_hidden": "256", "num_embed_source": "128", "num_embed_target": "128"},
     "transformer": {"transformer_model_size": "256", "transformer_attention_heads": "4",
                     "transformer_feed_forward_num_hidden": "1024", "batch_size": "1024"},
+    "cnn": {"cnn_num_hidden": "256", "num_layers_encoder": "4", "num_layers_decoder": "4", "batch_size": "1024"},
 }
 
 
@@ -116,45 +128,58 @@ def run_one(files: dict[str, Path], work: Path, direction: str, arch: str, args:
     raw = {**COMMON, **RECIPES[arch], "max_num_batches": str(args.max_batches)}
     if args.quick or args.small:
         raw.update({**QUICK[arch], "checkpoint_frequency_num_batches": "100" if args.quick else "300"})
-    hp = parse(raw, Spec.load("seq2seq"))
-    typed = hp.typed(Seq2SeqHyperparameters)
-    cfg.check(typed)
-    source_vocab, target_vocab = seq2seq.read_vocab_channel(_channel(folder, "vocab"))
-    data_config = cfg.data_config(typed)
-    pairs = {name: data.truncate(data.read_pairs(_channel(folder, name), len(source_vocab), len(target_vocab)),
-                                 data_config) for name in ("train", "validation")}
-    trainer = Trainer(cfg.model_config(typed, len(source_vocab), len(target_vocab)), data_config,
-                      cfg.trainer_config(typed),
-                      Inputs(pairs["train"], pairs["validation"], source_vocab, target_vocab),
-                      Checkpoints(None, hp), device=device)
+    raw.update(dict(item.split("=", 1) for item in args.set))
+    cfg.check(parse(raw, Spec.load("seq2seq")).typed(Seq2SeqHyperparameters))
+    size = ".quick" if args.quick else ".small" if args.small else ""
+    job = work / f"job.{direction}.{arch}{size}"
     started = time.monotonic()
-    best = trainer.fit()
+    model_dir, log_text = train_job(folder, raw, job, args.threads)
     train_seconds = time.monotonic() - started
-    model_dir = work / f"model.{direction}.{arch}{'.quick' if args.quick else '.small' if args.small else ''}"
-    write_model(model_dir, best, trainer, hp.as_strings())
+    finished, built = FINISHED.search(log_text), BUILT.search(log_text)
+    if not finished or not built:
+        raise SystemExit(f"the training log {job / 'train.log'} lacks its summary lines")
     bleu, decode_seconds, sentences = bleu_on_test(model_dir, files, source, target, 100 if args.quick else None)
     return {
         "direction": direction, "arch": arch, "quick": args.quick, "small": args.small, "device": device,
-        "hyperparameters": raw, "updates": trainer.state.updates, "epochs": trainer.state.epoch,
-        "best_validation_perplexity": trainer.state.best_metric,
-        "train_target_tokens_per_s": round(trainer.tokens_per_second),
-        "train_seconds": round(train_seconds, 1),
-        "parameters": sum(p.numel() for p in trainer.model.parameters()),
-        "model_pt_bytes": (model_dir / "model.pt").stat().st_size,
+        "hyperparameters": raw, "updates": int(finished["updates"]), "epochs": int(finished["epochs"]),
+        "best_validation_perplexity": float(finished["best"]),
+        "train_target_tokens_per_s": int(finished["rate"]), "train_seconds": round(train_seconds, 1),
+        "parameters": int(built["parameters"]), "model_pt_bytes": (model_dir / "model.pt").stat().st_size,
         "test_sentences": sentences, "test_bleu": round(bleu, 2), "decode_seconds": round(decode_seconds, 1),
+        "decode_sentences_per_s": round(sentences / decode_seconds, 1),
     }
 
 
-def _channel(folder: Path, name: str) -> Channel:
-    """A File-mode channel over the prepared files, laid out as under /opt/ml/input/data."""
-    paths = Paths(folder / "opt_ml")
-    files = {"train": ["train.rec"], "validation": ["val.rec"], "vocab": ["vocab.src.json", "vocab.trg.json"]}
-    paths.channel_dir(name).mkdir(parents=True, exist_ok=True)
-    for file_name in files[name]:
-        link = paths.channel_dir(name) / file_name
-        if not link.exists():
-            link.symlink_to(folder / file_name)
-    return Channel(name, paths=paths)
+def train_job(folder: Path, raw: dict[str, str], job: Path, threads: int) -> tuple[Path, str]:
+    """Train through the ``train`` executable as SageMaker runs the image: a contract root with
+    the RecordIO ``train`` and ``validation`` channels, the ``vocab`` channel (File mode) and
+    ``hyperparameters.json``. Returns the model folder and the training log."""
+    shutil.rmtree(job, ignore_errors=True)
+    paths = Paths(job)
+    for needed in (paths.config_dir, paths.model_dir, paths.output_dir):
+        needed.mkdir(parents=True)
+    layout = {"train": (["train.rec"], RECORDIO), "validation": (["val.rec"], RECORDIO),
+              "vocab": (["vocab.src.json", "vocab.trg.json"], "application/json")}
+    config = {}
+    for name, (file_names, content_type) in layout.items():
+        paths.channel_dir(name).mkdir(parents=True)
+        for file_name in file_names:
+            (paths.channel_dir(name) / file_name).symlink_to(folder / file_name)
+        config[name] = {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated",
+                        "RecordWrapperType": "None", "ContentType": content_type}
+    paths.inputdataconfig_file.write_text(json.dumps(config))
+    paths.hyperparameters_file.write_text(json.dumps(raw))
+    env = {**os.environ, "SAGEMAKER_BASE_DIR": str(job), "SAGETEXT_ALGORITHM": "seq2seq",
+           "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    log_path = job / "train.log"
+    print(f"training {job.name}: log in {log_path}", flush=True)
+    with log_path.open("w") as log_file:
+        code = subprocess.run([sys.executable, str(REPO / "train")], env=env, stdout=log_file,
+                              stderr=subprocess.STDOUT).returncode
+    text = log_path.read_text()
+    if code != 0:
+        raise SystemExit(f"training failed with exit code {code}; the end of {log_path}:\n{text[-3000:]}")
+    return paths.model_dir, text
 
 
 def bleu_on_test(model_dir: Path, files: dict[str, Path], source: str, target: str,
@@ -176,9 +201,12 @@ def main() -> int:
     parser.add_argument("--small", action="store_true",
                         help="the quick run's small models, --max-batches updates, BLEU on the whole test set")
     parser.add_argument("--direction", nargs="+", default=["de-en", "en-de"], choices=["de-en", "en-de"])
-    parser.add_argument("--arch", nargs="+", default=["rnn", "transformer"], choices=["rnn", "transformer"])
+    parser.add_argument("--arch", nargs="+", default=["rnn", "transformer"], choices=sorted(RECIPES))
     parser.add_argument("--max-batches", type=int, help="update limit (default 200 quick, 20000 full)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (default 1: the box is shared)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
+                        help="hyperparameters over the recipe's, e.g. --set num_layers_encoder=6")
+    parser.add_argument("--results", type=Path, default=RESULTS, help=f"the JSON written (default {RESULTS})")
     cache = Path(os.environ.get("SAGETEXT_CACHE", Path.home() / ".cache" / "sagetext"))
     parser.add_argument("--work-dir", type=Path, default=cache / "multi30k", help="tokenised text, models")
     args = parser.parse_args()
@@ -190,17 +218,18 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     files = tokenised_files(args.work_dir)
     results = [run_one(files, args.work_dir, d, a, args, device) for d in args.direction for a in args.arch]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"benchmark": "multi30k_seq2seq", "host": platform.node(),
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps({"benchmark": "multi30k_seq2seq", "host": platform.node(),
                                    "torch": torch.__version__, "cuda": torch.cuda.get_device_name(0)
                                    if device.startswith("cuda") else None, "runs": results}, indent=2))
-    print(f"\nResults in {RESULTS}")
-    print("| direction | arch | quick | device | updates | target tok/s | params | model.pt MB | test BLEU |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(f"\nResults in {args.results}")
+    print("| direction | arch | quick | device | updates | target tok/s | params | model.pt MB | test BLEU | "
+          "decode sent/s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['direction']} | {r['arch']} | {r['quick']} | {r['device']} | {r['updates']} | "
               f"{r['train_target_tokens_per_s']} | {r['parameters']:,} | {r['model_pt_bytes'] / 1e6:.1f} | "
-              f"{r['test_bleu']} ({r['test_sentences']} sent.) |")
+              f"{r['test_bleu']} ({r['test_sentences']} sent.) | {r['decode_sentences_per_s']} |")
     return 0
 
 

@@ -20,7 +20,8 @@ run-to-run spread. Bounds checked per row: accuracy >= fastText's median - 0.3 p
 <= fastText's + 1 s, and on IMDB (the large sets) <= fastText's. Needs a quiet machine for the
 times. Writes ``bench/results/supervised_any_data-<time>.json`` and prints the table.
 
-Usage: ``python bench/supervised_any_data.py [--repeat 5] [--datasets ag_news,imdb_10pct,...]``.
+Usage: ``python bench/supervised_any_data.py [--repeat 5] [--datasets ag_news,imdb_10pct,...]
+[--train-threads N]`` (``SAGETEXT_TRAIN_THREADS`` for ``./train``: its Hogwild SGD threads, default 1).
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def run_fasttext(train: Path, test: Path, lr: float, folder: Path) -> dict:
     return {"seconds": seconds, "cpu_seconds": _children_cpu() - cpu, "accuracy": _accuracy(model, test)}
 
 
-def run_sagetext(train: Path, test: Path, lr: float, folder: Path) -> dict:
+def run_sagetext(train: Path, test: Path, lr: float, folder: Path, threads: int) -> dict:
     root = folder / "opt_ml"
     shutil.rmtree(root, ignore_errors=True)
     (root / "input" / "data" / "train").mkdir(parents=True)
@@ -77,7 +78,8 @@ def run_sagetext(train: Path, test: Path, lr: float, folder: Path) -> dict:
     (root / "input" / "config" / "hyperparameters.json").write_text(json.dumps(
         {"mode": "supervised", "vector_dim": "10", "learning_rate": str(lr), "word_ngrams": "2", "epochs": "5",
          "min_count": "1", "buckets": "2000000"}))
-    env = {**os.environ, "SAGEMAKER_BASE_DIR": str(root), "SAGETEXT_ALGORITHM": "blazingtext"}
+    env = {**os.environ, "SAGEMAKER_BASE_DIR": str(root), "SAGETEXT_ALGORITHM": "blazingtext",
+           "SAGETEXT_TRAIN_THREADS": str(threads)}
     start, cpu = time.perf_counter(), _children_cpu()
     # The executable with this interpreter (the venv's), as the image runs it with its own python.
     done = subprocess.run([sys.executable, str(REPO / "train")], env=env, stdout=subprocess.DEVNULL,
@@ -111,6 +113,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="runs of each tool per row (medians reported)")
     parser.add_argument("--datasets", help="comma-separated row names (default: all): " +
                         ", ".join(name for name, _, _ in ROWS))
+    parser.add_argument("--train-threads", type=int, default=1, help="SAGETEXT_TRAIN_THREADS for ./train")
     args = parser.parse_args()
     chosen = set(args.datasets.split(",")) if args.datasets else {name for name, _, _ in ROWS}
     load_before = os.getloadavg()
@@ -123,7 +126,7 @@ def main() -> None:
             runs: dict[str, list[dict]] = {"fasttext": [], "sagetext": []}
             for _ in range(args.repeat):
                 runs["fasttext"].append(run_fasttext(train, test, lr, Path(tmp)))
-                runs["sagetext"].append(run_sagetext(train, test, lr, Path(tmp)))
+                runs["sagetext"].append(run_sagetext(train, test, lr, Path(tmp), args.train_threads))
             ft, ours = _summary(runs["fasttext"]), _summary(runs["sagetext"])
             bound = ft["seconds"] if dataset in LARGE else ft["seconds"] + TIME_MARGIN_S
             rows.append({"name": name, "train_lines": sum(1 for _ in train.open("rb")), "lr": lr,
@@ -132,7 +135,8 @@ def main() -> None:
                          "time_bound_s": bound, "time_ok": ours["seconds"] <= bound})
             _print_row(rows[-1])
     result = {"benchmark": "supervised_any_data", "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine(),
-              "repeat": args.repeat, "fasttext_threads": FASTTEXT_THREADS, "load_average_before": load_before,
+              "repeat": args.repeat, "fasttext_threads": FASTTEXT_THREADS,
+              "sagetext_train_threads": args.train_threads, "load_average_before": load_before,
               "load_average_after": os.getloadavg(), "rows": rows}
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"supervised_any_data-{time.strftime('%Y%m%d-%H%M%S')}.json"

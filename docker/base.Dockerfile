@@ -51,12 +51,13 @@ RUN if ! command -v python3 >/dev/null; then apt-get update \
       && rm -rf /var/lib/apt/lists/*; fi
 COPY --from=builder /opt/sagetext /opt/sagetext
 COPY --from=builder /dist /tmp/dist
-# The wheel carries the native word2vec engine, compiled in the builder (gcc there); its build is
-# optional for pip, so the image checks that it is there and loads.
+# The wheel carries the native word2vec engine and the supervised SGD, compiled in the builder
+# (gcc there); their build is optional for pip, so the image checks that both are there and load.
 RUN /opt/sagetext/bin/pip install --no-cache-dir --no-deps --no-index /tmp/dist/*.whl \
  && rm -rf /tmp/dist \
  && /opt/sagetext/bin/python -c "from sagetext.algorithms.blazingtext.word2vec import native_engine as n; \
-assert n.available(), n.IMPORT_ERROR"
+assert n.available(), n.IMPORT_ERROR; \
+from sagetext.algorithms.blazingtext.supervised import compiled as c; assert c.available(), 'no supervised _sgd'"
 # train/serve on PATH: SageMaker runs `docker run IMAGE train` (or serve); the entrypoint
 # exec's them so that SIGTERM reaches Python directly.
 COPY train serve /usr/local/bin/

@@ -19,6 +19,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +127,12 @@ def _parser() -> argparse.ArgumentParser:
     prepare = sub.add_parser("seq2seq-prepare", help="parallel text -> train.rec, val.rec and vocab JSON "
                              "(SageMaker's create_vocab_proto.py)")
     _seq2seq_prepare().add_arguments(prepare)
-    prepare.set_defaults(run=_run_seq2seq_prepare)
+    prepare.set_defaults(run=lambda a: _prepare("seq2seq-prepare", _seq2seq_prepare().run, a))
+
+    ntm = sub.add_parser("ntm-prepare", help="text documents -> vocab.txt and sparse RecordIO train/validation/test "
+                         "channels for NTM")
+    _ntm_prepare().add_arguments(ntm)
+    ntm.set_defaults(run=lambda a: _prepare("ntm-prepare", _ntm_prepare().run, a))
 
     quantize = sub.add_parser("quantize", help="compress a BlazingText supervised model.bin into fastText's .ftz "
                               "(what `fasttext quantize` does)")
@@ -179,15 +185,26 @@ def _algorithm_spec(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_seq2seq_prepare(args: argparse.Namespace) -> int:
-    configure_logging()  # its vocabulary sizes, pair counts and progress are log lines
-    return int(_seq2seq_prepare().run(args))
-
-
 def _seq2seq_prepare():  # noqa: ANN202 - a module
     from sagetext.algorithms.seq2seq import prepare
 
     return prepare
+
+
+def _ntm_prepare():  # noqa: ANN202 - a module
+    from sagetext.algorithms.ntm import prepare
+
+    return prepare
+
+
+def _prepare(command: str, run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """A data-preparation command: its progress lines on stderr, a user's mistake as one line."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        return run(args)
+    except ClientError as exc:
+        print(f"sagetext {command}: {exc.message}", file=sys.stderr)
+        return 2
 
 
 def hyperparameter_table(algorithm: str) -> str:

@@ -26,8 +26,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from sagetext import __version__, algorithms, specs
 from sagetext.algorithms.base import Algorithm
 from sagetext.contract import channels as channels_config
@@ -84,6 +82,8 @@ def load_job(paths: Paths, settings: Settings) -> Job:
 def workers_per_host(settings: Settings) -> int:
     """One per GPU when CUDA is used, else the ``cpu_workers`` setting."""
     if runtime.choose_device(settings.device).startswith("cuda"):
+        import torch
+
         return torch.cuda.device_count()
     return settings.cpu_workers
 
@@ -169,8 +169,13 @@ def worker_main(argv: list[str]) -> int:
 
 
 def run_worker(job: Job, rt: runtime.Runtime, stop: threading.Event | None = None) -> int:
-    """Build the context for this worker and train; 143 or 130 if SIGTERM or SIGINT (``stop``) stopped it."""
-    torch.manual_seed(job.hyperparameters.get("seed", 0) + rt.rank)
+    """Build the context for this worker and train; 143 or 130 if SIGTERM or SIGINT (``stop``) stopped it.
+
+    torch's global generator is seeded when torch is loaded: the algorithms that draw from it
+    (dropout, sampling) import torch with their module; a job that never needs torch (one CPU
+    worker of BlazingText supervised with the compiled SGD) does not pay for importing it."""
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(job.hyperparameters.get("seed", 0) + rt.rank)
     events = tensorboard.open_writer(tensorboard.directory(job.paths)) if rt.rank == 0 else None
     folder = checkpoints.directory(job.paths)
     ctx = TrainingContext(

@@ -101,7 +101,10 @@ def test_training_writes_model_topics_and_metrics(tmp_path: Path, caplog: pytest
     assert report["wetc"] > 0.5 and report["npmi"] > 0.0
     text = caplog.text
     assert re.search(r"Topics from epoch:final \(num_topics:3\) \[wetc [0-9.]+, tu [0-9.]+, npmi [-0-9.]+\]:", text)
-    assert len(re.findall(r" \[[0-9.]+, [0-9.]+\] w\d+( w\d+){19}$", text, re.M)) == TOPICS
+    assert len(re.findall(r" \[[0-9.]+, [0-9.]+, npmi [-0-9.]+\] w\d+( w\d+){19}$", text, re.M)) == TOPICS
+    assert re.search(r"Topic quality of the run: tu [0-9.]+, npmi [-0-9.]+, wetc [0-9.]+ \(top 10 words of 3 topics\)",
+                     text)
+    assert re.search(r"Epoch 30/30: train total_loss ", text)
     model = ntm_model.load(ctx.model_dir)
     assert model.config.num_topics == TOPICS
     assert (ctx.model_dir / "vocab.txt").read_text().split() == WORDS
@@ -169,10 +172,45 @@ def test_gradient_rescale_then_per_component_clip() -> None:
 
 def test_weight_decay_and_learning_rate_reach_the_optimizer(tmp_path: Path) -> None:
     ctx, _ = make_ctx(tmp_path, weight_decay="0.3", learning_rate="0.05", optimizer="rmsprop")
-    group = trainer.make_optimizer(torch.nn.Linear(2, 2), typed(ctx)).param_groups[0]
-    assert group["weight_decay"] == 0.3 and group["lr"] == 0.05
+    layer = torch.nn.Linear(2, 2)
+    matrices, vectors = trainer.make_optimizer(layer, typed(ctx)).param_groups
+    assert matrices["weight_decay"] == 0.3 and matrices["lr"] == 0.05 and matrices["params"] == [layer.weight]
+    assert vectors["weight_decay"] == 0.0 and vectors["params"] == [layer.bias]  # MXNet: no decay on biases
     ctx, _ = make_ctx(tmp_path / "b", optimizer="adadelta", learning_rate="0.002")
-    assert trainer.make_optimizer(torch.nn.Linear(2, 2), typed(ctx)).param_groups[0]["lr"] == pytest.approx(2.0)
+    group = trainer.make_optimizer(torch.nn.Linear(2, 2), typed(ctx)).param_groups[0]
+    assert group["lr"] == pytest.approx(2.0) and group["rho"] == 0.9 and group["eps"] == 1e-5  # MXNet's AdaDelta
+
+
+def test_adadelta_at_the_default_learning_rate_takes_mxnets_step() -> None:
+    """MXNet: acc_g = rho acc_g + (1 - rho) g^2; delta = sqrt(acc_d + eps) / sqrt(acc_g + eps) g;
+    acc_d = rho acc_d + (1 - rho) delta^2; w -= delta (no learning rate), rho 0.9, eps 1e-5."""
+    hp = parse({"feature_dim": "2", "num_topics": "2"}, Spec.load("ntm"))
+    weight = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    model = torch.nn.Module()
+    model.weight = weight
+    optimizer = trainer.make_optimizer(model, hp.typed(NtmHyperparameters))
+    acc_g = acc_d = np.zeros(2)
+    expected = np.array([1.0, -2.0])
+    for grad in ([0.5, -3.0], [0.1, 2.0], [-1.0, 0.0]):
+        weight.grad = torch.tensor(grad)
+        optimizer.step()
+        g = np.array(grad)
+        acc_g = 0.9 * acc_g + 0.1 * g * g
+        delta = np.sqrt(acc_d + 1e-5) / np.sqrt(acc_g + 1e-5) * g
+        acc_d = 0.9 * acc_d + 0.1 * delta * delta
+        expected = expected - delta
+    assert weight.detach().numpy() == pytest.approx(expected, rel=1e-5)
+
+
+def test_the_decoder_starts_from_the_corpus_word_frequencies(tmp_path: Path) -> None:
+    """Background: before the first step the decoder's shift is each word's centred log
+    frequency in the training channel (sgd with a negligible step keeps it there)."""
+    ctx, _ = make_ctx(tmp_path, optimizer="sgd", learning_rate="0.000001", epochs="1")
+    trainer.train(ctx)
+    counts = synthetic(DOCS, 0).sum(axis=0) + 1.0
+    log_frequency = np.log(counts / counts.sum())
+    shift = ntm_model.load(ctx.model_dir).decoder_bn.shift.detach().numpy()
+    assert shift == pytest.approx(log_frequency - log_frequency.mean(), abs=1e-4)
 
 
 def test_checkpoint_resume_and_sigterm(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -1,9 +1,10 @@
 """Backward compatibility of model artifacts (issue 4): models trained by an earlier build still
 load and answer the same.
 
-``tests/fixtures/seq2seq_tiny/model`` and ``ntm_tiny/model`` are tiny models trained by the real
+``tests/fixtures/seq2seq_tiny/model`` (rnn, format version 1), ``seq2seq_cnn_tiny/model`` (cnn
+encoder and decoder, format version 2) and ``ntm_tiny/model`` are tiny models trained by the real
 ``train`` executable and committed; ``expected.json`` beside each holds requests and the answers
-recorded when the fixture was made (``tests/fixtures/make_seq2seq_tiny.py`` regenerates both —
+recorded when the fixture was made (``tests/fixtures/make_seq2seq_tiny.py`` regenerates them —
 only for a change that is meant to break old models, with a new format version). A change to
 the network, the artifact files or the decoding that would break models already trained fails
 here.
@@ -25,7 +26,7 @@ from sagetext.serving import codecs
 from sagetext.serving.negotiation import negotiate
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-KINDS = ["seq2seq", "ntm"]
+KINDS = ["seq2seq", "seq2seq_cnn", "ntm"]
 # The only globals a weights-only torch checkpoint may name (what ``torch.load(weights_only=True)``
 # rebuilds tensors and containers from); anything else would need a real unpickler.
 SAFE_GLOBALS = {"torch._utils _rebuild_tensor_v2", "collections OrderedDict", "torch FloatStorage",
@@ -56,7 +57,7 @@ def close(got: Any, expected: Any, where: str = "response") -> None:
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_committed_model_still_answers_as_recorded(kind: str) -> None:
     model_dir, expected = fixture(kind)
-    predictor = algorithms.get(kind).load(model_dir)
+    predictor = algorithms.get(expected["algorithm"]).load(model_dir)
     for case in expected["requests"]:
         content_type, body = case["content_type"], case["body"]
         raw = body.encode() if isinstance(body, str) else codecs.encode(content_type, body)
@@ -67,9 +68,13 @@ def test_a_committed_model_still_answers_as_recorded(kind: str) -> None:
         close(result, case["response"], f"{kind} {content_type}")
 
 
-def test_the_seq2seq_fixture_learned_its_task() -> None:
+@pytest.mark.parametrize("kind,encoder,version", [("seq2seq", "rnn", 1), ("seq2seq_cnn", "cnn", 2)])
+def test_the_seq2seq_fixtures_learned_their_task(kind: str, encoder: str, version: int) -> None:
     """The recorded answers are the reversal, not noise that any rounding could flip."""
-    _, expected = fixture("seq2seq")
+    model_dir, expected = fixture(kind)
+    meta = json.loads((model_dir / "config.json").read_text("utf-8"))
+    assert meta["format_version"] == version
+    assert meta["model"].get("encoder_type", meta["model"].get("architecture")) == encoder
     request = expected["requests"][0]
     sources = [instance["data"] for instance in request["body"]["instances"]]
     targets = [p["target"] for p in request["response"]["predictions"]]

@@ -38,7 +38,8 @@ def test_model_folder_holds_weights_config_and_both_vocabularies(rnn_model_dir: 
     assert sorted(p.name for p in rnn_model_dir.iterdir()) == ["config.json", "model.pt", "vocab.src.json",
                                                                "vocab.trg.json"]
     config = json.loads((rnn_model_dir / "config.json").read_text())
-    assert config["format_version"] == 1 and config["model"]["architecture"] == "rnn"
+    assert config["format_version"] == 2
+    assert (config["model"]["encoder_type"], config["model"]["decoder_type"]) == ("rnn", "rnn")
 
 
 def test_json_request_translates_and_returns_attention_when_asked(predictor: Seq2SeqPredictor) -> None:

@@ -1,6 +1,6 @@
 """Parse ``hyperparameters.json`` against an algorithm's spec in ``configs/``.
 
-Values arrive as strings (the SageMaker API is a string-to-string map, spec §1.3): Python
+Values arrive as strings (the SageMaker API is a string-to-string map): Python
 booleans as ``True``/``False``, lists JSON-encoded as ``"[30, 20]"``. Every problem is
 collected and reported at once, each naming the field, the value and what is accepted.
 Unknown names are errors, each with the closest accepted name when one is close and the list

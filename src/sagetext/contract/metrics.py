@@ -1,4 +1,4 @@
-"""Log lines in the SageMaker built-ins' format (spec §1.8):
+"""Log lines in the SageMaker built-ins' format:
 ``[MM/DD/YYYY HH:MM:SS INFO <thread-id>] #validation_accuracy: 0.92``, and the same values as
 TensorBoard scalars and in ``metrics.json``.
 

@@ -1,4 +1,4 @@
-"""Every path of the SageMaker training and serving contract (spec §1.2), derived from one root.
+"""Every path of the SageMaker training and serving contract, derived from one root.
 
 The root is ``/opt/ml``, or ``$SAGEMAKER_BASE_DIR`` when set (the training toolkit's name
 for it), so a job can run from a checkout against a fake contract root in a temp dir.

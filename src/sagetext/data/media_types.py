@@ -16,8 +16,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from werkzeug.http import parse_options_header
-
 JSON = "application/json"
 JSONLINES = "application/jsonlines"
 CSV = "text/csv"
@@ -50,6 +48,8 @@ def parse(header: str | None) -> MediaType:
     resolved; ``MediaType("")`` for a missing, blank or parameter-only value."""
     if not header:
         return MediaType("")
+    from werkzeug.http import parse_options_header  # here: a training job that never parses a header skips it
+
     name, params = parse_options_header(header)
     name = name.strip().lower()
     return MediaType(ALIASES.get(name, name), MappingProxyType({k.lower(): v for k, v in params.items()}))

@@ -1,4 +1,4 @@
-"""The HTTP face of a loaded model (spec §2.2): ``GET /ping``, ``POST /invocations`` and
+"""The HTTP face of a loaded model: ``GET /ping``, ``POST /invocations`` and
 ``GET /execution-parameters``.
 
 A request goes ``negotiation`` (request and response types, from the predictor's declarations)

@@ -22,7 +22,6 @@ from sagetext.algorithms.blazingtext import word2vec
 from sagetext.algorithms.blazingtext.fasttext_format import model_file
 from sagetext.algorithms.blazingtext.fasttext_format.model_file import MODEL_FILE
 from sagetext.algorithms.blazingtext.hyperparameters import BlazingTextHyperparameters
-from sagetext.algorithms.blazingtext.supervised.predictor import SupervisedPredictor
 from sagetext.algorithms.blazingtext.word2vec import vectors
 from sagetext.contract.channels import Channel
 from sagetext.contract.context import TrainingContext
@@ -53,6 +52,8 @@ class BlazingText:
             word2vec.train(ctx)
 
     def load(self, model_dir: Path) -> Any:
+        from sagetext.algorithms.blazingtext.supervised.predictor import SupervisedPredictor
+
         model_bin = Path(model_dir) / MODEL_FILE
         if model_bin.is_file() and model_file.model_name(model_bin) in ("cbow", "skipgram"):
             return vectors.VectorsPredictor(vectors.read_vectors(model_bin))

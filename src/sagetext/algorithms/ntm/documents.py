@@ -43,6 +43,7 @@ class DocumentStore:
         self.feature_dim = feature_dim
         self._spill = Spill(_FIELDS)
         self._words = 0.0
+        self._word_counts = np.zeros(feature_dim, dtype=np.float64)
         self._cache: dict[int, Window] = {}
 
     @classmethod
@@ -57,12 +58,17 @@ class DocumentStore:
     def add(self, ids: np.ndarray, counts: np.ndarray) -> None:
         self._spill.append(ids=ids, counts=counts)
         self._words += float(counts.sum(dtype=np.float64))
+        np.add.at(self._word_counts, ids, counts)
 
     def __len__(self) -> int:
         return len(self._spill)
 
     def total_words(self) -> float:
         return self._words
+
+    def word_counts(self) -> np.ndarray:
+        """How often each word id occurs in these documents, (feature_dim,) float64."""
+        return self._word_counts.copy()
 
     def shuffled(self, rng: np.random.Generator, keep: int) -> np.ndarray:
         """``keep`` random rows, ordered window by window (windows in random order)."""

@@ -3,23 +3,29 @@ Inference for Topic Models"), and its safe on-disk format.
 
 Why ProdLDA rather than NVDM or a mixture (LDA-like) decoder: on 20 Newsgroups its topics are
 markedly more coherent (NPMI) and more distinct (TU) than NVDM's, which is what a topic model
-is used for; the paper reports it, and our benchmark (bench/ntm_20news.py, BENCHMARKS.md)
-measures it against gensim's LDA. The three ingredients that matter:
+is used for; the paper reports it, and our benchmark (bench/ntm_topics.py, BENCHMARKS.md)
+measures it against gensim's LDA. The ingredients that matter:
 
 * a **logistic-normal prior** that is the Laplace approximation of a Dirichlet(alpha=1) in the
   softmax basis, so the posterior can be reparameterized (a Gaussian) yet prefers sparse
   document-topic mixtures;
 * a **product-of-experts decoder**: word logits = W @ theta (unnormalized), one softmax over
   the vocabulary, so a topic can sharpen words instead of only adding probability mass;
-* **batch normalization** on the posterior heads and on the decoder logits (no affine
-  parameters), which keeps the decoder from collapsing onto the most frequent words.
+* **batch normalization** on the posterior heads and on the decoder logits, with a fixed unit
+  scale and a learned shift (ProdLDA's own setting), which keeps the decoder from collapsing
+  onto the most frequent words;
+* a **background word distribution**: the decoder's shift is each word's log frequency in the
+  training corpus (centred) before the first step (``set_background``), so that the topics model
+  what sets documents apart rather than relearning how common each word is (SAGE, Eisenstein et
+  al. 2011; Scholar, Card et al. 2018). Without it, the common words headed many topics at once.
 
 Encoder: ``feature_dim -> encoder_layers (activation, optional batch norm) -> (mu, logvar)``,
 with dropout (0.2) after the hidden layers and on theta while training. Topic weights for
 serving are the posterior mean proportions ``softmax(mu)``, which sum to 1.
 
 The model file (``model.pt``) is a ``torch.save`` of tensors and plain values only (read back
-with ``weights_only=True``): a format version, the ``ModelConfig`` and the state dict.
+with ``weights_only=True``): a format version, the ``ModelConfig`` and the state dict. Version 1
+files (batch norm without shifts) load with zero shifts, which is the network they were.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from sagetext.contract.artifacts import write_atomic
 from sagetext.errors import ClientError
 
 FORMAT = "sagetext-ntm"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MODEL_FILE = "model.pt"
 DROPOUT = 0.2
 PRIOR_ALPHA = 1.0
@@ -57,6 +63,19 @@ class ModelConfig:
         if layers == "auto":
             layers = (3 * hp.num_topics, 2 * hp.num_topics)
         return cls(hp.feature_dim, hp.num_topics, tuple(layers), hp.encoder_layers_activation, hp.batch_norm)
+
+
+class ShiftedBatchNorm(nn.BatchNorm1d):
+    """Batch normalization with a unit scale and a learned shift (``shift``), as ProdLDA uses it:
+    the scale stays fixed so that the normalization keeps every unit's spread, the shift lets a
+    unit move as a whole (a word's background frequency, the posterior's mean log variance)."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__(num_features, affine=False)
+        self.shift = nn.Parameter(torch.zeros(num_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) + self.shift
 
 
 class ProdLDA(nn.Module):
@@ -81,14 +100,20 @@ class ProdLDA(nn.Module):
         k = config.num_topics
         self.mu = nn.Linear(width, k)
         self.logvar = nn.Linear(width, k)
-        self.mu_bn = nn.BatchNorm1d(k, affine=False)
-        self.logvar_bn = nn.BatchNorm1d(k, affine=False)
+        self.mu_bn = ShiftedBatchNorm(k)
+        self.logvar_bn = ShiftedBatchNorm(k)
         self.decoder = nn.Linear(k, config.feature_dim, bias=False)
-        self.decoder_bn = nn.BatchNorm1d(config.feature_dim, affine=False)
+        self.decoder_bn = ShiftedBatchNorm(config.feature_dim)
         nn.init.xavier_uniform_(self.decoder.weight)
         prior_mean, prior_var = laplace_prior(k, PRIOR_ALPHA)
         self.register_buffer("prior_mean", prior_mean)
         self.register_buffer("prior_var", prior_var)
+
+    @torch.no_grad()
+    def set_background(self, word_counts: torch.Tensor) -> None:
+        """Start the decoder's shift at each word's centred log frequency (add-one smoothed)."""
+        log_frequency = torch.log((word_counts.double() + 1.0) / (word_counts.double() + 1.0).sum())
+        self.decoder_bn.shift.copy_(log_frequency - log_frequency.mean())
 
     def encode(self, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         hidden = self.dropout(self.encoder(counts))
@@ -156,5 +181,8 @@ def load(model_dir: Path, device: str = "cpu") -> ProdLDA:
                          tuple(int(x) for x in raw["encoder_layers"]), str(raw["activation"]),
                          bool(raw["batch_norm"]))
     model = ProdLDA(config).to(device)
-    model.load_state_dict(payload["state_dict"])
+    state = payload["state_dict"]
+    if version == 1:  # written before the shifts: zero shifts are that network
+        state = {**{k: torch.zeros_like(v) for k, v in model.state_dict().items() if k.endswith(".shift")}, **state}
+    model.load_state_dict(state)
     return model.eval()

@@ -1,10 +1,12 @@
 """The topics a trained model found: top words per topic, their quality (TU, WETC, NPMI), the
-end-of-training summary in the log (SageMaker's format, spec §5.5) and ``topics.json``.
+end-of-training summary in the log (SageMaker's format) and ``topics.json``.
 
-Summary lines::
+Summary lines (SageMaker's, with our NPMI added at the end of each bracket)::
 
     Topics from epoch:final (num_topics:50) [wetc 0.37, tu 0.82, npmi 0.31]:
-    [0.41, 0.90] god jesus christian bible ...   (20 words; ids when there is no vocab.txt)
+    [0.41, 0.90, npmi 0.35] god jesus christian bible ...   (20 words; ids when there is no vocab.txt)
+    ...
+    Topic quality of the run: tu 0.82, npmi 0.31, wetc 0.37 (top 10 words of 50 topics)
 
 WETC appears only when word vectors were given; TU always; NPMI (our extension) whenever the
 training corpus was counted.
@@ -63,14 +65,16 @@ def metric_words(topic_word: np.ndarray) -> np.ndarray:
 
 def log_summary(result: TopicReport, vocab: Sequence[str] | None) -> None:
     scores = result.model_scores()
-    header = [f"wetc {scores['wetc']:.2f}"] if scores["wetc"] is not None else []
-    header.append(f"tu {scores['tu']:.2f}")
-    if scores["npmi"] is not None:
-        header.append(f"npmi {scores['npmi']:.2f}")
-    log.info("Topics from epoch:final (num_topics:%d) [%s]:", len(result.ids), ", ".join(header))
+    named = [(name, scores[name]) for name in ("wetc", "tu", "npmi") if scores[name] is not None]
+    log.info("Topics from epoch:final (num_topics:%d) [%s]:", len(result.ids),
+             ", ".join(f"{name} {value:.2f}" for name, value in named))
     for k, row in enumerate(result.ids):
         tags = ([f"{result.wetc[k]:.2f}"] if result.wetc is not None else []) + [f"{result.tu[k]:.2f}"]
+        if result.npmi is not None:
+            tags.append(f"npmi {result.npmi[k]:.2f}")
         log.info("[%s] %s", ", ".join(tags), " ".join(_words(row, vocab)))
+    quality = ", ".join(f"{name} {value:.3f}" for name, value in sorted(named, key=lambda item: item[0] == "wetc"))
+    log.info("Topic quality of the run: %s (top %d words of %d topics)", quality, coherence.TOP_N, len(result.ids))
 
 
 def write_json(result: TopicReport, vocab: Sequence[str] | None, model_dir: Path) -> Path:

@@ -53,7 +53,8 @@ log = logging.getLogger(__name__)
 
 EVAL_BATCH = 2048
 ADADELTA_DEFAULT_LR = 0.001
-CHECKPOINT_KIND = "ntm/1"
+ADADELTA_RHO, ADADELTA_EPSILON = 0.9, 1e-5  # MXNet's AdaDelta defaults
+CHECKPOINT_KIND = "ntm/2"  # 2: batch-norm shifts in the model, two optimizer groups (decay on matrices only)
 
 
 @dataclass
@@ -113,6 +114,9 @@ def train(ctx: TrainingContext) -> None:
     data = Data(ctx, config.feature_dim)
     vocab, vectors = read_auxiliary(ctx, config.feature_dim)
     model = ProdLDA(config).to(ctx.device)
+    corpus = data.corpus("train")
+    assert corpus is not None  # validate() made sure the channel exists
+    model.set_background(runtime.all_reduce_sum(torch.from_numpy(corpus.word_counts())).to(ctx.device))
     optimizer = make_optimizer(model, hp)
     stopper = EarlyStopping(hp.tolerance, hp.num_patience_epochs)
     start = resume(ctx, model, optimizer, stopper)
@@ -127,8 +131,9 @@ def train(ctx: TrainingContext) -> None:
     progress = Progress(hp.epochs, start)  # in epochs
     trained = start  # epochs done
     for epoch in range(start, hp.epochs):
-        corpus = data.corpus("train")
-        assert corpus is not None  # validate() made sure the channel exists
+        if epoch > start:
+            corpus = data.corpus("train")  # Pipe mode: the next pass; File mode: the same documents
+            assert corpus is not None
         train_loss = train_epoch(ctx, network, model, optimizer, corpus, epoch, batch_size, stopper, progress)
         trained = epoch + 1
         ctx.metrics.log("train:total_loss", train_loss, epoch + 1)
@@ -141,8 +146,8 @@ def train(ctx: TrainingContext) -> None:
         # an early stop is final: a restarted job goes straight to writing the model
         save_checkpoint(ctx, model, optimizer, stopper, hp.epochs if stop else epoch + 1)
         if stop:
-            log.info("Early stopping after epoch %d: the loss has not improved by a relative %g for %d epochs "
-                     "(best %.4f)", epoch + 1, hp.tolerance, hp.num_patience_epochs, stopper.best)
+            log.info("Early stopping after epoch %d/%d: the loss has not improved by a relative %g for %d epochs "
+                     "(best %.4f)", epoch + 1, hp.epochs, hp.tolerance, hp.num_patience_epochs, stopper.best)
             break
     finish(ctx, model, data, vocab, vectors, trained)
     data.close()
@@ -267,18 +272,25 @@ def adjust_gradients(model: nn.Module, rescale: float, clip: float) -> None:
 
 
 def make_optimizer(model: nn.Module, hp: NtmHyperparameters) -> torch.optim.Optimizer:
+    """SageMaker's optimizers as MXNet defines them. ``weight_decay`` applies to the weight
+    matrices only, as MXNet's default weight-decay multipliers do (0 for biases and shifts): a
+    decayed shift would pull every word towards the same background frequency. ``adadelta``
+    is MXNet's (rho 0.9, epsilon 1e-5), whose step takes no learning rate; ours is scaled by
+    ``learning_rate / 0.001`` so that the default is MXNet's step and a user's value still acts."""
     lr, decay = hp.learning_rate, hp.weight_decay
-    params = model.parameters()
+    matrices = [p for p in model.parameters() if p.dim() > 1]
+    vectors = [p for p in model.parameters() if p.dim() <= 1]
+    params = [{"params": matrices, "weight_decay": decay}, {"params": vectors, "weight_decay": 0.0}]
     name = hp.optimizer
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=(0.99, 0.999), weight_decay=decay)
+        return torch.optim.Adam(params, lr=lr, betas=(0.99, 0.999))
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=decay)
+        return torch.optim.SGD(params, lr=lr, momentum=0.9)
     if name == "adagrad":
-        return torch.optim.Adagrad(params, lr=lr, weight_decay=decay)
+        return torch.optim.Adagrad(params, lr=lr)
     if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, weight_decay=decay)
-    return torch.optim.Adadelta(params, lr=lr / ADADELTA_DEFAULT_LR, weight_decay=decay)
+        return torch.optim.RMSprop(params, lr=lr)
+    return torch.optim.Adadelta(params, lr=lr / ADADELTA_DEFAULT_LR, rho=ADADELTA_RHO, eps=ADADELTA_EPSILON)
 
 
 def worker_batch_size(ctx: TrainingContext) -> int:

@@ -5,12 +5,15 @@ Files, each written atomically: ``model.pt`` (a torch state dict, loaded with
 decoding settings and the training hyperparameters) and copies of ``vocab.src.json`` and
 ``vocab.trg.json``, so serving needs nothing else. A model trained on plain text with subwords
 (extension) also holds ``spm.src.model`` and ``spm.trg.model``.
+
+Format versions: 2 names ``encoder_type`` and ``decoder_type`` and the cnn settings; version 1
+(one ``architecture`` for both sides, no cnn) is still read, upgraded on loading.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +24,12 @@ from sagetext.algorithms.seq2seq import vocab as vocabulary
 from sagetext.algorithms.seq2seq.config import ModelConfig
 from sagetext.algorithms.seq2seq.model import build_model
 from sagetext.contract.artifacts import write_atomic, write_bytes_atomic
+from sagetext.contract.hyperparameters import Spec, parse
 from sagetext.errors import ClientError
 
 FORMAT = "sagetext-seq2seq"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 PARAMS_FILE = "model.pt"
 SUBWORD_FILES = {"source": "spm.src.model", "target": "spm.trg.model"}
 CONFIG_FILE = "config.json"
@@ -59,7 +64,7 @@ def save(folder: Path, state_dict: dict[str, torch.Tensor], config: ModelConfig,
 def load(folder: Path, device: str = "cpu") -> LoadedModel:
     folder = Path(folder)
     meta = _read_config(folder / CONFIG_FILE)
-    config = ModelConfig.from_dict(meta["model"])
+    config = ModelConfig.from_dict(_upgrade(meta["model"], meta["format_version"]))
     source_vocab = vocabulary.load(folder / vocabulary.SOURCE_FILE)
     target_vocab = vocabulary.load(folder / vocabulary.TARGET_FILE)
     if (len(source_vocab), len(target_vocab)) != (config.source_vocab_size, config.target_vocab_size):
@@ -86,7 +91,19 @@ def _read_config(path: Path) -> dict[str, Any]:
     found = meta.get("format") if isinstance(meta, dict) else None
     if found != FORMAT:
         raise ClientError(f"{path}: not a sagetext Seq2Seq model (format {found!r}, expected {FORMAT!r})")
-    if meta.get("format_version") != FORMAT_VERSION:
+    if meta.get("format_version") not in READABLE_VERSIONS:
         raise ClientError(f"{path}: model format version {meta.get('format_version')!r}; "
-                          f"this build reads version {FORMAT_VERSION}")
+                          f"this build reads versions {', '.join(map(str, READABLE_VERSIONS))}")
     return meta
+
+
+def _upgrade(model: dict[str, Any], version: int) -> dict[str, Any]:
+    """A version-1 model config in version 2's terms: its ``architecture`` was both sides, and
+    as it had no cnn part, the (unused) cnn settings take the spec's defaults."""
+    if version != 1 or "architecture" not in model:
+        return model
+    defaults = parse({}, Spec.load("seq2seq"))
+    upgraded = {name: value for name, value in model.items() if name != "architecture"}
+    upgraded.update(encoder_type=model["architecture"], decoder_type=model["architecture"])
+    upgraded.update({f.name: defaults[f.name] for f in fields(ModelConfig) if f.name.startswith("cnn_")})
+    return upgraded

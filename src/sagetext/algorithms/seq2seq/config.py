@@ -24,7 +24,8 @@ Config = TypeVar("Config", bound="DataclassInstance")
 
 @dataclass(frozen=True)
 class ModelConfig:
-    architecture: str  # "rnn" or "transformer"
+    encoder_type: str  # "rnn", "cnn" or "transformer" (see COMBINATIONS)
+    decoder_type: str
     source_vocab_size: int
     target_vocab_size: int
     num_layers_encoder: int
@@ -46,6 +47,12 @@ class ModelConfig:
     weight_init_type: str
     weight_init_scale: float
     xavier_factor_type: str
+    # cnn
+    cnn_num_hidden: int
+    cnn_kernel_width_encoder: int
+    cnn_kernel_width_decoder: int
+    cnn_activation_type: str
+    cnn_hidden_dropout: float
     # transformer (extension)
     transformer_model_size: int
     transformer_attention_heads: int
@@ -99,18 +106,23 @@ class TrainerConfig:
     seed: int
 
 
+# Encoder/decoder pairs that train. SageMaker documents rnn and cnn for both, with no rule tying
+# them, and Sockeye 1.x (which it is built on) builds any encoder with any decoder; a cnn decoder
+# there needs the encoder's size to equal cnn_num_hidden, where we project instead. The
+# transformer (an extension) pairs only with itself.
+COMBINATIONS = (("rnn", "rnn"), ("rnn", "cnn"), ("cnn", "rnn"), ("cnn", "cnn"), ("transformer", "transformer"))
+
+
 def check(hp: Seq2SeqHyperparameters) -> None:
     """Rules the spec's ranges cannot express; one ClientError listing every problem."""
     errors = []
     if hp.rnn_num_hidden % 2:
         errors.append(f"rnn_num_hidden={hp.rnn_num_hidden}: expected an even number "
                       "(the bidirectional encoder splits it across its two directions)")
-    for key, value in (("encoder_type", hp.encoder_type), ("decoder_type", hp.decoder_type)):
-        if value == "cnn":
-            errors.append(f"{key}=cnn is not supported yet; use rnn or transformer")
-    if "cnn" not in (hp.encoder_type, hp.decoder_type) and hp.encoder_type != hp.decoder_type:
-        errors.append(f"encoder_type={hp.encoder_type} with decoder_type={hp.decoder_type}: "
-                      "both must be rnn or both transformer")
+    if (hp.encoder_type, hp.decoder_type) not in COMBINATIONS:
+        allowed = ", ".join(f"{encoder}/{decoder}" for encoder, decoder in COMBINATIONS)
+        errors.append(f"encoder_type={hp.encoder_type} with decoder_type={hp.decoder_type}: expected one of "
+                      f"{allowed} (encoder/decoder; transformer is an extension and pairs only with itself)")
     if hp.momentum is not None and hp.optimizer_type != "sgd":
         errors.append(f"momentum={hp.momentum}: only used with optimizer_type=sgd, not {hp.optimizer_type}")
     if hp.encoder_type == "transformer" and hp.transformer_model_size % hp.transformer_attention_heads:
@@ -123,7 +135,7 @@ def check(hp: Seq2SeqHyperparameters) -> None:
 
 
 def model_config(hp: Seq2SeqHyperparameters, source_vocab_size: int, target_vocab_size: int) -> ModelConfig:
-    return _config(ModelConfig, hp, architecture=hp.encoder_type, source_vocab_size=source_vocab_size,
+    return _config(ModelConfig, hp, source_vocab_size=source_vocab_size,
                    target_vocab_size=target_vocab_size,
                    rnn_attention_num_hidden=hp.rnn_attention_num_hidden or hp.rnn_num_hidden)
 

@@ -7,11 +7,14 @@ attentional hidden state), stacked LSTM/GRU cells, attention (``dot``, ``bilinea
 ``mlp``, ``fixed``) on the first layer's output (GNMT-style, feeding the upper layers) or on
 the top layer's, and a ``tanh`` hidden layer over [state; context] before the output layer.
 
-Both architectures (this one and ``transformer.py``) offer the same interface to training
-and beam search: ``forward`` (teacher forcing → logits), ``encode``, ``init_state`` and
-``step`` (one target token → logits and attention). Encoded inputs and decoder states are
-dicts of tensors whose first dimension is the batch, so beam search can repeat and reorder
-them without knowing the architecture.
+The encoder may instead be the convolutional one of ``cnn.py`` (``encoder_type=cnn``); the
+attention then reads its ``cnn_num_hidden``-wide states.
+
+Every architecture (this one, ``cnn.py``'s convolutional decoder and ``transformer.py``)
+offers the same interface to training and beam search: ``forward`` (teacher forcing →
+logits), ``encode``, ``init_state`` and ``step`` (one target token → logits and attention).
+Encoded inputs and decoder states are dicts of tensors whose first dimension is the batch, so
+beam search can repeat and reorder them without knowing the architecture.
 """
 
 from __future__ import annotations
@@ -30,10 +33,26 @@ State = dict[str, torch.Tensor]
 
 def build_model(config: ModelConfig) -> nn.Module:
     """The network a ModelConfig describes (weights initialised as configured)."""
-    if config.architecture == "transformer":
+    if config.decoder_type == "transformer":
         from sagetext.algorithms.seq2seq.transformer import TransformerModel
         return TransformerModel(config)
+    if config.decoder_type == "cnn":
+        from sagetext.algorithms.seq2seq.cnn import ConvolutionalModel
+        return ConvolutionalModel(config)
     return RNNModel(config)
+
+
+def build_encoder(config: ModelConfig) -> nn.Module:
+    """The rnn or cnn encoder: (B, S) ids, (B,) lengths → (B, S, ``encoder_width``) states."""
+    if config.encoder_type == "cnn":
+        from sagetext.algorithms.seq2seq.cnn import ConvolutionalEncoder
+        return ConvolutionalEncoder(config)
+    return RNNEncoder(config)
+
+
+def encoder_width(config: ModelConfig) -> int:
+    """The width of the encoder states that attention reads."""
+    return config.cnn_num_hidden if config.encoder_type == "cnn" else config.rnn_num_hidden
 
 
 def _rnn(cell: str, inputs: int, hidden: int, bidirectional: bool = False) -> nn.RNNBase:
@@ -105,23 +124,24 @@ class RNNModel(nn.Module):
         super().__init__()
         self.config = config
         hidden, layers = config.rnn_num_hidden, config.num_layers_decoder
-        self.encoder = RNNEncoder(config)
+        self.encoder = build_encoder(config)
+        source = encoder_width(config)
         self.embed = nn.Embedding(config.target_vocab_size, config.num_embed_target, padding_idx=PAD_ID)
         self.embed_dropout = nn.Dropout(config.embed_dropout_target)
         self.upper_attention = config.rnn_attention_in_upper_layers and layers > 1
         cell = nn.LSTMCell if config.rnn_cell_type == "lstm" else nn.GRUCell
-        upper_in = hidden * 2 if self.upper_attention else hidden
+        upper_in = hidden + source if self.upper_attention else hidden
         self.cells = nn.ModuleList([cell(config.num_embed_target + hidden, hidden)]
                                    + [cell(upper_in, hidden) for _ in range(layers - 1)])
         self.residual_from = (config.rnn_first_residual_layer - 1 if config.rnn_residual_connections
                               else layers)
-        self.attention = Attention(config.rnn_attention_type, hidden, hidden, config.rnn_attention_num_hidden)
-        self.hidden = nn.Linear(hidden * 2, hidden)
+        self.attention = Attention(config.rnn_attention_type, hidden, source, config.rnn_attention_num_hidden)
+        self.hidden = nn.Linear(hidden + source, hidden)
         self.hidden_dropout = nn.Dropout(config.rnn_decoder_hidden_dropout)
         self.output = nn.Linear(hidden, config.target_vocab_size)
         states = 2 if config.rnn_cell_type == "lstm" else 1
         if config.rnn_decoder_state_init != "zero":
-            self.init_layers = nn.ModuleList([nn.Linear(hidden, hidden) for _ in range(layers * states)])
+            self.init_layers = nn.ModuleList([nn.Linear(source, hidden) for _ in range(layers * states)])
         initialise(self, config)
 
     # ---- the interface used by training and beam search -----------------------------------
@@ -201,8 +221,9 @@ class RNNModel(nn.Module):
 
 
 def initialise(model: nn.Module, config: ModelConfig) -> None:
-    """MXNet-style initialisation as SageMaker/Sockeye: matrices Xavier-uniform with
-    magnitude ``weight_init_scale`` and the chosen fan (or uniform ±scale); biases zero."""
+    """MXNet-style initialisation as SageMaker/Sockeye: matrices and convolution kernels
+    Xavier-uniform with magnitude ``weight_init_scale`` and the chosen fan (or uniform ±scale);
+    biases zero."""
     with torch.no_grad():
         for name, param in model.named_parameters():
             if param.dim() < 2:
@@ -211,7 +232,8 @@ def initialise(model: nn.Module, config: ModelConfig) -> None:
             if config.weight_init_type == "uniform":
                 param.uniform_(-config.weight_init_scale, config.weight_init_scale)
                 continue
-            fan_out, fan_in = param.shape[0], param.shape[1]
+            window = math.prod(param.shape[2:])  # a convolution's kernel width counts in both fans
+            fan_out, fan_in = param.shape[0] * window, param.shape[1] * window
             factor = {"in": fan_in, "out": fan_out, "avg": (fan_in + fan_out) / 2}[config.xavier_factor_type]
             bound = math.sqrt(config.weight_init_scale / factor)
             param.uniform_(-bound, bound)

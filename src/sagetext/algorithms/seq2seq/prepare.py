@@ -1,4 +1,4 @@
-"""Make Seq2Seq training data: the equivalent of SageMaker's ``create_vocab_proto.py`` (spec §4.2).
+"""Make Seq2Seq training data: the equivalent of SageMaker's ``create_vocab_proto.py``.
 
 From whitespace-tokenised parallel text (one sentence a line, ``.gz`` read through gzip,
 UTF-8 with undecodable bytes replaced) it writes ``vocab.src.json`` and ``vocab.trg.json``

@@ -108,8 +108,9 @@ class Trainer:
 
     def fit(self) -> dict[str, torch.Tensor]:
         """Train until a stopping rule fires; returns the best parameters (on CPU)."""
-        log.info("Seq2Seq %s model: %d parameters; %d training pairs in %d buckets; %d validation pairs",
-                 self.model_config.architecture, sum(p.numel() for p in self.model.parameters()),
+        log.info("Seq2Seq %s encoder, %s decoder: %d parameters; %d training pairs in %d buckets; "
+                 "%d validation pairs", self.model_config.encoder_type, self.model_config.decoder_type,
+                 sum(p.numel() for p in self.model.parameters()),
                  len(self.inputs.train), len(self.plan.buckets), len(self.inputs.validation))
         tracker = _Progress(self.config, self.state, self.metrics if self.rank == 0 else None)
         if not tracker.bounded:

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from sagetext.algorithms.blazingtext.supervised.encoding import Encoded
 from sagetext.data.spill import Spill
+
+if TYPE_CHECKING:  # torch is imported by the PyTorch path only (``read``); the compiled path never needs it
+    import torch
 
 # Lines per SGD step. A step applies the sum of its lines' updates, like that many steps of
 # fastText's per-line SGD without the feedback between them: 16 keeps fastText's accuracy
@@ -65,6 +68,8 @@ class Batch:
 
     def targets(self, seed: tuple[int, ...]) -> torch.Tensor:
         """One label per line: the only one, or (several labels) one at random, as fastText does."""
+        import torch
+
         if len(self.labels) == self.num_lines:  # one label each (every line has at least one)
             return self.labels
         first = self.label_offsets[:-1]
@@ -76,9 +81,25 @@ class Batch:
 
     def multi_hot(self, nlabels: int) -> torch.Tensor:
         """Every label of every line as a (lines, labels) 0/1 matrix, for one-vs-all."""
+        import torch
+
         hot = torch.zeros(self.num_lines, nlabels, device=self.labels.device)
         hot[self.label_lines, self.labels] = 1.0
         return hot
+
+
+@dataclass(frozen=True)
+class LineBatch:
+    """A planned batch as numpy arrays, for the compiled per-line SGD (line ``j``'s inputs are
+    ``rows[local_inputs[line_offsets[j]:line_offsets[j + 1]]]``, the last line's run to the end)."""
+
+    index: int
+    rows: np.ndarray  # int32 distinct training rows
+    local_inputs: np.ndarray  # int32
+    line_offsets: np.ndarray  # int32, num_lines
+    labels: np.ndarray  # int64
+    label_offsets: np.ndarray  # int64, num_lines + 1
+    ntokens: int
 
 
 class PlannedBatches:
@@ -155,6 +176,11 @@ class PlannedBatches:
         """Batches ``first`` to ``last`` (exclusive) as tensors on ``device``."""
         return [_batch(first + i, record, device) for i, record in enumerate(self._spill.read(first, last))]
 
+    def read_arrays(self, first: int, last: int) -> list[LineBatch]:
+        """Batches ``first`` to ``last`` (exclusive) as numpy arrays (views of the spill's pages)."""
+        return [LineBatch(first + i, r["rows"], r["local_inputs"], r["line_offsets"], r["labels"], r["label_offsets"],
+                          int(r["ntokens"][0])) for i, r in enumerate(self._spill.read(first, last))]
+
     def lines(self, per_read: int = 256) -> Iterator[Encoded]:
         """The planned lines back as training rows and labels, ``per_read`` batches at a time."""
         for first in range(0, len(self), per_read):
@@ -216,6 +242,8 @@ def _joined(records: list[dict[str, np.ndarray]]) -> Encoded:
 
 
 def _batch(index: int, record: dict[str, np.ndarray], device: str) -> Batch:
+    import torch
+
     def put(name: str) -> torch.Tensor:
         return torch.from_numpy(record[name]).to(device)
 

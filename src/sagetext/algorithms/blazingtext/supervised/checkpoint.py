@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sagetext.algorithms.blazingtext.fasttext_format.dictionary import Dictionary
-from sagetext.algorithms.blazingtext.supervised.model import Model
+from sagetext.algorithms.blazingtext.supervised.weights import Weights
 from sagetext.contract.checkpoints import Position, fingerprint
 from sagetext.contract.context import TrainingContext
 
@@ -27,49 +27,56 @@ class TrainState:
     tokens_done: int = 0  # tokens this worker has trained on, for the learning rate
     best_accuracy: float = -1.0
     epochs_without_improvement: int = 0
-    best: Model | None = None  # kept when early stopping
+    best: Weights | None = None  # kept when early stopping
 
 
 def depends_on(dictionary: Dictionary) -> dict[str, str]:
     return {"vocabulary": fingerprint(dictionary.words, dictionary.labels)}
 
 
-def save(ctx: TrainingContext, dictionary: Dictionary, model: Model, state: TrainState, total_tokens: int) -> None:
+def save(ctx: TrainingContext, dictionary: Dictionary, model: Weights, state: TrainState, total_tokens: int,
+         lines_per_batch: int) -> None:
     """Save the state when checkpoints are configured (rank 0 writes)."""
     if not (ctx.checkpoints.enabled and ctx.is_writer):  # the others would build the state for nothing
         return
     saved: dict[str, Any] = {
         "averages_done": state.averages_done, "progress": state.tokens_done / max(total_tokens, 1),
         "best_accuracy": state.best_accuracy, "epochs_without_improvement": state.epochs_without_improvement,
-        "input": model.fasttext_input(), "output": model.output.cpu(),
+        "lines_per_batch": lines_per_batch,
     }
+    import torch  # a checkpoint is a torch file (contract/checkpoints); only a job that writes one loads torch
+
+    saved["input"], saved["output"] = map(torch.from_numpy, model.fasttext_matrices())
     if state.best is not None:
-        saved["best_input"], saved["best_output"] = state.best.fasttext_input(), state.best.output.cpu()
+        saved["best_input"], saved["best_output"] = map(torch.from_numpy, state.best.fasttext_matrices())
     ctx.checkpoints.save(KIND, Position(state.epoch, state.batch), saved, depends_on(dictionary))
 
 
-def resume(ctx: TrainingContext, dictionary: Dictionary, model: Model, total_tokens: int,
-           averaging_points: list[int]) -> TrainState:
+def resume(ctx: TrainingContext, dictionary: Dictionary, model: Weights, total_tokens: int,
+           averaging_points: list[int], lines_per_batch: int) -> TrainState:
     """The saved state (weights copied into ``model``), or a fresh one.
 
     Distributed workers restart right after the same parameter averaging, whatever their
-    number of batches; a single worker restarts at the saved batch.
+    number of batches; a single worker restarts at the saved batch, or, when the checkpoint's
+    batches were of another size (the other SGD engine, another number of workers), at the
+    batch holding the first line not yet trained on (its earlier lines are trained again).
     """
     resumed = ctx.checkpoints.load(KIND, depends_on(dictionary))
     if resumed is None:
         return TrainState()
     saved = resumed.state
-    model.load_fasttext_input_(saved["input"])
-    model.output.copy_(saved["output"])
+    model.load_fasttext_(saved["input"].numpy(), saved["output"].numpy())
     state = TrainState(epoch=resumed.position.epoch, batch=resumed.position.step,
                        averages_done=int(saved["averages_done"]),
                        tokens_done=int(round(float(saved["progress"]) * total_tokens)),
                        best_accuracy=float(saved["best_accuracy"]),
                        epochs_without_improvement=int(saved["epochs_without_improvement"]))
+    saved_lines = int(saved.get("lines_per_batch", lines_per_batch))
     if ctx.world_size > 1 and state.averages_done:
         state.batch = averaging_points[state.averages_done - 1] + 1
+    elif saved_lines != lines_per_batch:
+        state.batch = state.batch * saved_lines // lines_per_batch
     if "best_input" in saved:
         state.best = model.clone()
-        state.best.load_fasttext_input_(saved["best_input"])
-        state.best.output.copy_(saved["best_output"])
+        state.best.load_fasttext_(saved["best_input"].numpy(), saved["best_output"].numpy())
     return state

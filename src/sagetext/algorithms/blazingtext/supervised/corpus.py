@@ -83,7 +83,9 @@ class PreparedData:
             self.validation.close()
 
 
-def prepare(ctx: TrainingContext) -> PreparedData:
+def prepare(ctx: TrainingContext, lines_per_batch: int | None = None) -> PreparedData:
+    """The job's dictionary, planned training batches (``lines_per_batch`` lines each; default:
+    ``lines_per_step`` for the job's workers) and encoded validation lines."""
     hp = ctx.hyperparameters.typed(BlazingTextHyperparameters)
     table = TokenTable()
     counts = TokenCounts()
@@ -105,7 +107,7 @@ def prepare(ctx: TrainingContext) -> PreparedData:
 
     # Workers average their weights row by row, so they keep one row order: fastText's.
     train = PlannedBatches(dictionary.nwords + buckets, renumber=ctx.world_size == 1,
-                           lines_per_batch=lines_per_step(ctx.world_size))
+                           lines_per_batch=lines_per_batch or lines_per_step(ctx.world_size))
     for lines in encoded(train_tokens):
         train.add(lines)
     train.finish()

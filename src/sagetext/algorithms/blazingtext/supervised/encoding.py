@@ -125,6 +125,15 @@ class Encoded:
     def num_lines(self) -> int:
         return len(self.offsets) - 1
 
+    def hits(self, top: np.ndarray) -> int:
+        """Lines whose predicted label ``top[j]`` is one of theirs (fastText's precision@1 numerator)."""
+        if self.num_lines == 0:
+            return 0
+        line_of_label = np.repeat(np.arange(self.num_lines), np.diff(self.label_offsets))
+        hit = np.zeros(self.num_lines, dtype=bool)
+        hit[line_of_label[self.labels == top[line_of_label]]] = True
+        return int(hit.sum())
+
     def select(self, keep: np.ndarray) -> "Encoded":
         """The lines where ``keep`` is true, in order."""
         inputs, offsets = _select_ragged(self.inputs, self.offsets, keep)

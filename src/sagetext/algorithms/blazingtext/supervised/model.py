@@ -34,7 +34,8 @@ class Model:
     """``input``: (rows, dim), rows = words + n-gram buckets; ``output``: (labels, dim).
 
     ``input`` holds its rows in training order (``batches``: row ``i`` is fastText's row
-    ``order[i]``); ``fasttext_input`` puts them back in fastText's order.
+    ``order[i]``); ``fasttext_matrices`` puts them back in fastText's order. ``compiled.ArrayModel``
+    has the same interface over numpy arrays.
     """
 
     input: torch.Tensor
@@ -52,18 +53,23 @@ class Model:
         index = None if order is None else torch.from_numpy(order)
         return cls(weights.to(device), torch.zeros(nlabels, dim, device=device), index)
 
-    def fasttext_input(self) -> torch.Tensor:
-        """The input matrix with its rows in fastText's order, on the CPU."""
+    def fasttext_matrices(self) -> tuple[np.ndarray, np.ndarray]:
+        """(input with its rows in fastText's order, output), on the CPU."""
         weights = self.input.cpu()
-        if self.order is None:
-            return weights
-        ordered = torch.empty_like(weights)
-        ordered[self.order] = weights
-        return ordered
+        if self.order is not None:
+            ordered = torch.empty_like(weights)
+            ordered[self.order] = weights
+            weights = ordered
+        return weights.numpy(), self.output.cpu().numpy()
 
-    def load_fasttext_input_(self, weights: torch.Tensor) -> None:
-        """Set the input matrix from rows in fastText's order."""
+    def load_fasttext_(self, input: np.ndarray, output: np.ndarray) -> None:
+        """Set the weights from matrices in fastText's row order."""
+        weights = torch.from_numpy(input)
         self.input.copy_(weights if self.order is None else weights[self.order])
+        self.output.copy_(torch.from_numpy(output))
+
+    def is_finite(self) -> bool:
+        return bool(torch.isfinite(self.output).all())
 
     def clone(self) -> "Model":
         return Model(self.input.clone(), self.output.clone(), self.order)
@@ -71,6 +77,12 @@ class Model:
     def copy_(self, other: "Model") -> None:
         self.input.copy_(other.input)
         self.output.copy_(other.output)
+
+    def top_labels_of(self, lines: Encoded, loss: OutputLoss) -> np.ndarray:
+        """The most probable label of each of ``lines``."""
+        device = self.input.device
+        inputs, offsets = torch.from_numpy(lines.inputs).to(device), torch.from_numpy(lines.offsets).to(device)
+        return self.top_labels(inputs, offsets, loss).cpu().numpy()
 
     def top_labels(self, inputs: torch.Tensor, offsets: torch.Tensor, loss: OutputLoss) -> torch.Tensor:
         """The most probable label of each line (lines given as ragged ``inputs``/``offsets``)."""
@@ -96,15 +108,4 @@ def sgd_step(model: Model, batch: Batch, lr: float, loss: OutputLoss, seed: tupl
     model.input.index_copy_(0, batch.rows, touched.add_(delta))
 
 
-def accuracy_counts(model: Model, data: Encoded, loss: OutputLoss) -> tuple[int, int]:
-    """(lines whose top label is one of their labels, lines) — fastText's precision@1."""
-    if data.num_lines == 0:
-        return 0, 0
-    device = model.input.device
-    top = model.top_labels(torch.from_numpy(data.inputs).to(device), torch.from_numpy(data.offsets).to(device),
-                           loss).cpu().numpy()
-    line_of_label = np.repeat(np.arange(data.num_lines), np.diff(data.label_offsets))
-    hit = np.zeros(data.num_lines, dtype=bool)
-    hit[line_of_label[data.labels == top[line_of_label]]] = True
-    return int(hit.sum()), data.num_lines
 

@@ -3,7 +3,7 @@
 Reads top to bottom: prepare the data, build or resume the model, run the epochs, validate
 after each, stop early if asked, then write ``model.bin`` (rank 0 only, atomically). The
 learning rate falls linearly from ``learning_rate`` to 0 over all tokens of all epochs, as
-in fastText. Log lines follow BlazingText's (spec §3.7).
+in fastText. Log lines follow BlazingText's.
 
 An epoch is a sequence of segments of mini-batches. Between segments the loop honours a stop
 request (SIGTERM: checkpoint, then ``TrainingStopped``), logs progress, and, with several
@@ -12,6 +12,11 @@ segment may be shared by ``train_threads`` threads (a setting, default 1) that u
 weights without locks, as fastText's threads do (Hogwild); each torch op runs on one core,
 because a step's ops are too small to split profitably. With one thread a run is repeatable
 bit for bit.
+
+Two SGD engines run this loop. A one-worker CPU job with ``loss`` softmax or ova uses the
+compiled per-line step (``compiled``: fastText's own update, numpy weights, no torch import;
+its batches are only units of work between stop checks); GPUs, several workers, ``ns`` and
+``hs``, and installs without the compiled extension use the PyTorch mini-batch step (``model``).
 """
 
 from __future__ import annotations
@@ -19,17 +24,16 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-
-import torch
+from typing import Any
 
 from sagetext.algorithms.blazingtext.fasttext_format import model_file
 from sagetext.algorithms.blazingtext.hyperparameters import BlazingTextHyperparameters
 from sagetext.algorithms.blazingtext.supervised import checkpoint as checkpointing
-from sagetext.algorithms.blazingtext.supervised import losses
-from sagetext.algorithms.blazingtext.supervised.batches import Batch, PlannedBatches
+from sagetext.algorithms.blazingtext.supervised import compiled
+from sagetext.algorithms.blazingtext.supervised.batches import Batch, LineBatch, PlannedBatches
 from sagetext.algorithms.blazingtext.supervised.checkpoint import TrainState
 from sagetext.algorithms.blazingtext.supervised.corpus import EncodedLines, PreparedData, prepare
-from sagetext.algorithms.blazingtext.supervised.model import Model, accuracy_counts, sgd_step
+from sagetext.algorithms.blazingtext.supervised.weights import Weights
 from sagetext.contract import progress
 from sagetext.contract.artifacts import write_atomic
 from sagetext.contract.context import TrainingContext, TrainingStopped
@@ -48,14 +52,19 @@ AVERAGES_PER_EPOCH = 4  # 1, 4 and 16 give the same accuracy on IMDB; each costs
 class Run:
     """One training run's fixed parts: context, data, model, batches, threads, clocks."""
 
-    def __init__(self, ctx: TrainingContext, data: PreparedData, model: Model) -> None:
+    def __init__(self, ctx: TrainingContext, data: PreparedData, model: Weights) -> None:
         self.ctx = ctx
         self.hp = ctx.hyperparameters.typed(BlazingTextHyperparameters)
         self.data = data
         self.model = model
+        self.compiled = isinstance(model, compiled.ArrayModel)
         self.batches = data.train
-        self.kept: dict[tuple[int, int], list[Batch]] | None = {} if data.train.nbytes <= KEEP_IN_MEMORY_BYTES else None
-        self.loss = losses.make(self.hp.loss, data.dictionary.label_counts, self.hp.negative_samples, ctx.device)
+        self.kept: dict[tuple[int, int], list[Any]] | None = {} if data.train.nbytes <= KEEP_IN_MEMORY_BYTES else None
+        self.loss: Any = None  # the PyTorch path's output layer (losses.OutputLoss)
+        if not self.compiled:
+            from sagetext.algorithms.blazingtext.supervised import losses
+
+            self.loss = losses.make(self.hp.loss, data.dictionary.label_counts, self.hp.negative_samples, ctx.device)
         self.total_tokens = self.hp.epochs * data.train.ntokens
         self.points = averaging_points(len(data.train), ctx.world_size)
         self.threads = training_threads(ctx)
@@ -70,7 +79,8 @@ class Run:
         Tried on IMDB with 2 workers: averaging only over the workers that changed a row gives
         the same accuracy as plain averaging; summing the workers' changes diverges.
         """
-        runtime.average_([self.model.input, self.model.output])
+        if self.ctx.world_size > 1:  # the PyTorch path's tensors
+            runtime.average_([self.model.input, self.model.output])  # type: ignore[attr-defined]
 
     def lr(self, tokens_done: int) -> float:
         """fastText's linear decay; times the number of workers when their models are averaged.
@@ -83,13 +93,16 @@ class Run:
         rate = self.hp.learning_rate * self.ctx.world_size
         return rate * max(0.0, 1.0 - tokens_done / max(self.total_tokens, 1))
 
-    def segment(self, start: int, end: int) -> list[Batch]:
-        """Batches ``start`` to ``end`` (exclusive) on the device, kept for the next epochs when small."""
-        if self.kept is None:
-            return self.batches.read(start, end, self.ctx.device)
-        if (start, end) not in self.kept:
-            self.kept[(start, end)] = self.batches.read(start, end, self.ctx.device)
-        return self.kept[(start, end)]
+    def segment(self, start: int, end: int) -> list[Any]:
+        """Batches ``start`` to ``end`` (exclusive), kept for the next epochs when small: numpy
+        arrays (``LineBatch``) for the compiled SGD, else tensors on the device (``Batch``)."""
+        if self.kept is not None and (start, end) in self.kept:
+            return self.kept[(start, end)]
+        batches: list[Any] = (self.batches.read_arrays(start, end) if self.compiled
+                              else self.batches.read(start, end, self.ctx.device))
+        if self.kept is not None:
+            self.kept[(start, end)] = batches
+        return batches
 
     def words_per_second(self) -> float:
         return self.sgd_tokens * self.ctx.world_size / max(self.sgd_seconds, 1e-9)
@@ -112,32 +125,47 @@ class Run:
 
 def train(ctx: TrainingContext) -> None:
     """Train on ``ctx``'s channels and write ``model.bin`` (see the module docstring)."""
+    hp = ctx.hyperparameters.typed(BlazingTextHyperparameters)
+    if compiled.chosen(ctx.device, ctx.world_size, hp.loss):
+        _train(ctx, use_compiled=True)
+        return
+    import torch
+
     threads = torch.get_num_threads()
     if ctx.device == "cpu":
         torch.set_num_threads(1)
     try:
-        _train(ctx)
+        _train(ctx, use_compiled=False)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(ctx: TrainingContext) -> None:
+def _train(ctx: TrainingContext, use_compiled: bool) -> None:
     hp = ctx.hyperparameters.typed(BlazingTextHyperparameters)
     clock = time.monotonic()
-    data = prepare(ctx)
+    data = prepare(ctx, compiled.LINES_PER_BATCH if use_compiled else None)
     prepared = time.monotonic()
     if data.dictionary.nlabels == 1 and ctx.is_writer:
         log.warning("The training data has a single label, %s: the model will give it to every line with "
                     "probability 1. A classifier needs lines of at least two labels; check the __label__ "
                     "prefixes of the 'train' channel", data.dictionary.label_names()[0])
-    model = Model.initial(data.input_rows, data.dictionary.nlabels, hp.vector_dim, hp.seed, ctx.device,
-                          data.train.row_order)
+    model: Weights
+    if use_compiled:
+        model = compiled.ArrayModel.initial(data.input_rows, data.dictionary.nlabels, hp.vector_dim, hp.seed,
+                                            data.train.row_order)
+    else:
+        from sagetext.algorithms.blazingtext.supervised.model import Model
+
+        model = Model.initial(data.input_rows, data.dictionary.nlabels, hp.vector_dim, hp.seed, ctx.device,
+                              data.train.row_order)
     run = Run(ctx, data, model)
-    state = checkpointing.resume(ctx, data.dictionary, model, run.total_tokens, run.points)
+    state = checkpointing.resume(ctx, data.dictionary, model, run.total_tokens, run.points,
+                                 data.train.lines_per_batch)
     run.resume_progress(state)
-    log.info("Training on %s with %d thread(s): %d lines in %d batches (%.0f MB spilled); data ready in %.2f s, "
-             "model in %.2f s", ctx.device, run.threads, data.train.num_lines, len(run.batches),
-             data.train.nbytes / 1e6, prepared - clock, time.monotonic() - prepared)
+    log.info("Training on %s with %d thread(s) (%s SGD): %d lines in %d batches (%.0f MB spilled); data ready in "
+             "%.2f s, model in %.2f s", ctx.device, run.threads, "compiled per-line" if use_compiled else "PyTorch",
+             data.train.num_lines, len(run.batches), data.train.nbytes / 1e6, prepared - clock,
+             time.monotonic() - prepared)
     try:
         while state.epoch < hp.epochs:
             _run_epoch(run, state)
@@ -145,11 +173,11 @@ def _train(ctx: TrainingContext) -> None:
             if ctx.is_writer:
                 log.info("-------------- End of epoch: %d", state.epoch)
             stop = _validate(run, state)
-            checkpointing.save(ctx, data.dictionary, model, state, run.total_tokens)
+            checkpointing.save(ctx, data.dictionary, model, state, run.total_tokens, data.train.lines_per_batch)
             if stop:
                 break
         if state.best is not None:
-            model.copy_(state.best)
+            run.model.copy_(state.best)
         _finish(run, state, clock)
     finally:
         if run.pool is not None:
@@ -179,27 +207,29 @@ def _run_epoch(run: Run, state: TrainState) -> None:
             run.synchronise()
         state.averages_done += averaged
         run.log_progress(state)
-        if not bool(torch.isfinite(run.model.output).all()):  # fastText stops on NaN too
+        if not run.model.is_finite():  # fastText stops on NaN too
             raise ClientError(f"training diverged in epoch {state.epoch + 1}: the weights are no longer finite; "
                               f"use a smaller learning_rate (now {run.hp.learning_rate})")
         if _stop_requested(ctx, at_average=averaged > 0):
-            checkpointing.save(ctx, run.data.dictionary, run.model, state, run.total_tokens)
+            checkpointing.save(ctx, run.data.dictionary, run.model, state, run.total_tokens,
+                               run.data.train.lines_per_batch)
             raise TrainingStopped(f"stopped in epoch {state.epoch + 1} after batch {state.batch} of {len(run.batches)}")
     for _ in range(len(run.points) - state.averages_done):
         run.synchronise()  # a worker short of batches still takes part
     run.log_progress(state, force=True)
 
 
-def _run_segment(run: Run, batches: list[Batch], state: TrainState) -> None:
+def _run_segment(run: Run, batches: list[Batch] | list[LineBatch], state: TrainState) -> None:
     """SGD over ``batches``, shared out to the threads in contiguous parts (Hogwild)."""
     shares = min(run.threads, len(batches))
     start, clock = state.tokens_done, time.monotonic()
     seed = (run.hp.seed, run.ctx.rank, state.epoch)
+    step = _compiled_step if run.compiled else _torch_step
 
-    def work(part: list[Batch]) -> int:
+    def work(part: list[Any]) -> int:
         done = 0
         for batch in part:  # the rate follows the tokens of all threads together
-            sgd_step(run.model, batch, run.lr(start + done * shares), run.loss, seed)
+            step(run, batch, run.lr(start + done * shares), run.lr(start + (done + batch.ntokens) * shares), seed)
             done += batch.ntokens
         return done
 
@@ -211,6 +241,18 @@ def _run_segment(run: Run, batches: list[Batch], state: TrainState) -> None:
     state.tokens_done += done
     run.sgd_tokens += done
     run.sgd_seconds += time.monotonic() - clock
+
+
+def _compiled_step(run: Run, batch: LineBatch, lr_start: float, lr_end: float, seed: tuple[int, ...]) -> None:
+    model = run.model
+    assert isinstance(model, compiled.ArrayModel)
+    compiled.train_batch(model.input, model.output, batch, lr_start, lr_end, run.hp.loss, seed)
+
+
+def _torch_step(run: Run, batch: Batch, lr_start: float, lr_end: float, seed: tuple[int, ...]) -> None:
+    from sagetext.algorithms.blazingtext.supervised.model import sgd_step
+
+    sgd_step(run.model, batch, lr_start, run.loss, seed)  # type: ignore[arg-type]
 
 
 def training_threads(ctx: TrainingContext) -> int:
@@ -236,6 +278,8 @@ def _stop_requested(ctx: TrainingContext, at_average: bool) -> bool:
         return ctx.stop_requested.is_set()
     if not at_average:
         return False
+    import torch
+
     flag = torch.tensor([1.0 if ctx.stop_requested.is_set() else 0.0], device=ctx.device)
     return bool(runtime.all_reduce_sum(flag).item() > 0)
 
@@ -275,10 +319,14 @@ def _accuracy(run: Run, data: PlannedBatches | EncodedLines) -> float:
 def _hits(run: Run, data: PlannedBatches | EncodedLines) -> int:
     """Lines of ``data`` whose top label is one of theirs (fastText's precision@1 numerator)."""
     blocks = data.blocks() if isinstance(data, EncodedLines) else data.lines()
-    return sum(accuracy_counts(run.model, block, run.loss)[0] for block in blocks)
+    return sum(block.hits(run.model.top_labels_of(block, run.loss)) for block in blocks)
 
 
 def _sum(ctx: TrainingContext, value: int) -> int:
+    if ctx.world_size == 1:
+        return value
+    import torch
+
     return int(runtime.all_reduce_sum(torch.tensor([float(value)], dtype=torch.float64, device=ctx.device)).item())
 
 
@@ -309,11 +357,11 @@ def _finish(run: Run, state: TrainState, started: float) -> None:
         log.info("Number of validation examples: %d", validation_examples)
 
 
-def write_model(ctx: TrainingContext, data: PreparedData, model: Model) -> None:
+def write_model(ctx: TrainingContext, data: PreparedData, model: Weights) -> None:
     """``model.bin`` in fastText's format, written atomically."""
     hp = ctx.hyperparameters.typed(BlazingTextHyperparameters)
     args = model_file.Args(dim=hp.vector_dim, word_ngrams=hp.word_ngrams, bucket=data.buckets,
                              epoch=hp.epochs, min_count=hp.min_count, loss=model_file.LOSS_CODES[hp.loss],
                              neg=hp.negative_samples)
-    ft = model_file.FastTextModel(args, data.dictionary, model.fasttext_input().numpy(), model.output.cpu().numpy())
+    ft = model_file.FastTextModel(args, data.dictionary, *model.fasttext_matrices())
     write_atomic(ctx.model_dir / model_file.MODEL_FILE, lambda f: model_file.write(f, ft))

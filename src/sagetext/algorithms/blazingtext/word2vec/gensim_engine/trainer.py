@@ -1,6 +1,6 @@
 """BlazingText's word2vec modes on CPU (``cbow``, ``skipgram``, ``batch_skipgram``), trained by gensim.
 
-A user gets what SageMaker's BlazingText gives (spec §3.2 to §3.7): the same hyperparameters,
+A user gets what SageMaker's BlazingText gives: the same hyperparameters,
 ``vectors.txt`` / ``vectors.bin`` / ``eval.json`` in the model folder, and the same log lines
 (``Alpha: ...  Progress: ...  Million Words/sec: ...``, ``Training finished!``, ``#mean_rho``).
 
