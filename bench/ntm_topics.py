@@ -122,8 +122,8 @@ class RecordingMetrics(MetricLogger):
         self.values: dict[str, float] = {}
         self.counts: dict[str, int] = {}
 
-    def log(self, name: str, value: float) -> None:
-        super().log(name, value)
+    def log(self, name: str, value: float, step: int | None = None) -> None:
+        super().log(name, value, step)
         self.values[name] = value
         self.counts[name] = self.counts.get(name, 0) + 1
 
