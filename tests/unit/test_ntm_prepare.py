@@ -14,6 +14,7 @@ import scipy.sparse as sp
 
 from sagetext import cli
 from sagetext.algorithms.ntm import prepare
+from sagetext.contract.progress import Progress
 from sagetext.data import bow
 
 
@@ -174,3 +175,19 @@ def test_real_reviews_round_trip_through_the_cli(shared_data: Path, tmp_path: Pa
     tokens = sum(sum(doc.values()) for doc in got)
     assert f"train.rec: {len(got)} documents, {tokens} tokens" in caplog.text
     assert "vocab.txt: 500 words" in caplog.text and "Train with feature_dim=500" in caplog.text
+
+
+def test_reading_logs_progress_with_the_share_read_and_an_eta(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    lines = tmp_path / "docs.txt"
+    lines.write_text("apple banana\n\ncherry apple\n", encoding="utf-8")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "a.txt").write_text("one whole document\nover two lines", encoding="utf-8")
+    monkeypatch.setattr(prepare, "Progress", lambda total: Progress(total, interval=0.0))
+    with caplog.at_level("INFO", logger=prepare.log.name):
+        texts = list(prepare.read_documents([lines, folder]))
+    assert texts == ["apple banana\n", "cherry apple\n", "one whole document\nover two lines"]
+    progress = [r.getMessage() for r in caplog.records if "documents/s" in r.getMessage()]
+    assert progress[0].startswith("1 documents") and "% read, ETA" in progress[0]
+    assert progress[-1].startswith("3 documents") and "100.0% read" in progress[-1]

@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sagetext.contract.progress import Progress
 from sagetext.data import bow, recordio
 from sagetext.errors import ClientError
 
@@ -197,16 +198,28 @@ def stop_words(choice: str) -> frozenset[str]:
 
 
 def read_documents(paths: Sequence[Path]) -> Iterator[str]:
-    """Each file's lines (non-blank), or each file under a folder as a whole, in order."""
-    for path in paths:
-        if path.is_dir():
-            for file in sorted(p for p in path.rglob("*") if p.is_file()):
-                yield _open(file).read()
-        else:
-            with _open(path) as f:
-                for line in f:
-                    if line.strip():
-                        yield line
+    """Each file's lines (non-blank), or each file under a folder as a whole, in order; a
+    progress line with the share read and an ETA every few seconds (bytes of text read against
+    the files' sizes; no ETA when a file is gzip-compressed)."""
+    files = [sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path] for path in paths]
+    every = [file for group in files for file in group]
+    total = 0 if any(f.suffix == ".gz" for f in every) else sum(f.stat().st_size for f in every)
+    progress = Progress(total)
+    read = documents = 0
+    for path, group in zip(paths, files):
+        for file in group:
+            with _open(file) as f:
+                for text in [f.read()] if path.is_dir() else f:
+                    read += len(text.encode("utf-8"))
+                    if not path.is_dir() and not text.strip():
+                        continue  # a blank line is no document
+                    documents += 1
+                    progress.update(read)
+                    if progress.due():
+                        share = f", {100 * progress.fraction:.1f}% read, ETA {progress.eta_text()}" \
+                            if progress.fraction else ""
+                        log.info("%d documents, %.0f documents/s%s", documents, documents / progress.seconds, share)
+                    yield text
 
 
 def _open(path: Path):  # noqa: ANN202 - a text stream
