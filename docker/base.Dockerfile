@@ -32,11 +32,12 @@ RUN set -e; case "$TORCH_INDEX_URL" in \
         *) src="--index-url $TORCH_INDEX_URL" ;; esac; \
     pip install ${PIP_CERT:+--cert "$PIP_CERT"} $src "$TORCH_SPEC"
 # The other dependencies, from pyproject.toml alone (a stub package), so that editing the
-# source does not reinstall them. sagemaker-training installs its own `train` script; it is
+# source does not reinstall them; with the tensorboard extra, so that training writes event
+# files when the job asks for them. sagemaker-training installs its own `train` script; it is
 # removed so that `train` on PATH is always ours.
 COPY pyproject.toml /build/
 RUN mkdir -p /build/src/sagetext && touch /build/src/sagetext/__init__.py \
- && pip install ${PIP_CERT:+--cert "$PIP_CERT"} /build && pip uninstall -y sagetext \
+ && pip install ${PIP_CERT:+--cert "$PIP_CERT"} "/build[tensorboard]" && pip uninstall -y sagetext \
  && rm -rf /build/src /opt/sagetext/bin/train /opt/sagetext/bin/serve
 # The package itself, as a wheel for the runtime stage.
 COPY configs /build/configs

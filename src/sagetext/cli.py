@@ -4,7 +4,8 @@
 command-line arguments and runs exactly what the image's ``train`` runs; ``sagetext serve``
 starts the same server as the image's ``serve``. Outside SageMaker, channels may be
 ``s3://`` prefixes and the model may go to S3 as ``model.tar.gz`` (see ``sagetext.s3``), and
-``serve --model-data`` serves a ``model.tar.gz`` from a file or S3.
+``serve --model-data`` serves a ``model.tar.gz`` from a file or S3. ``sagetext predict``
+and ``sagetext test`` answer and score a file with a trained model (``model_commands``).
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from sagetext import algorithms, model_archive, s3, specs
+from sagetext import __version__, algorithms, model_archive, model_commands, s3, specs
+from sagetext.contract.metrics import configure_logging
 from sagetext.contract.paths import Paths
 from sagetext.contract.settings import Settings
 from sagetext.errors import ClientError
@@ -38,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sagetext", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"sagetext {__version__}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     train = sub.add_parser("train", help="train a model as the container would")
@@ -58,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--input-mode", default="File", choices=["File", "Pipe"],
                        help=argparse.SUPPRESS)
     train.add_argument("--workers", type=int, help="CPU worker processes (GPUs: one per GPU)")
+    train.add_argument("--tensorboard", type=Path, metavar="DIR", help="write TensorBoard event files here, as "
+                       "a SageMaker job with a TensorBoardOutputConfig does (needs sagetext[tensorboard])")
     train.set_defaults(run=_train)
 
     serve = sub.add_parser("serve", help="serve a model as the container would")
@@ -67,9 +73,37 @@ def _parser() -> argparse.ArgumentParser:
                        help="a model.tar.gz, local or s3://; unpacked safely into a temporary folder")
     serve.add_argument("--s3-endpoint-url", help="an S3-compatible store for --model-data s3://...")
     serve.add_argument("--algorithm", choices=sorted(algorithms.MODULES),
-                       default=os.environ.get(algorithms.ALGORITHM_ENV, "blazingtext"))
+                       default=os.environ.get(algorithms.ALGORITHM_ENV) or None,
+                       help="default: $SAGETEXT_ALGORITHM, else the one whose model the folder holds")
     serve.add_argument("--port", type=int, help="default: $SAGEMAKER_BIND_TO_PORT or 8080")
-    serve.set_defaults(run=_serve)
+    serve.set_defaults(run=model_commands.serve)
+
+    predict = sub.add_parser("predict", help="answer every instance of a file as the server would")
+    _model_arguments(predict)
+    predict.add_argument("--input", default="-", metavar="FILE", help="default: standard input")
+    predict.add_argument("--output", default="-", metavar="FILE", help="default: standard output")
+    predict.add_argument("--content-type", metavar="TYPE", help="the input's type: application/jsonlines (the "
+                         "default when the model takes it), application/json, text/csv, "
+                         "application/x-recordio-protobuf, or text/plain (a sentence a line)")
+    predict.add_argument("--accept", metavar="TYPE", help="the answers' type, as the Accept header")
+    predict.add_argument("-c", "--configuration", action="append", default=[], metavar="KEY=VALUE",
+                         help="added to each request: JSON's \"configuration\" object or each JSON Lines object "
+                         "(e.g. k=3, attention_matrix=true); repeatable")
+    predict.add_argument("--batch-size", type=int, metavar="N",
+                         help="instances per request (default: the server's cap, at most 1000)")
+    predict.set_defaults(run=_predict)
+
+    test = sub.add_parser("test", help="score a model on held-out data: P@k/R@k (supervised, as fastText), "
+                          "BLEU (Seq2Seq, sacreBLEU), perplexity/TU/NPMI (NTM)")
+    _model_arguments(test)
+    test.add_argument("--input", required=True, type=Path, metavar="PATH", help="a __label__ file (supervised), "
+                      "a source file (Seq2Seq), or held-out documents, a file or folder (NTM)")
+    test.add_argument("-k", type=int, default=1, help="supervised: labels predicted per line (default: 1)")
+    test.add_argument("--reference", type=Path, metavar="FILE", help="Seq2Seq: the reference translations")
+    test.add_argument("--translations", type=Path, metavar="FILE", help="Seq2Seq: also write the translations here")
+    test.add_argument("--tokenize", default="13a", help="Seq2Seq: sacreBLEU's tokenizer (default: 13a)")
+    test.add_argument("--seed", type=int, help="NTM: the seed of the posterior sample (default: the spec's)")
+    test.set_defaults(run=model_commands.test)
 
     near = sub.add_parser("neighbors", help="nearest words and analogies (king - man + woman) in trained word vectors")
     near.add_argument("--model-dir", type=Path, required=True,
@@ -184,18 +218,30 @@ def hyperparameter_table(algorithm: str) -> str:
     return "\n".join(rows)
 
 
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument("--model-dir", type=Path, help="a folder of model files (what training wrote)")
+    model.add_argument("--model-data", metavar="PATH_OR_S3_URI", help="a model.tar.gz, local or s3://")
+    parser.add_argument("--s3-endpoint-url", help="an S3-compatible store for --model-data s3://...")
+    parser.add_argument("--algorithm", choices=sorted(algorithms.MODULES),
+                        help="default: the one whose model the folder holds")
+
+
 def _pairs(items: list[str], what: str) -> dict[str, str]:
-    result = {}
+    """NAME=VALUE arguments; a name given twice is an error, not last-wins."""
+    result: dict[str, str] = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name:
             raise SystemExit(f"sagetext: {what} {item!r}: expected NAME=VALUE")
+        if name in result:
+            raise SystemExit(f"sagetext: {what} {name} is given twice ({result[name]!r} and {value!r}); give it once")
         result[name] = value
     return result
 
 
 def layout(root: Path, channels: dict[str, Path], hyperparameters: dict[str, str],
-           model_dir: Path, checkpoint_dir: Path | None = None) -> Paths:
+           model_dir: Path, checkpoint_dir: Path | None = None, tensorboard_dir: Path | None = None) -> Paths:
     """Write a contract root under ``root`` like SageMaker's /opt/ml for these inputs."""
     paths = Paths(root)
     paths.config_dir.mkdir(parents=True, exist_ok=True)
@@ -215,7 +261,42 @@ def layout(root: Path, channels: dict[str, Path], hyperparameters: dict[str, str
     paths.model_dir.symlink_to(model_dir.resolve(), target_is_directory=True)
     if checkpoint_dir is not None:
         paths.checkpointconfig_file.write_text(json.dumps({"LocalPath": str(checkpoint_dir.resolve())}))
+    if tensorboard_dir is not None:
+        paths.tensorboard_config_file.write_text(json.dumps({"LocalPath": str(tensorboard_dir.resolve())}))
     return paths
+
+
+class _UserPaths(logging.Filter):
+    """Log records with the temporary contract root's paths replaced by the user's own (the
+    files and folders given to ``sagetext train``), so messages name what the user knows."""
+
+    def __init__(self, replacements: dict[str, str]) -> None:
+        super().__init__()
+        self.replacements = sorted(replacements.items(), key=lambda item: -len(item[0]))  # longest first
+
+    def rewrite(self, text: str) -> str:
+        for temporary, own in self.replacements:
+            text = text.replace(temporary, own)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        rewritten = self.rewrite(message)
+        if rewritten != message:
+            record.msg, record.args = rewritten, ()
+        return True
+
+
+def _user_paths(paths: Paths, channels: dict[str, Path], model_dir: Path) -> _UserPaths:
+    replacements = {str(paths.model_dir): str(model_dir)}
+    for name, source in channels.items():
+        folder = paths.channel_dir(name)
+        if source.is_dir():
+            replacements[str(folder)] = str(source)
+        else:
+            replacements[str(folder / source.name)] = str(source)
+            replacements[str(folder)] = str(source.parent)
+    return _UserPaths(replacements)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -232,21 +313,34 @@ def _train(args: argparse.Namespace) -> int:
     for name, value in sources.items():
         if not s3.is_s3_uri(value) and not Path(value).exists():
             raise SystemExit(f"sagetext: channel {name}: {value} does not exist")
+    hyperparameters = _pairs(args.hyperparameter, "--hyperparameter")
+    if args.tensorboard is not None:
+        from sagetext.contract import tensorboard
+
+        if not tensorboard.available():
+            raise SystemExit(f"sagetext train: --tensorboard needs the tensorboard package "
+                             f"({tensorboard.INSTALL_HINT})")
     job_name = args.job_name or f"sagetext-{args.algorithm}-{time.strftime('%Y-%m-%d-%H-%M-%S', time.gmtime())}"
     store = s3.S3(args.s3_endpoint_url)
     root = Path(tempfile.mkdtemp(prefix="sagetext-job-"))
     try:
         channels = {name: _channel_source(store, name, value, root) for name, value in sources.items()}
         model_dir = args.model_dir if args.model_dir is not None else root / "model-files"
-        paths = layout(root, channels, _pairs(args.hyperparameter, "--hyperparameter"),
-                       model_dir, args.checkpoint_dir)
+        paths = layout(root, channels, hyperparameters, model_dir, args.checkpoint_dir, args.tensorboard)
         settings = dataclasses.replace(Settings.from_env(), algorithm=args.algorithm, job_name=job_name)
         if args.workers is not None:
             settings = dataclasses.replace(settings, cpu_workers=args.workers)
-        code = training.main(paths, settings)
+        user_paths = _user_paths(paths, channels, model_dir)
+        configure_logging()
+        handlers = [h for h in logging.getLogger("sagetext").handlers if getattr(h, "_sagetext", False)]
+        for handler in handlers:  # training logs its failure once; it names the user's paths
+            handler.addFilter(user_paths)
+        try:
+            code = training.main(paths, settings)
+        finally:
+            for handler in handlers:
+                handler.removeFilter(user_paths)
         if code != 0:
-            if paths.failure_file.exists():
-                print(paths.failure_file.read_text("utf-8").splitlines()[0], file=sys.stderr)
             return code
         _save_model(store, model_dir, args.output, args.output_dir, job_name, root)
         return 0
@@ -282,6 +376,11 @@ def _save_model(store: s3.S3, model_dir: Path, output: str | None, output_dir: P
         print(f"sagetext: uploaded {uri}", file=sys.stderr)
 
 
+def _predict(args: argparse.Namespace) -> int:
+    configuration = {key: _json_value(value) for key, value in _pairs(args.configuration, "-c").items()}
+    return model_commands.predict(args, configuration)
+
+
 def _neighbors(args: argparse.Namespace) -> int:
     from sagetext.algorithms.blazingtext.word2vec import neighbors
 
@@ -294,30 +393,9 @@ def _neighbors(args: argparse.Namespace) -> int:
         return 1
 
 
-def _serve(args: argparse.Namespace) -> int:
-    from sagetext.serving.gunicorn import serve
-
-    scratch = None
+def _json_value(text: str) -> Any:
+    """``3`` -> 3, ``true`` -> True, anything that is not JSON stays a string."""
     try:
-        model_dir = args.model_dir
-        if args.model_data is not None:
-            scratch = Path(tempfile.mkdtemp(prefix="sagetext-serve-"))
-            model_dir = _unpack_model_data(args.model_data, args.s3_endpoint_url, scratch)
-        serve(args.algorithm, model_dir, args.port)
-    except ClientError as exc:
-        print(f"sagetext serve: {exc.message}", file=sys.stderr)
-        return 1
-    finally:
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
-    return 0
-
-
-def _unpack_model_data(model_data: str, endpoint_url: str | None, scratch: Path) -> Path:
-    """``model_data`` (a model.tar.gz, local or s3://) unpacked safely into ``scratch/model``."""
-    archive = Path(model_data)
-    if s3.is_s3_uri(model_data):
-        archive = s3.S3(endpoint_url).download_file(model_data, scratch / model_archive.ARCHIVE_NAME)
-    elif not archive.is_file():
-        raise ClientError(f"--model-data {model_data}: no such file; expected a model.tar.gz or s3://bucket/key")
-    return model_archive.unpack(archive, scratch / "model")
+        return json.loads(text)
+    except ValueError:
+        return text

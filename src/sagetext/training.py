@@ -16,6 +16,7 @@ without a traceback.
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sys
@@ -25,10 +26,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from sagetext import algorithms, specs
+from sagetext import __version__, algorithms, specs
 from sagetext.algorithms.base import Algorithm
 from sagetext.contract import channels as channels_config
-from sagetext.contract import checkpoints, failure
+from sagetext.contract import checkpoints, failure, tensorboard
+from sagetext.contract.artifacts import write_bytes_atomic
 from sagetext.contract.channels import Channel, read_json
 from sagetext.contract.checkpoints import Checkpoints
 from sagetext.contract.cluster import Cluster
@@ -42,6 +44,7 @@ from sagetext.errors import ClientError
 
 log = logging.getLogger("sagetext.training")  # also when run as __main__ (the workers)
 
+METRICS_FILE = "metrics.json"  # the final value of each metric line, beside the model
 EXIT_STOPPED = failure.EXIT_STOPPED
 EXIT_INTERRUPTED = failure.EXIT_INTERRUPTED
 
@@ -92,6 +95,7 @@ def main(paths: Paths | None = None, settings: Settings | None = None) -> int:
     ``paths`` and ``settings`` default to what the environment gives ($SAGEMAKER_BASE_DIR and
     the variables of ``Settings.from_env``); ``sagetext train`` passes its own."""
     configure_logging()
+    log.info("sagetext %s: train", __version__)
     paths = paths if paths is not None else Paths.from_env()
     started = time.monotonic()
     stop, previous = _stop_on_signals()
@@ -172,6 +176,7 @@ def run_worker(job: Job, rt: runtime.Runtime, stop: threading.Event | None = Non
     worker of BlazingText supervised with the compiled SGD) does not pay for importing it."""
     if "torch" in sys.modules:
         sys.modules["torch"].manual_seed(job.hyperparameters.get("seed", 0) + rt.rank)
+    events = tensorboard.open_writer(tensorboard.directory(job.paths)) if rt.rank == 0 else None
     folder = checkpoints.directory(job.paths)
     ctx = TrainingContext(
         hyperparameters=job.hyperparameters,
@@ -181,7 +186,7 @@ def run_worker(job: Job, rt: runtime.Runtime, stop: threading.Event | None = Non
         checkpoints=Checkpoints(folder, job.hyperparameters, _data_fingerprint(job) if folder else None,
                                 writer=rt.rank == 0),
         cluster=job.cluster,
-        metrics=MetricLogger(enabled=rt.rank == 0),
+        metrics=MetricLogger(enabled=rt.rank == 0, events=events),
         rank=rt.rank,
         world_size=rt.world_size,
         device=rt.device,
@@ -195,6 +200,10 @@ def run_worker(job: Job, rt: runtime.Runtime, stop: threading.Event | None = Non
         log.info("Training stopped by %s%s", signal.Signals(signum).name,
                  "; checkpoint saved" if ctx.checkpoints.enabled else "")
         return failure.stopped_exit_code(signum)
+    finally:
+        ctx.metrics.close()
+    if ctx.is_writer:
+        write_bytes_atomic(ctx.model_dir / METRICS_FILE, (json.dumps(ctx.metrics.final, indent=2) + "\n").encode())
     ctx.checkpoints.finish()
     return 0
 

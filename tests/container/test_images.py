@@ -139,6 +139,9 @@ def trained(engine: Engine, images: dict[str, str], tmp_path_factory: pytest.Tem
         if algorithm in algorithms.MODULES and algorithm in JOBS:
             opt_ml = FakeOptMl(tmp_path_factory.mktemp(algorithm) / "opt_ml")
             JOBS[algorithm]["layout"](opt_ml, JOBS[algorithm]["good"])
+            # as SageMaker writes it for a job with a TensorBoardOutputConfig (default LocalPath)
+            (opt_ml.root / "input" / "config" / "tensorboardoutputconfig.json").write_text(
+                json.dumps({"S3OutputPath": "s3://bucket/tensorboard"}))
             code, log = _train(engine, images[algorithm], opt_ml.root)
             assert code == 0, log
             models[algorithm] = opt_ml.model
@@ -153,6 +156,15 @@ def test_train_writes_the_model_and_success(algorithm: str, trained: dict[str, P
     assert (model / job["artifact"]).stat().st_size > 0
     assert (model.parent / "output" / "success").exists()
     assert not (model.parent / "output" / "failure").exists()
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_train_writes_tensorboard_events_and_metrics_json(algorithm: str, trained: dict[str, Path]) -> None:
+    """The images include the tensorboard extra: a job that asks for TensorBoard output gets it."""
+    _require(algorithm)
+    model = trained[algorithm]
+    assert list((model.parent / "output" / "tensorboard").glob("events.out.tfevents.*"))
+    assert (model / "metrics.json").is_file()
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)

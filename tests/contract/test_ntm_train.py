@@ -76,7 +76,7 @@ def test_train_on_20newsgroups_recordio(opt_ml: FakeOptMl, shared_data: Path, ru
     assert re.search(prefix + r"#tu: [0-9.]+$", out, re.M) and re.search(prefix + r"#npmi: [-0-9.]+$", out, re.M)
     report = json.loads((opt_ml.model / "topics.json").read_text())
     assert len(report["topics"]) == 8 and report["wetc"] is None and 0.125 <= report["tu"] <= 1
-    assert sorted(p.name for p in opt_ml.model.iterdir()) == ["model.pt", "topics.json", "vocab.txt"]
+    assert sorted(p.name for p in opt_ml.model.iterdir()) == ["metrics.json", "model.pt", "topics.json", "vocab.txt"]
 
 
 def test_bad_hyperparameter_writes_a_client_error(opt_ml: FakeOptMl, run_train: RunTrain) -> None:

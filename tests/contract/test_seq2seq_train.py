@@ -51,8 +51,8 @@ def test_good_run_writes_the_model_and_metric_lines(opt_ml: FakeOptMl, prepared:
     add_channels(opt_ml, prepared)
     result = run_train(opt_ml, "seq2seq")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert sorted(p.name for p in opt_ml.model.iterdir()) == ["config.json", "model.pt", "vocab.src.json",
-                                                              "vocab.trg.json"]
+    assert sorted(p.name for p in opt_ml.model.iterdir()) == ["config.json", "metrics.json", "model.pt",
+                                                              "vocab.src.json", "vocab.trg.json"]
     assert (opt_ml.root / "output" / "success").exists() and not opt_ml.failure.exists()
     for definition in specs.metric_definitions("seq2seq"):
         values = re.findall(definition["Regex"], result.stdout)

@@ -1,4 +1,4 @@
-"""A reused checkpoint folder never hands back another job's model (issue 17 §5): the real
+"""A reused checkpoint folder never hands back another job's model: the real
 ``train`` executable, with one checkpoint folder for consecutive jobs, as users give one
 ``checkpoint_s3_uri`` to many jobs.
 

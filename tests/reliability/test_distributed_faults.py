@@ -1,4 +1,4 @@
-"""Training faults with two CPU workers (issue 9 §4): BlazingText supervised on an IMDB slice
+"""Training faults with two CPU workers: BlazingText supervised on an IMDB slice
 and NTM, through the real ``train`` executable and torch's launcher.
 
 The whole job SIGKILLed as a container is (the launcher's process group and the workers, which

@@ -1,4 +1,4 @@
-"""Each algorithm's real server (gunicorn, one sync worker) against hostile clients (issue 9 §2).
+"""Each algorithm's real server (gunicorn, one sync worker) against hostile clients.
 
 Empty, truncated, deeply nested, invalid UTF-8, random and randomly mutated bodies in every
 content type the model accepts; unknown and malformed Content-Type and Accept; wrong methods

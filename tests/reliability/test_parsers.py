@@ -1,4 +1,4 @@
-"""Parsers a user can reach, fed arbitrary input (issue 9 §1), for those ``tests/unit`` does not
+"""Parsers a user can reach, fed arbitrary input, for those ``tests/unit`` does not
 already fuzz (the codecs, RecordIO framing and hyperparameters are covered there).
 
 Each returns a value or raises ``ClientError``; nothing else escapes. Covered here: every

@@ -1,4 +1,4 @@
-"""Security (issue 9 §5): nothing a user supplies is unpickled, and no secret leaves a process.
+"""Security: nothing a user supplies is unpickled, and no secret leaves a process.
 
 * An AST scan of ``src/`` refuses pickle-family imports, ``torch.load`` without a literal
   ``weights_only=True``, ``np.load(allow_pickle=...)`` unless literally False, ``yaml.load``

@@ -1,4 +1,4 @@
-"""Training faults lose nothing (issue 9 §4): the real ``train`` executable, killed for real.
+"""Training faults lose nothing: the real ``train`` executable, killed for real.
 
 For NTM, Seq2Seq, BlazingText supervised and BlazingText word2vec (cbow on a 1.2M-word slice of
 the shared text8-like corpus) with ``checkpointconfig.json``: SIGKILL at a random moment after

@@ -75,7 +75,7 @@ class Recording(MetricLogger):
         super().__init__(enabled=False)
         self.lines: list[tuple[str, float]] = []
 
-    def log(self, name: str, value: float) -> None:
+    def log(self, name: str, value: float, step: int | None = None) -> None:
         self.lines.append((name, value))
 
 

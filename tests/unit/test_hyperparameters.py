@@ -136,3 +136,13 @@ def test_any_input_gives_hyperparameters_or_a_client_error(raw: dict) -> None:
         assert exc.message.startswith("Invalid hyperparameters: ")
     else:
         assert set(hp) == set(SPEC.entries)
+
+
+def test_unknown_names_suggest_the_closest_and_list_the_accepted_once() -> None:
+    with pytest.raises(ClientError) as error:
+        parse({"mode": "supervised", "epoch": "3", "learning_rat": "0.1", "zzz": "1"}, Spec.load("blazingtext"))
+    message = error.value.message
+    assert "epoch: unknown hyperparameter for blazingtext (did you mean 'epochs'?)" in message
+    assert "learning_rat: unknown hyperparameter for blazingtext (did you mean 'learning_rate'?)" in message
+    assert "zzz: unknown hyperparameter for blazingtext;" in message or message.count("zzz") == 1
+    assert message.count("Accepted names: ") == 1 and message.count("window_size") == 1

@@ -31,7 +31,7 @@ class Recording(MetricLogger):
         super().__init__(enabled=False)
         self.lines: list[tuple[str, float]] = []
 
-    def log(self, name: str, value: float) -> None:
+    def log(self, name: str, value: float, step: int | None = None) -> None:
         self.lines.append((name, value))
 
     def values(self, name: str) -> list[float]:

@@ -358,7 +358,7 @@ def test_truncation_keeps_room_for_the_end_of_sentence() -> None:
 
 # ---- the spec -----------------------------------------------------------------------------------
 
-SAGEMAKER_DEFAULTS = {  # spec §4.1, the SageMaker Developer Guide's table
+SAGEMAKER_DEFAULTS = {  # the SageMaker Developer Guide's table
     "batch_size": 64, "beam_size": 5, "bleu_sample_size": 0, "bucket_width": 10, "bucketing_enabled": True,
     "checkpoint_frequency_num_batches": 1000, "checkpoint_threshold": 3, "clip_gradient": 1.0,
     "cnn_activation_type": "glu", "cnn_hidden_dropout": 0.0, "cnn_kernel_width_decoder": 5,

@@ -1,4 +1,4 @@
-"""``seq2seq.prepare`` writes what SageMaker's create_vocab_proto.py writes (spec §4.2):
+"""``seq2seq.prepare`` writes what SageMaker's create_vocab_proto.py writes:
 the expected bytes are built here independently, from ``record_pb2.Record`` and the framing."""
 
 from __future__ import annotations

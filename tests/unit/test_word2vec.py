@@ -45,7 +45,7 @@ class RecordingMetrics(MetricLogger):
         super().__init__()
         self.logged: dict[str, float] = {}
 
-    def log(self, name: str, value: float) -> None:
+    def log(self, name: str, value: float, step: int | None = None) -> None:
         self.logged[name] = value
 
 

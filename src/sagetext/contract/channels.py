@@ -1,4 +1,4 @@
-"""Input channels from ``inputdataconfig.json`` (spec §1.4): File, FastFile and Pipe modes.
+"""Input channels from ``inputdataconfig.json``: File, FastFile and Pipe modes.
 
 A channel gives its data as a sequence of binary streams for one pass (epoch): in File and
 FastFile mode every regular file under ``input/data/<channel>/`` in name order; in Pipe mode

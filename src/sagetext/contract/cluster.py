@@ -1,4 +1,4 @@
-"""The hosts of a training job from ``resourceconfig.json`` (spec §1.5), and the CPUs this
+"""The hosts of a training job from ``resourceconfig.json``, and the CPUs this
 process may use on its host."""
 
 from __future__ import annotations

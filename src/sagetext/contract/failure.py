@@ -1,4 +1,4 @@
-"""Report how a training job ended (spec §1.7): ``output/failure`` and the exit code.
+"""Report how a training job ended: ``output/failure`` and the exit code.
 
 A user's mistake is written as ``ClientError: <message>``, one paragraph with the actionable
 sentence first (only 1024 characters reach FailureReason). Our own bugs are written as

@@ -1,9 +1,10 @@
 """Parse ``hyperparameters.json`` against an algorithm's spec in ``configs/``.
 
-Values arrive as strings (the SageMaker API is a string-to-string map, spec §1.3): Python
+Values arrive as strings (the SageMaker API is a string-to-string map): Python
 booleans as ``True``/``False``, lists JSON-encoded as ``"[30, 20]"``. Every problem is
 collected and reported at once, each naming the field, the value and what is accepted.
-Unknown names are errors, except the platform's own keys (``sagemaker_*`` and
+Unknown names are errors, each with the closest accepted name when one is close and the list
+of accepted names once, except the platform's own keys (``sagemaker_*`` and
 ``_tuning_objective_metric``).
 
 Algorithms read a typed view: each declares a frozen dataclass with one field per name of its
@@ -23,6 +24,7 @@ from dataclasses import MISSING, dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal, Optional, TypeVar, Union
 
 from sagetext import specs
+from sagetext.contract.channels import closest
 from sagetext.errors import ClientError
 
 if TYPE_CHECKING:
@@ -87,9 +89,11 @@ def parse(raw: Mapping[str, Any], spec: Spec) -> Hyperparameters:
     errors: list[str] = []
     values: dict[str, Any] = {}
     given = {k for k in raw if not _reserved(k)}
-    for key in sorted(given - spec.entries.keys()):
-        errors.append(f"{key}: unknown hyperparameter for {spec.algorithm} "
-                      f"(accepted: {', '.join(sorted(spec.entries))})")
+    unknown = sorted(given - spec.entries.keys())
+    for key in unknown:
+        match = closest(key, sorted(spec.entries))
+        errors.append(f"{key}: unknown hyperparameter for {spec.algorithm}"
+                      + (f" (did you mean '{match}'?)" if match else ""))
     for key, entry in spec.entries.items():
         if key in raw:
             try:
@@ -101,7 +105,8 @@ def parse(raw: Mapping[str, Any], spec: Spec) -> Hyperparameters:
         else:
             values[key] = _default(entry)
     if errors:
-        raise ClientError("Invalid hyperparameters: " + "; ".join(errors) + ".")
+        accepted = f" Accepted names: {', '.join(sorted(spec.entries))}." if unknown else ""
+        raise ClientError("Invalid hyperparameters: " + "; ".join(errors) + "." + accepted)
     mode = values.get(spec.mode_key) if spec.mode_key else None
     unused = tuple(sorted(k for k in given & spec.entries.keys()
                           if mode is not None and mode not in spec.entries[k].get("modes", [mode])))

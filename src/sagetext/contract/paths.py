@@ -1,4 +1,4 @@
-"""Every path of the SageMaker training and serving contract (spec §1.2), derived from one root.
+"""Every path of the SageMaker training and serving contract, derived from one root.
 
 The root is ``/opt/ml``, or ``$SAGEMAKER_BASE_DIR`` when set (the training toolkit's name
 for it), so a job can run from a checkout against a fake contract root in a temp dir.
@@ -49,6 +49,11 @@ class Paths:
         return self.config_dir / "checkpointconfig.json"
 
     @property
+    def tensorboard_config_file(self) -> Path:
+        """Present when the job has a TensorBoardOutputConfig (``contract.tensorboard``)."""
+        return self.config_dir / "tensorboardoutputconfig.json"
+
+    @property
     def data_dir(self) -> Path:
         return self.input_dir / "data"
 
@@ -70,6 +75,11 @@ class Paths:
     @property
     def output_data_dir(self) -> Path:
         return self.output_dir / "data"
+
+    @property
+    def default_tensorboard_dir(self) -> Path:
+        """TensorBoardOutputConfig's default LocalPath."""
+        return self.output_dir / "tensorboard"
 
     @property
     def failure_file(self) -> Path:

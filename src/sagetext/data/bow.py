@@ -1,7 +1,7 @@
 """Bag-of-words channels for topic models: word-count vectors from RecordIO-protobuf or CSV,
 plus the auxiliary channel's ``vocab.txt`` and word vectors.
 
-Documents come as word-count vectors of length ``feature_dim`` (spec §5.2):
+Documents come as word-count vectors of length ``feature_dim``:
 
 * ``application/x-recordio-protobuf``: one Record per document, ``features["values"]`` a dense
   or sparse float32/float64/int32 tensor, exactly as SageMaker's SDK writers produce them;

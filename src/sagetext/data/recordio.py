@@ -1,7 +1,7 @@
 """Read and write RecordIO-protobuf, the record format of SageMaker's built-in algorithms.
 
-A stream is a concatenation of RecordIO frames (spec §6.1), each holding one serialized
-``aialgs.data.Record`` (spec §6.2). Training channels (Seq2Seq, NTM) and the server's
+A stream is a concatenation of RecordIO frames, each holding one serialized
+``aialgs.data.Record``. Training channels (Seq2Seq, NTM) and the server's
 ``application/x-recordio-protobuf`` codec both use this module.
 
 The framing is our own code rather than ``sagemaker_training.recordio``'s reader because that

@@ -1,9 +1,10 @@
-"""The HTTP face of a loaded model (spec §2.2): ``GET /ping``, ``POST /invocations`` and
+"""The HTTP face of a loaded model: ``GET /ping``, ``POST /invocations`` and
 ``GET /execution-parameters``.
 
 A request goes ``negotiation`` (request and response types, from the predictor's declarations)
--> ``codecs.decode`` -> ``predictor.predict`` -> ``codecs.encode``; the predictor sees Python
-values, never bytes or headers. Every error answers a JSON body
+-> ``codecs.decode`` -> ``predictor.predict`` -> ``codecs.encode`` (``serving.invocation``,
+which ``sagetext predict`` runs on files too); the predictor sees Python values, never bytes
+or headers. Every error answers a JSON body
 ``{"error": "<what is wrong>"}`` (``error_body``) with its status: 400 malformed or incomplete
 body, 404 unknown path, 405 wrong method, 406 unacceptable Accept, 413 body over
 ``SAGEMAKER_MAX_PAYLOAD_IN_MB`` (refused before it is read) or more instances than
@@ -23,8 +24,8 @@ from werkzeug import Response as HTTPResponse
 from werkzeug.exceptions import ClientDisconnected, HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from sagetext.data.media_types import JSON
-from sagetext.errors import ClientError, PayloadTooLarge
-from sagetext.serving import codecs, negotiation
+from sagetext.errors import ClientError
+from sagetext.serving import codecs, invocation
 from sagetext.serving.settings import ServerSettings, env_var
 
 if TYPE_CHECKING:  # importing algorithms pulls in torch, which the gunicorn master avoids
@@ -92,13 +93,9 @@ def check_declarations(predictor: Predictor) -> None:
 def _invoke(predictor: Predictor, settings: ServerSettings) -> Response:
     # Like SageMaker's legacy worker: the type may come as ContentType; missing means JSON.
     raw_type = request.headers.get("Content-Type") or request.headers.get("ContentType")
-    content_type = negotiation.request_type(predictor.answers, raw_type)
-    response_type = negotiation.negotiate(predictor, content_type, request.headers.get("Accept"),
-                                          settings.default_accept)
-    data = codecs.decode(content_type, _read_body(settings.max_payload_bytes))
-    _check_instance_count(codecs.instance_count(content_type, data), settings)
-    result = predictor.predict(data, content_type, response_type)
-    return Response(codecs.encode(response_type, result), status=200, content_type=response_type)
+    types = invocation.negotiate(predictor, raw_type, request.headers.get("Accept"), settings.default_accept)
+    body = invocation.answer(predictor, types, _read_body(settings.max_payload_bytes), settings)
+    return Response(body, status=200, content_type=types.response)
 
 
 def _read_body(limit: int) -> bytes:
@@ -136,17 +133,6 @@ def _check_transfer_coding() -> None:
     if others:
         raise ClientError(f"Transfer-Encoding {header!r}: this server decodes only chunked; "
                           f"send the body without the {', '.join(others)} transfer coding", status=501)
-
-
-def _check_instance_count(count: int | None, settings: ServerSettings) -> None:
-    limit = settings.max_instances_per_request
-    if count is not None and count > limit:
-        raise PayloadTooLarge(
-            f"the request holds {count} instances, more than the {limit} this server answers per "
-            f"request; send at most {limit} per request, or raise "
-            f"{env_var('max_instances_per_request')} (each request must finish within "
-            f"{env_var('timeout')}={settings.timeout} s); in a batch transform job, leave MaxPayloadInMB "
-            f"and BatchStrategy unset (/execution-parameters gives what fits) or set a smaller MaxPayloadInMB")
 
 
 def _error_response(status: int, message: str, response: HTTPResponse | None = None) -> HTTPResponse:

@@ -2,8 +2,11 @@
 
 ``serve(algorithm, model_dir)`` is where ``docker run IMAGE serve`` ends up: it binds
 ``0.0.0.0:$SAGEMAKER_BIND_TO_PORT`` (8080) and runs ``$SAGEMAKER_MODEL_SERVER_WORKERS``
-workers (one per CPU by default). ``serve_app(app_factory, settings)`` runs any app the same
-way; tests use it (through ``serve``) with a stand-in predictor.
+workers (one per CPU by default). Without an algorithm name it serves whatever model the
+folder holds (``algorithms.detect``). A model that cannot be loaded stops the server with one
+line naming the folder and the reason, and exit status 4 (gunicorn's "App failed to load").
+``serve_app(app_factory, settings)`` runs any app the same way; tests use it (through
+``serve``) with a stand-in predictor.
 
 The workers are gunicorn's sync workers, except that the requests gunicorn refuses before the
 app sees them (an unparsable request line or header, a bad Content-Length or Transfer-Encoding,
@@ -31,9 +34,11 @@ from typing import Any
 from gunicorn import util
 from gunicorn.app.base import BaseApplication
 from gunicorn.config import KNOWN_SETTINGS
+from gunicorn.errors import AppImportError
 from gunicorn.http import errors as http_errors
 from gunicorn.workers.sync import SyncWorker
 
+from sagetext import __version__
 from sagetext.contract.metrics import configure_logging
 from sagetext.data.media_types import JSON
 from sagetext.errors import ClientError
@@ -50,19 +55,26 @@ _GUNICORN_SETTINGS = {setting.name for setting in KNOWN_SETTINGS}
 AppFactory = Callable[[], Callable[..., Any]]  # returns a WSGI application
 
 
-def serve(algorithm_name: str, model_dir: Path, port: int | None = None) -> None:
-    """Serve ``algorithm_name``'s model from ``model_dir`` until SIGTERM. Settings come from
-    the environment; ``port`` overrides ``SAGEMAKER_BIND_TO_PORT``."""
-    from sagetext.algorithms import check  # no torch import: safe in the master
+def serve(algorithm_name: str | None, model_dir: Path, port: int | None = None) -> None:
+    """Serve ``algorithm_name``'s model (or, when it is empty, the model the folder holds) from
+    ``model_dir`` until SIGTERM. Settings come from the environment; ``port`` overrides
+    ``SAGEMAKER_BIND_TO_PORT``."""
+    from sagetext.algorithms import check, detect  # no torch import: safe in the master
 
-    check(algorithm_name)
-    settings = ServerSettings.from_env(algorithm=algorithm_name)
-    if port is not None:
-        settings = replace(settings, port=port)
+    configure_logging()
+    log.info("sagetext %s: serve %s", __version__, model_dir)
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise ClientError(f"model directory {str(model_dir)!r} does not exist; SageMaker "
                           "extracts model.tar.gz there before the container starts")
+    if algorithm_name:
+        check(algorithm_name)
+    else:
+        algorithm_name = detect(model_dir)
+        log.info("%s holds a %s model", model_dir, algorithm_name)
+    settings = ServerSettings.from_env(algorithm=algorithm_name)
+    if port is not None:
+        settings = replace(settings, port=port)
     factory = functools.partial(_load_app, algorithm_name, model_dir, settings)
     serve_app(factory, settings)
 
@@ -99,8 +111,9 @@ def gunicorn_options(settings: ServerSettings) -> dict[str, Any]:
 
 def _load_app(algorithm_name: str, model_dir: Path, settings: ServerSettings) -> Any:
     """Runs in each worker: pin torch to one thread when workers share the cores, load the
-    model, build the app. An unknown algorithm or a model that fails to load stops the
-    worker, and gunicorn then stops the server with a non-zero exit status."""
+    model, build the app. A model that fails to load stops the worker with AppImportError,
+    whose message gunicorn prints as it is (the traceback only at debug level) before it stops
+    the server with exit status 4."""
     # Imported here, not at the top: the algorithms import torch, and the master must not.
     from sagetext import algorithms
     from sagetext.serving.app import create_app
@@ -109,7 +122,13 @@ def _load_app(algorithm_name: str, model_dir: Path, settings: ServerSettings) ->
         import torch
 
         torch.set_num_threads(1)
-    predictor = algorithms.get(algorithm_name).load(model_dir)
+    try:
+        predictor = algorithms.get(algorithm_name).load(model_dir)
+    except Exception as exc:  # noqa: BLE001 - any reason is reported the same way, in one line
+        reason = exc.message if isinstance(exc, ClientError) else f"{type(exc).__name__}: {exc}"
+        log.debug("loading the model failed", exc_info=True)
+        raise AppImportError(f"sagetext serve: cannot load the {algorithm_name} model in {model_dir}: "
+                             f"{' '.join(reason.split())}") from None
     log.info("worker %d: loaded the %s model from %s", os.getpid(), algorithm_name, model_dir)
     return create_app(predictor, settings)
 

@@ -1,5 +1,5 @@
 """The inference server's settings: names and defaults from ``configs/serving.toml``, each
-overridable by the environment variable it names (SageMaker's names, spec §2.3, or ours,
+overridable by the environment variable it names (SageMaker's names, or ours,
 ``SAGETEXT_*``, where SageMaker has none). A setting may give some algorithms their own
 default (``algorithm_defaults``); the environment variable, when set, wins for every algorithm.
 

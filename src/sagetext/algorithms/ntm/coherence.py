@@ -1,7 +1,7 @@
 """How good the topics are: topic uniqueness (TU), word-embedding topic coherence (WETC) and
 normalized pointwise mutual information (NPMI), each per topic and for the model.
 
-* **TU** (SageMaker NTM, spec §5.5): for topic k, the mean over its top-n words of
+* **TU** (SageMaker NTM): for topic k, the mean over its top-n words of
   1 / cnt(w), where cnt(w) is how many topics have w among their top n. Range [1/K, 1].
 * **WETC** (pairwise, Ding et al. 2018): the mean cosine similarity over all pairs of a
   topic's top-n words. SageMaker uses GloVe 6B 50-d internally; we cannot ship GloVe, so WETC

@@ -1,4 +1,4 @@
-"""Serve a trained NTM: documents' word counts in, topic weights out (spec §5.3).
+"""Serve a trained NTM: documents' word counts in, topic weights out.
 
 Requests (decoded by ``sagetext.serving.codecs``):
 

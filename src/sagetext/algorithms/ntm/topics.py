@@ -1,5 +1,5 @@
 """The topics a trained model found: top words per topic, their quality (TU, WETC, NPMI), the
-end-of-training summary in the log (SageMaker's format, spec §5.5) and ``topics.json``.
+end-of-training summary in the log (SageMaker's format) and ``topics.json``.
 
 Summary lines (SageMaker's, with our NPMI added at the end of each bracket)::
 
@@ -101,3 +101,12 @@ def write_json(result: TopicReport, vocab: Sequence[str] | None, model_dir: Path
 
 def _words(row: np.ndarray, vocab: Sequence[str] | None) -> list[str]:
     return [vocab[int(i)] if vocab is not None else str(int(i)) for i in row]
+
+
+def markdown(result: TopicReport, vocab: Sequence[str] | None) -> str:
+    """The topics as a Markdown table (TensorBoard's text tab shows it): topic, scores, top words."""
+    lines = ["| topic | tu | npmi | top words |", "|---|---|---|---|"]
+    for k, row in enumerate(result.ids):
+        npmi = "" if result.npmi is None else f"{result.npmi[k]:.2f}"
+        lines.append(f"| {k} | {result.tu[k]:.2f} | {npmi} | {' '.join(_words(row, vocab))} |")
+    return "\n".join(lines)

@@ -6,12 +6,15 @@ batches of ``mini_batch_size`` per instance (split across the instance's workers
 validation loss, which drives early stopping (the training loss when there is no validation
 channel). Lines printed (rank 0)::
 
-    Epoch 3/50: train total_loss 612.1000 (recon 605.3000 + kl 6.8000), 11258 documents, 9800 docs/s
+    Epoch 3/50: batch 20/44, 9700 docs/s, 5.4% done, ETA 4m 10s
+    Epoch 3/50: train total_loss 612.1000 (recon 605.3000 + kl 6.8000), 11258 documents, 9800 docs/s, ETA 4m 02s
     #train:total_loss: 612.1
     #validation:total_loss: 640.2
 
 and after training ``#test:total_loss`` / ``#test:perplexity`` with a test channel, the topic
-summary, ``#tu``, ``#wetc`` (with word vectors) and ``#npmi``. Losses are per document
+summary, ``#tu``, ``#wetc`` (with word vectors) and ``#npmi``. The ETA is the time left for the
+remaining epochs at this run's rate (early stopping may end sooner). TensorBoard gets the losses
+per epoch, docs/s, the scores and the topics as a table. Losses are per document
 (reconstruction negative log-likelihood + KL); perplexity is exp(total loss / total words).
 
 Channels are read as streams into a ``DocumentStore`` on disk (memory holds an offset per
@@ -41,6 +44,7 @@ from sagetext.algorithms.ntm.model import ModelConfig, ProdLDA
 from sagetext.contract.artifacts import write_bytes_atomic
 from sagetext.contract.checkpoints import Position, generator_state, restore_generator_state
 from sagetext.contract.context import TrainingContext, TrainingStopped
+from sagetext.contract.progress import Progress
 from sagetext.data import bow
 from sagetext.distributed import runtime
 from sagetext.errors import ClientError
@@ -48,7 +52,6 @@ from sagetext.errors import ClientError
 log = logging.getLogger(__name__)
 
 EVAL_BATCH = 2048
-PROGRESS_SECONDS = 5.0
 ADADELTA_DEFAULT_LR = 0.001
 ADADELTA_RHO, ADADELTA_EPSILON = 0.9, 1e-5  # MXNet's AdaDelta defaults
 CHECKPOINT_KIND = "ntm/2"  # 2: batch-norm shifts in the model, two optimizer groups (decay on matrices only)
@@ -125,17 +128,20 @@ def train(ctx: TrainingContext) -> None:
     log.info("NTM: %s, %d topics, encoder %s, optimizer %s, %d documents per step on each worker, device %s",
              type(model).__name__, config.num_topics, list(config.encoder_layers), hp.optimizer,
              batch_size, ctx.device)
+    progress = Progress(hp.epochs, start)  # in epochs
+    trained = start  # epochs done
     for epoch in range(start, hp.epochs):
         if epoch > start:
             corpus = data.corpus("train")  # Pipe mode: the next pass; File mode: the same documents
             assert corpus is not None
-        train_loss = train_epoch(ctx, network, model, optimizer, corpus, epoch, batch_size, stopper)
-        ctx.metrics.log("train:total_loss", train_loss)
+        train_loss = train_epoch(ctx, network, model, optimizer, corpus, epoch, batch_size, stopper, progress)
+        trained = epoch + 1
+        ctx.metrics.log("train:total_loss", train_loss, epoch + 1)
         validation = data.corpus("validation")
         loss = train_loss
         if validation is not None:
             loss, _ = evaluate(model, validation, ctx.device, hp.seed)
-            ctx.metrics.log("validation:total_loss", loss)
+            ctx.metrics.log("validation:total_loss", loss, epoch + 1)
         stop = stopper.update(loss)
         # an early stop is final: a restarted job goes straight to writing the model
         save_checkpoint(ctx, model, optimizer, stopper, hp.epochs if stop else epoch + 1)
@@ -143,19 +149,20 @@ def train(ctx: TrainingContext) -> None:
             log.info("Early stopping after epoch %d/%d: the loss has not improved by a relative %g for %d epochs "
                      "(best %.4f)", epoch + 1, hp.epochs, hp.tolerance, hp.num_patience_epochs, stopper.best)
             break
-    finish(ctx, model, data, vocab, vectors)
+    finish(ctx, model, data, vocab, vectors, trained)
     data.close()
 
 
 def finish(ctx: TrainingContext, model: ProdLDA, data: Data, vocab: list[str] | None,
-           vectors: np.ndarray | None) -> None:
-    """Test metrics, topic summary and scores, then (rank 0) the model files."""
+           vectors: np.ndarray | None, epochs: int = 0) -> None:
+    """Test metrics, topic summary and scores, then (rank 0) the model files. ``epochs``: the
+    epochs trained, where TensorBoard puts the final figures."""
     model.eval()
     test = data.corpus("test")
     if test is not None:
         loss, perplexity = evaluate(model, test, ctx.device, ctx.hyperparameters.typed(NtmHyperparameters).seed)
-        ctx.metrics.log("test:total_loss", loss)
-        ctx.metrics.log("test:perplexity", perplexity)
+        ctx.metrics.log("test:total_loss", loss, epochs)
+        ctx.metrics.log("test:perplexity", perplexity, epochs)
     topic_word = model.topic_word_logits().cpu().numpy()
     counter = coherence.CooccurrenceCounter(topics.metric_words(topic_word))
     corpus = data.corpus("train", new_pass=False)
@@ -174,7 +181,8 @@ def finish(ctx: TrainingContext, model: ProdLDA, data: Data, vocab: list[str] | 
     for name in ("tu", "wetc", "npmi"):
         score = scores[name]
         if score is not None:
-            ctx.metrics.log(name, score)
+            ctx.metrics.log(name, score, epochs)
+    ctx.metrics.text("topics", topics.markdown(result, vocab), epochs)
     ctx.model_dir.mkdir(parents=True, exist_ok=True)
     ntm_model.save(model, ctx.model_dir)
     topics.write_json(result, vocab, ctx.model_dir)
@@ -184,8 +192,10 @@ def finish(ctx: TrainingContext, model: ProdLDA, data: Data, vocab: list[str] | 
 
 
 def train_epoch(ctx: TrainingContext, network: nn.Module, model: ProdLDA, optimizer: torch.optim.Optimizer,
-                corpus: DocumentStore, epoch: int, batch_size: int, stopper: EarlyStopping) -> float:
-    """One pass; returns the mean per-document loss (over workers)."""
+                corpus: DocumentStore, epoch: int, batch_size: int, stopper: EarlyStopping,
+                progress: Progress | None = None) -> float:
+    """One pass; returns the mean per-document loss (over workers). ``progress`` counts epochs
+    for the progress lines' ETA."""
     hp = ctx.hyperparameters.typed(NtmHyperparameters)
     rng = np.random.default_rng([hp.seed, ctx.rank, epoch])
     keep = min(len(corpus), max(2, round(hp.sub_sample * len(corpus))))  # BatchNorm needs two documents
@@ -196,7 +206,8 @@ def train_epoch(ctx: TrainingContext, network: nn.Module, model: ProdLDA, optimi
     batches = equal_batch_count(count)
     model.train()
     totals = torch.zeros(3, dtype=torch.float64)  # recon, kl, documents
-    started = last = time.monotonic()
+    started = time.monotonic()
+    progress = progress if progress is not None else Progress(hp.epochs, epoch)
     for b in range(batches):
         if runtime.stop_agreed(ctx.stop_requested, b, ctx.device):
             save_checkpoint(ctx, model, optimizer, stopper, epoch)
@@ -213,16 +224,21 @@ def train_epoch(ctx: TrainingContext, network: nn.Module, model: ProdLDA, optimi
         adjust_gradients(model, hp.rescale_gradient, hp.clip_gradient)
         optimizer.step()
         totals += torch.tensor([recon.sum().item(), kl.sum().item(), len(x)], dtype=torch.float64)
-        if time.monotonic() - last > PROGRESS_SECONDS:
-            last = time.monotonic()
-            log.info("Epoch %d/%d: batch %d/%d, %.0f docs/s", epoch + 1, hp.epochs, b + 1, batches,
-                     totals[2].item() / (last - started))
+        progress.update(epoch + (b + 1) / batches)
+        if progress.due():
+            log.info("Epoch %d/%d: batch %d/%d, %.0f docs/s, %.1f%% done, ETA %s", epoch + 1, hp.epochs, b + 1,
+                     batches, totals[2].item() / (time.monotonic() - started), 100 * (progress.fraction or 0.0),
+                     progress.eta_text())
     runtime.all_reduce_sum(totals)
     docs = max(totals[2].item(), 1.0)
     seconds = time.monotonic() - started
-    log.info("Epoch %d/%d: train total_loss %.4f (recon %.4f + kl %.4f), %d documents, %.0f docs/s",
+    progress.update(epoch + 1)
+    log.info("Epoch %d/%d: train total_loss %.4f (recon %.4f + kl %.4f), %d documents, %.0f docs/s, ETA %s",
              epoch + 1, hp.epochs, (totals[0] + totals[1]).item() / docs, totals[0].item() / docs,
-             totals[1].item() / docs, int(docs), docs / max(seconds, 1e-9))
+             totals[1].item() / docs, int(docs), docs / max(seconds, 1e-9), progress.eta_text())
+    ctx.metrics.scalar("train:reconstruction_loss", totals[0].item() / docs, epoch + 1)
+    ctx.metrics.scalar("train:kl_divergence", totals[1].item() / docs, epoch + 1)
+    ctx.metrics.scalar("train:docs_per_sec", docs / max(seconds, 1e-9), epoch + 1)
     return (totals[0] + totals[1]).item() / docs
 
 

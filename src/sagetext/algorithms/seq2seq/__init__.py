@@ -1,6 +1,6 @@
 """SageMaker Seq2Seq: neural machine translation with an RNN-attention (or Transformer) model.
 
-Training reads the three required channels of spec §4.2 (``train`` and ``validation``:
+Training reads the three required channels (``train`` and ``validation``:
 RecordIO-protobuf sentence pairs; ``vocab``: ``vocab.src.json`` and ``vocab.trg.json``),
 trains with internal checkpoints and early stopping, and writes the best model with copies of
 both vocabularies. Serving translates JSON, JSON Lines and RecordIO-protobuf requests with

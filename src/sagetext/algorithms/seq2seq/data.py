@@ -1,7 +1,7 @@
 """Seq2Seq training data: RecordIO-protobuf sentence pairs → bucketed, padded batches.
 
 Each record of the ``train`` and ``validation`` channels is one pair with int32
-``features["source"]`` and ``features["target"]`` ids (spec §4.2), without BOS/EOS. Pairs are
+``features["source"]`` and ``features["target"]`` ids, without BOS/EOS. Pairs are
 truncated to the maximum lengths (the target keeps one place for ``</s>``), grouped into
 Sockeye's parallel buckets, and batched by sentences or by target tokens. The batch order of
 an epoch depends only on the seed and the epoch, so a resumed job sees the same batches.

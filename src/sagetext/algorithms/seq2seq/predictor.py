@@ -1,4 +1,4 @@
-"""Seq2Seq serving (spec §4.3): translate requests with batched beam search.
+"""Seq2Seq serving: translate requests with batched beam search.
 
 ``application/json``: ``{"instances": [{"data": "tokenised source"}, ...]}`` →
 ``{"predictions": [{"target": "..."}]}``; ``"configuration": {"attention_matrix": "true"}``

@@ -1,11 +1,13 @@
-"""Make Seq2Seq training data: the equivalent of SageMaker's ``create_vocab_proto.py`` (spec §4.2).
+"""Make Seq2Seq training data: the equivalent of SageMaker's ``create_vocab_proto.py``.
 
 From whitespace-tokenised parallel text (one sentence a line, ``.gz`` read through gzip,
 UTF-8 with undecodable bytes replaced) it writes ``vocab.src.json`` and ``vocab.trg.json``
 (specials first, then words by (count, word) descending, ``min_count``, ``num_words`` not
 counting the specials) and ``train.rec`` / ``val.rec``: one RecordIO-protobuf Record per pair
 with int32 ``features["source"]`` and ``features["target"]``, no BOS/EOS, pairs with a blank
-side skipped. Unlike the script, records are written in line order (deterministic).
+side skipped. Unlike the script, records are written in line order (deterministic). It logs
+the vocabulary sizes, the pairs written and skipped, and, every few seconds on large files,
+the pairs written so far with the rate and the time left.
 
     python -m sagetext.algorithms.seq2seq.prepare -ts train.en -tt train.de \\
         -vs val.en -vt val.de --output-dir data/
@@ -23,6 +25,7 @@ from pathlib import Path
 from sagetext.algorithms.seq2seq import text_input
 from sagetext.algorithms.seq2seq import vocab as vocabulary
 from sagetext.algorithms.seq2seq.vocab import Vocab
+from sagetext.contract.progress import Progress
 from sagetext.data import recordio
 from sagetext.errors import ClientError
 
@@ -93,7 +96,16 @@ def pair_records(source_path: Path, target_path: Path, source_vocab: Vocab,
                  target_vocab: Vocab, skipped: list[int]) -> Iterator[recordio.Record]:
     """One Record per line pair in line order; appends the line number of each skipped pair."""
     read_lines(source_path), read_lines(target_path)  # both must exist
+    sizes = [_plain_size(Path(source_path)), _plain_size(Path(target_path))]
+    progress = Progress(sum(sizes) if all(sizes) else 0)
+    read = 0
     for number, source, target in text_input.line_pairs(Path(source_path), Path(target_path)):
+        read += len(source.encode("utf-8")) + len(target.encode("utf-8")) + 2
+        progress.update(read)
+        if progress.due():
+            percent = f", {100 * progress.fraction:.1f}% read, ETA {progress.eta_text()}" if progress.fraction else ""
+            log.info("%s: %d line pairs, %.0f pairs/s%s", Path(source_path).name, number,
+                     number / progress.seconds, percent)
         if not source.strip() or not target.strip():
             skipped.append(number)
             continue
@@ -101,6 +113,14 @@ def pair_records(source_path: Path, target_path: Path, source_vocab: Vocab,
         record.features["source"].int32_tensor.values.extend(source_vocab.ids(source))
         record.features["target"].int32_tensor.values.extend(target_vocab.ids(target))
         yield record
+
+
+def _plain_size(path: Path) -> int:
+    """The file's size when it is not compressed (a share of it read means something), else 0."""
+    with open(path, "rb") as f:
+        head = f.read(6)
+    compressed = head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ"))
+    return 0 if compressed else path.stat().st_size
 
 
 def write_pairs(source_path: Path, target_path: Path, output: Path, source_vocab: Vocab,

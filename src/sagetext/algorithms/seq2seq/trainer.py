@@ -8,6 +8,14 @@ learning-rate schedule is applied and early stopping is decided. Each internal c
 also a SageMaker checkpoint (``ctx.checkpoints``) holding all state, so a job killed and
 restarted continues with the same batches and the same result. SIGTERM is polled between
 batches: the state is saved and ``TrainingStopped`` raised.
+
+Every few seconds a progress line gives the epoch, the update (``Update [1200/20000]`` when
+``max_num_batches`` bounds the run), the learning rate, the running training perplexity, the
+throughput and the time left at that rate when ``max_num_batches`` or ``max_num_epochs``
+bounds the run (otherwise early stopping decides when it ends). With TensorBoard, those values,
+the validation metrics and the attention of the model's translations of the first
+``ATTENTION_SENTENCES`` validation sentences (heat maps, target x source) are recorded at each
+checkpoint, against the update number.
 """
 
 from __future__ import annotations
@@ -36,10 +44,13 @@ from sagetext.algorithms.seq2seq.vocab import PAD_ID, Vocab
 from sagetext.contract.checkpoints import Checkpoints, Position, generator_state, restore_generator_state
 from sagetext.contract.context import TrainingStopped
 from sagetext.contract.metrics import MetricLogger
+from sagetext.contract.progress import Progress
+from sagetext.contract.tensorboard import heat_map
 from sagetext.distributed import runtime
 
 log = logging.getLogger(__name__)
 PROGRESS_SECONDS = 10.0
+ATTENTION_SENTENCES = 3
 CHECKPOINT_KIND = "seq2seq/1"
 
 
@@ -101,7 +112,10 @@ class Trainer:
                  "%d validation pairs", self.model_config.encoder_type, self.model_config.decoder_type,
                  sum(p.numel() for p in self.model.parameters()),
                  len(self.inputs.train), len(self.plan.buckets), len(self.inputs.validation))
-        tracker = _Progress()
+        tracker = _Progress(self.config, self.state, self.metrics if self.rank == 0 else None)
+        if not tracker.bounded:
+            log.info("Neither max_num_batches nor max_num_epochs bounds the run: early stopping ends it, "
+                     "so the progress lines give no ETA")
         while not self.state.done:
             batches = self.plan.epoch(self.state.epoch, self.rank, self.world_size)
             if not batches:
@@ -116,7 +130,7 @@ class Trainer:
                 self.state.updates += 1
                 self.state.target_tokens += tokens
                 tracker.add(loss_sum, correct, tokens)
-                tracker.maybe_log(self.state)
+                tracker.maybe_log(self.state, len(batches))
                 if self.state.updates % self.config.checkpoint_frequency_num_batches == 0:
                     self._checkpoint(tracker)
                 if self._out_of_batches() or self.state.done:
@@ -189,10 +203,12 @@ class Trainer:
         number = self.state.checkpoint
         train_metric = tracker.checkpoint_metric(self.config.training_metric)
         log.info("Checkpoint [%d]\tTrain-%s=%f", number, self.config.training_metric, train_metric)
+        self.metrics.scalar(f"train:{self.config.training_metric}", train_metric, self.state.updates)
         metrics = self.evaluate()
         for name, value in metrics.items():
             log.info("Checkpoint [%d]\tValidation-%s=%f", number, name, value)
-            self.metrics.log(f"validation:{name}", value)
+            self.metrics.log(f"validation:{name}", value, self.state.updates)
+        self._record_attention()
         self._select(metrics[self.config.optimized_metric])
         if not final:
             self._save_checkpoint()
@@ -251,6 +267,28 @@ class Trainer:
         outputs = [text(h) for h in hypotheses]
         tokenize = "13a" if detokenise else "none"  # whitespace-tokenised text is scored as it is
         return corpus_bleu(outputs, references, tokenize)
+
+    def _record_attention(self) -> None:
+        """TensorBoard only: heat maps of the attention of the first validation sentences'
+        translations (rows: output tokens, columns: source tokens), with their text."""
+        if not self.metrics.recording or not self.inputs.validation:
+            return
+        pairs = self.inputs.validation[:ATTENTION_SENTENCES]
+        batch = make_batch(pairs, list(range(len(pairs)))).to(self.device)
+        self.model.eval()
+        limit = min(self.model_config.max_seq_len_target, 2 * int(batch.source_length.max()) + 10)
+        with _autocast(self.device):
+            found = beam_search(self.model, batch.source, batch.source_length, self.config.beam_size, limit)
+        source_vocab, target_vocab = self.inputs.source_vocab, self.inputs.target_vocab
+        for i, ((source, _), hypothesis) in enumerate(zip(pairs, found)):
+            if not hypothesis.attention:
+                continue
+            weights = np.asarray(hypothesis.attention, dtype=np.float32)[:, :max(len(source), 1)]
+            self.metrics.image(f"attention:sentence_{i}", heat_map(weights), self.state.updates)
+            self.metrics.text(f"attention:sentence_{i}",
+                              f"source (columns): {' '.join(source_vocab.tokens(source.tolist()))}  \n"
+                              f"output (rows): {' '.join(target_vocab.tokens(hypothesis.tokens))}",
+                              self.state.updates)
 
     # ---- SageMaker checkpoints -------------------------------------------------------------------
 
@@ -320,13 +358,26 @@ def _autocast(device: str) -> Any:
 
 
 class _Progress:
-    """Running training loss/accuracy and throughput, logged every few seconds."""
+    """Running training loss/accuracy and throughput, logged every few seconds with the time
+    left when ``max_num_batches`` (in updates) or ``max_num_epochs`` bounds the run."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, config: TrainerConfig, state: TrainState, metrics: MetricLogger | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self.started = self.last_log = clock()
+        self.metrics = metrics
+        self.started = clock()
         self.loss = self.correct = self.tokens = 0.0
         self.total_tokens = 0
+        self.max_updates = config.max_num_batches if config.max_num_batches > 0 else 0
+        self.max_epochs = config.max_num_epochs or 0
+        if self.max_updates:
+            self.bound = Progress(self.max_updates, state.updates, PROGRESS_SECONDS, clock)
+        else:
+            self.bound = Progress(self.max_epochs, state.epoch, PROGRESS_SECONDS, clock)
+
+    @property
+    def bounded(self) -> bool:
+        return bool(self.max_updates or self.max_epochs)
 
     def add(self, loss: float, correct: int, tokens: int) -> None:
         self.loss += loss
@@ -334,14 +385,23 @@ class _Progress:
         self.tokens += tokens
         self.total_tokens += tokens
 
-    def maybe_log(self, state: TrainState) -> None:
-        now = self.clock()
-        if now - self.last_log < PROGRESS_SECONDS:
+    def maybe_log(self, state: TrainState, epoch_batches: int) -> None:
+        """A line if one is due; ``epoch_batches``: this worker's batches in the current epoch."""
+        done = state.updates if self.max_updates else state.epoch + state.batch_in_epoch / max(epoch_batches, 1)
+        self.bound.update(done)
+        if not self.bound.due():
             return
-        self.last_log = now
-        rate = self.total_tokens / max(now - self.started, 1e-9)
-        log.info("Epoch [%d] Update [%d] lr=%.3g train-perplexity=%.3f target tokens/s=%.0f", state.epoch,
-                 state.updates, state.learning_rate, math.exp(min(self.loss / max(self.tokens, 1), 100.0)), rate)
+        rate = self.total_tokens / max(self.clock() - self.started, 1e-9)
+        perplexity = math.exp(min(self.loss / max(self.tokens, 1), 100.0))
+        epoch = f"{state.epoch}/{self.max_epochs}" if self.max_epochs else str(state.epoch)
+        update = f"{state.updates}/{self.max_updates}" if self.max_updates else str(state.updates)
+        left = f" {100 * (self.bound.fraction or 0.0):.1f}% done, ETA {self.bound.eta_text()}" if self.bounded else ""
+        log.info("Epoch [%s] Update [%s] lr=%.3g train-perplexity=%.3f target tokens/s=%.0f%s", epoch, update,
+                 state.learning_rate, perplexity, rate, left)
+        if self.metrics is not None:
+            self.metrics.scalar("train:running_perplexity", perplexity, state.updates)
+            self.metrics.scalar("train:learning_rate", state.learning_rate, state.updates)
+            self.metrics.scalar("train:target_tokens_per_sec", rate, state.updates)
 
     def checkpoint_metric(self, name: str) -> float:
         """The training metric since the last checkpoint; resets the running sums."""

@@ -1,4 +1,4 @@
-"""Seq2Seq vocabularies: the ``vocab.src.json`` / ``vocab.trg.json`` files of spec §4.2.
+"""Seq2Seq vocabularies: the ``vocab.src.json`` / ``vocab.trg.json`` files of the ``vocab`` channel.
 
 A vocabulary is a JSON object token → id with the special tokens ``<pad>``=0, ``<unk>``=1,
 ``<s>``=2, ``</s>``=3, exactly as SageMaker's ``create_vocab_proto.py`` writes it. This

@@ -1,4 +1,4 @@
-"""Serve a supervised ``model.bin``: BlazingText's JSON and JSON Lines requests (spec §3.6).
+"""Serve a supervised ``model.bin``: BlazingText's JSON and JSON Lines requests.
 
 ``application/json``: ``{"instances": ["sentence", ...], "configuration": {"k": N}}`` gives
 ``[{"label": ["__label__x", ...], "prob": [p, ...]}, ...]``. ``application/jsonlines``: one

@@ -3,7 +3,7 @@
 Reads top to bottom: prepare the data, build or resume the model, run the epochs, validate
 after each, stop early if asked, then write ``model.bin`` (rank 0 only, atomically). The
 learning rate falls linearly from ``learning_rate`` to 0 over all tokens of all epochs, as
-in fastText. Log lines follow BlazingText's (spec §3.7).
+in fastText. Log lines follow BlazingText's.
 
 An epoch is a sequence of segments of mini-batches. Between segments the loop honours a stop
 request (SIGTERM: checkpoint, then ``TrainingStopped``), logs progress, and, with several
@@ -34,6 +34,7 @@ from sagetext.algorithms.blazingtext.supervised.batches import Batch, LineBatch,
 from sagetext.algorithms.blazingtext.supervised.checkpoint import TrainState
 from sagetext.algorithms.blazingtext.supervised.corpus import EncodedLines, PreparedData, prepare
 from sagetext.algorithms.blazingtext.supervised.weights import Weights
+from sagetext.contract import progress
 from sagetext.contract.artifacts import write_atomic
 from sagetext.contract.context import TrainingContext, TrainingStopped
 from sagetext.distributed import runtime
@@ -46,7 +47,6 @@ SEGMENT_BATCHES = 64  # batches read from the spill at a time
 # (small data sets: no re-reading and re-parsing of the spill every epoch); larger ones stream.
 KEEP_IN_MEMORY_BYTES = 64 << 20
 AVERAGES_PER_EPOCH = 4  # 1, 4 and 16 give the same accuracy on IMDB; each costs one all-reduce of the model
-PROGRESS_SECONDS = 5.0
 
 
 class Run:
@@ -71,7 +71,7 @@ class Run:
         self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="sgd") if self.threads > 1 else None
         self.sgd_seconds = 0.0
         self.sgd_tokens = 0
-        self.last_progress = time.monotonic()
+        self.progress = progress.Progress(self.total_tokens)  # restarted by ``resume_progress``
 
     def synchronise(self) -> None:
         """Average the parameters of all workers (model averaging; a no-op alone).
@@ -107,12 +107,20 @@ class Run:
     def words_per_second(self) -> float:
         return self.sgd_tokens * self.ctx.world_size / max(self.sgd_seconds, 1e-9)
 
+    def resume_progress(self, state: TrainState) -> None:
+        """Count this run's rate and ETA from where ``state`` (a checkpoint's, or a new one) starts."""
+        self.progress = progress.Progress(self.total_tokens, state.tokens_done)
+
     def log_progress(self, state: TrainState, force: bool = False) -> None:
-        now = time.monotonic()
-        if self.ctx.is_writer and (force or now - self.last_progress >= PROGRESS_SECONDS):
-            self.last_progress = now
-            log.info("##### Alpha: %.4f  Progress: %.2f%%  Million Words/sec: %.2f #####", self.lr(state.tokens_done),
-                     100.0 * state.tokens_done / max(self.total_tokens, 1), self.words_per_second() / 1e6)
+        """BlazingText's progress line every few seconds, with the time left (ETA, ours); the
+        learning rate and the rate also go to TensorBoard, against the tokens trained."""
+        self.progress.update(state.tokens_done)
+        if self.ctx.is_writer and (self.progress.due() or force):
+            lr, speed = self.lr(state.tokens_done), self.words_per_second() / 1e6
+            log.info("##### Alpha: %.4f  Progress: %.2f%%  Million Words/sec: %.2f  ETA: %s #####", lr,
+                     100.0 * state.tokens_done / max(self.total_tokens, 1), speed, self.progress.eta_text())
+            self.ctx.metrics.scalar("train:learning_rate", lr, state.tokens_done)
+            self.ctx.metrics.scalar("train:million_words_per_sec", speed, state.tokens_done)
 
 
 def train(ctx: TrainingContext) -> None:
@@ -137,6 +145,10 @@ def _train(ctx: TrainingContext, use_compiled: bool) -> None:
     clock = time.monotonic()
     data = prepare(ctx, compiled.LINES_PER_BATCH if use_compiled else None)
     prepared = time.monotonic()
+    if data.dictionary.nlabels == 1 and ctx.is_writer:
+        log.warning("The training data has a single label, %s: the model will give it to every line with "
+                    "probability 1. A classifier needs lines of at least two labels; check the __label__ "
+                    "prefixes of the 'train' channel", data.dictionary.label_names()[0])
     model: Weights
     if use_compiled:
         model = compiled.ArrayModel.initial(data.input_rows, data.dictionary.nlabels, hp.vector_dim, hp.seed,
@@ -149,6 +161,7 @@ def _train(ctx: TrainingContext, use_compiled: bool) -> None:
     run = Run(ctx, data, model)
     state = checkpointing.resume(ctx, data.dictionary, model, run.total_tokens, run.points,
                                  data.train.lines_per_batch)
+    run.resume_progress(state)
     log.info("Training on %s with %d thread(s) (%s SGD): %d lines in %d batches (%.0f MB spilled); data ready in "
              "%.2f s, model in %.2f s", ctx.device, run.threads, "compiled per-line" if use_compiled else "PyTorch",
              data.train.num_lines, len(run.batches), data.train.nbytes / 1e6, prepared - clock,
@@ -165,7 +178,7 @@ def _train(ctx: TrainingContext, use_compiled: bool) -> None:
                 break
         if state.best is not None:
             run.model.copy_(state.best)
-        _finish(run, clock)
+        _finish(run, state, clock)
     finally:
         if run.pool is not None:
             run.pool.shutdown()
@@ -279,6 +292,7 @@ def _validate(run: Run, state: TrainState) -> bool:
     accuracy = _accuracy(run, run.data.validation)
     if writer:
         log.info("Validation accuracy: %f", accuracy)
+        run.ctx.metrics.scalar("validation_accuracy", accuracy, state.epoch)
     if accuracy > state.best_accuracy:
         state.best_accuracy, state.epochs_without_improvement = accuracy, 0
         if hp.early_stopping:
@@ -316,7 +330,7 @@ def _sum(ctx: TrainingContext, value: int) -> int:
     return int(runtime.all_reduce_sum(torch.tensor([float(value)], dtype=torch.float64, device=ctx.device)).item())
 
 
-def _finish(run: Run, started: float) -> None:
+def _finish(run: Run, state: TrainState, started: float) -> None:
     """Write ``model.bin`` (in a thread: its row reordering and writing overlap the accuracy
     passes, which take the other core) and log the final figures."""
     ctx, data = run.ctx, run.data
@@ -336,10 +350,10 @@ def _finish(run: Run, started: float) -> None:
     log.info("Average throughput in Million words/sec: %.2f", run.words_per_second() / 1e6)
     log.info("Total training time in seconds: %.2f", time.monotonic() - started)
     log.info("SGD time in seconds: %.2f", run.sgd_seconds)
-    ctx.metrics.log("train_accuracy", train_accuracy)
+    ctx.metrics.log("train_accuracy", train_accuracy, state.epoch)  # TensorBoard's x-axis: epochs
     log.info("Number of train examples: %d", train_examples)
     if validation is not None:
-        ctx.metrics.log("validation_accuracy", validation_accuracy)
+        ctx.metrics.log("validation_accuracy", validation_accuracy, state.epoch)
         log.info("Number of validation examples: %d", validation_examples)
 
 

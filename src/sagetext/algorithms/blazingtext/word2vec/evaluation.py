@@ -1,4 +1,4 @@
-"""Word-similarity evaluation of word vectors: BlazingText's WS-353 ``eval.json`` (spec §3.5, §3.7).
+"""Word-similarity evaluation of word vectors: BlazingText's WS-353 ``eval.json``.
 
 With ``evaluation=true`` a word2vec job scores its vectors on the three WS-353 sets (all,
 relatedness, similarity): Spearman's rho between the cosine similarity of each pair and the

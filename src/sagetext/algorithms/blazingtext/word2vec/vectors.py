@@ -1,6 +1,6 @@
 """Word-vector artifacts of BlazingText's word2vec modes, and the predictor that serves them.
 
-What a user gets from a word2vec job (spec §3.5) and what an endpoint loads (§3.6):
+What a user gets from a word2vec job and what an endpoint loads:
 
 - ``vectors.txt``: word2vec text format, header ``<n_words> <dim>``, words by descending
   frequency; floats printed with 9 significant digits so they read back bit for bit.
@@ -226,7 +226,7 @@ def _read_fasttext(data: mmap.mmap, path: Path) -> WordVectors:
 
 
 class VectorsPredictor:
-    """``{"instances": ["word", ...]}`` → ``[{"word": w, "vector": [...]}, ...]`` (spec §3.6).
+    """``{"instances": ["word", ...]}`` → ``[{"word": w, "vector": [...]}, ...]``.
 
     An unknown word gets zeros, or its n-gram vector when the model has subwords. BlazingText
     answers in the request's content type and ignores Accept, so only JSON in, JSON out.

@@ -1,6 +1,6 @@
 """BlazingText's word2vec modes on CPU (``cbow``, ``skipgram``, ``batch_skipgram``), trained by gensim.
 
-A user gets what SageMaker's BlazingText gives (spec §3.2 to §3.7): the same hyperparameters,
+A user gets what SageMaker's BlazingText gives: the same hyperparameters,
 ``vectors.txt`` / ``vectors.bin`` / ``eval.json`` in the model folder, and the same log lines
 (``Alpha: ...  Progress: ...  Million Words/sec: ...``, ``Training finished!``, ``#mean_rho``).
 
@@ -38,9 +38,11 @@ from sagetext.algorithms.blazingtext.word2vec.gensim_engine.checkpoint import ep
 from sagetext.algorithms.blazingtext.word2vec.learning_rate import MIN_ALPHA_FRACTION, Schedule
 from sagetext.algorithms.blazingtext.word2vec.progress import PROGRESS_SECONDS, log_finished, log_progress
 from sagetext.algorithms.blazingtext.word2vec.vectors import FastTextFields, Subwords, WordVectors, write_artifacts
+from sagetext.contract import progress
 from sagetext.contract.checkpoints import Position
 from sagetext.contract.cluster import cpu_count
 from sagetext.contract.context import TrainingContext, TrainingStopped
+from sagetext.contract.metrics import MetricLogger
 from sagetext.errors import ClientError
 
 log = logging.getLogger(__name__)
@@ -53,20 +55,23 @@ class ProgressReporter:
     Words are counted as SageMaker (and fastText) count them: raw tokens read from the input,
     before frequent-word subsampling and min_count filtering, so rates compare with theirs.
     Alpha is the linearly decayed learning rate at the current progress; a resumed job counts
-    the epochs done before it (``done``).
+    the epochs done before it (``done``), and its ETA follows this run's rate.
     """
 
     def __init__(self, corpus: ChannelCorpus, words_per_epoch: int, schedule: Schedule, done: float = 0.0,
-                 interval: float = PROGRESS_SECONDS) -> None:
+                 interval: float = PROGRESS_SECONDS, metrics: MetricLogger | None = None) -> None:
         self.corpus, self.words_per_epoch = corpus, max(words_per_epoch, 1)
         self.schedule, self.done, self.interval = schedule, done, interval  # done: epochs before this run
+        self.metrics = metrics
         self.start_words = corpus.words_read
         self.start_time = time.monotonic()
+        self.run = progress.Progress(schedule.epochs, done)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="word2vec-progress", daemon=True)
 
     def __enter__(self) -> "ProgressReporter":
         self.start_words, self.start_time = self.corpus.words_read, time.monotonic()
+        self.run = progress.Progress(self.schedule.epochs, self.done)
         self._thread.start()
         return self
 
@@ -84,9 +89,11 @@ class ProgressReporter:
 
     def log_line(self) -> None:
         epochs = min(self.done + self.words / self.words_per_epoch, self.schedule.epochs)
-        progress = epochs / max(self.schedule.epochs, 1)
+        self.run.update(epochs)
+        progress_fraction = epochs / max(self.schedule.epochs, 1)
         alpha = self.schedule.at(epochs)
-        log_progress(alpha, progress, self.words / self.seconds)
+        log_progress(alpha, progress_fraction, self.words / self.seconds, self.run.eta_text(), self.metrics,
+                     round(epochs * self.words_per_epoch))
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -113,10 +120,11 @@ def train_word2vec(ctx: TrainingContext) -> None:
     schedule = Schedule(alpha, model.min_alpha, epochs_done(position, model.corpus_count), hp.epochs)
     if resumed:
         log_resumption(position, model.corpus_count, schedule)
-    with ProgressReporter(corpus, model.corpus_total_words, schedule, schedule.origin) as progress:
+    with ProgressReporter(corpus, model.corpus_total_words, schedule, schedule.origin,
+                          metrics=ctx.metrics) as reporter:
         train_epochs(ctx, model, corpus, schedule, position)
-        progress.log_line()
-    log_finished(progress.words / progress.seconds, progress.seconds)
+        reporter.log_line()
+    log_finished(reporter.words / reporter.seconds, reporter.seconds)
     vectors = to_word_vectors(model)
     write_artifacts(ctx.model_dir, vectors, FastTextFields.of(hp, model.syn1neg, model.corpus_total_words))
     if hp.evaluation:

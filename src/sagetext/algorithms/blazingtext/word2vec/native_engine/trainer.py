@@ -161,7 +161,7 @@ def train_epochs(ctx: TrainingContext, data: CorpusIds, shard: Shard, model: Mod
               rate_line(hp, start), threads, settings.syncs_per_epoch,
               ModelSync([model.inputs.weight, model.output], ctx.world_size),
               Progress(data.raw_words * hp.epochs, hp.learning_rate, CPU, enabled=ctx.is_writer,
-                       start_words=int(start.epochs_done * data.raw_words)),
+                       start_words=int(start.epochs_done * data.raw_words), metrics=ctx.metrics),
               np.zeros(1, dtype=np.int64))
     began = time.monotonic()
     for epoch in range(start.position.epoch, hp.epochs):

@@ -140,7 +140,7 @@ def train_epochs(ctx: TrainingContext, data: CorpusIds, model: Model, update: Up
                  settings.windows_per_step or _default_windows_per_step(device, model.inputs.subwords),
                  settings.syncs_per_epoch, ModelSync([model.inputs.weight, model.output], ctx.world_size),
                  Progress(data.raw_words * hp.epochs, hp.learning_rate, device, enabled=ctx.is_writer,
-                          start_words=int(start.epochs_done * data.raw_words)))
+                          start_words=int(start.epochs_done * data.raw_words), metrics=ctx.metrics))
     for epoch in range(start.position.epoch, hp.epochs):
         _train_epoch(run, epoch, skip_syncs=start.position.step if epoch == start.position.epoch else 0)
         run.save(run.start_at(epoch + 1, 0, float(epoch + 1)))
