@@ -295,3 +295,32 @@ def test_spec_defaults_and_ranges_follow_sagemaker() -> None:
     for needle in ("feature_dim='0'", "num_topics='1001'", "sub_sample='1.5'", "rescale_gradient='2'",
                    "encoder_layers_activation='gelu'", "sigmoid, tanh, relu"):
         assert needle in info.value.message
+
+
+
+def test_free_bits_mask_the_kl_gradient_of_topics_below_the_floor_only() -> None:
+    """Training: a topic whose batch-mean KL is under FREE_BITS gets no KL gradient (here topics
+    1-3 sit near the prior, KL about 0.06); topic 0 does, and the value reported is the true KL."""
+    torch.manual_seed(0)
+    model = ntm_model.ProdLDA(ntm_model.ModelConfig(30, 4, (8,), "sigmoid", False))
+    model.dropout.p = 0.0
+    counts = torch.poisson(torch.full((16, 30), 0.5))
+    with torch.no_grad():
+        model.mu.weight[1:] = 0.0
+        model.mu.bias[1:] = 0.0
+        model.logvar.weight.zero_()
+        model.logvar.bias.zero_()
+        model.logvar_bn.shift.copy_(torch.log(model.prior_var))
+        model.mu_bn.shift.copy_(torch.tensor([1.0, 0.3, 0.3, 0.3]))
+    model.train()
+    _, kl = model(counts, torch.Generator().manual_seed(1))
+    model.zero_grad()
+    kl.sum().backward()
+    grad = model.mu_bn.shift.grad
+    assert grad is not None and grad[0] > 1.0 and torch.all(grad[1:] == 0)
+    with torch.no_grad():
+        mu, logvar = model.encode(counts)
+        expected = 0.5 * (torch.exp(logvar) / model.prior_var + (mu - model.prior_mean) ** 2 / model.prior_var
+                          - 1.0 + torch.log(model.prior_var) - logvar).sum(dim=1)
+    assert torch.allclose(kl.detach(), expected, atol=1e-5)
+    assert kl.mean().item() > ntm_model.FREE_BITS  # topic 0 alone is over the floor
