@@ -83,7 +83,7 @@ def test_train_from_s3_upload_model_and_serve_it(bucket, aws_env: dict[str, str]
 
     archive = S3().download_file(uri, tmp_path / "model.tar.gz")
     model = model_archive.unpack(archive, tmp_path / "model")
-    assert sorted(p.name for p in model.iterdir()) == ["model.bin"]  # files at the archive root
+    assert sorted(p.name for p in model.iterdir()) == ["metrics.json", "model.bin"]  # files at the archive root
 
     port = free_port()
     log_path = tmp_path / "server.log"
