@@ -34,11 +34,12 @@ RUN set -e; case "$TORCH_INDEX_URL" in \
 # The other dependencies, from pyproject.toml alone (a stub package), so that editing the
 # source does not reinstall them; with the tensorboard extra, so that training writes event
 # files when the job asks for them. sagemaker-training installs its own `train` script; it is
-# removed so that `train` on PATH is always ours.
+# removed so that `train` on PATH is always ours. The stub's build folder goes too: setuptools
+# would otherwise keep its empty __init__.py, newer than the real one copied below.
 COPY pyproject.toml /build/
 RUN mkdir -p /build/src/sagetext && touch /build/src/sagetext/__init__.py \
  && pip install ${PIP_CERT:+--cert "$PIP_CERT"} "/build[tensorboard]" && pip uninstall -y sagetext \
- && rm -rf /build/src /opt/sagetext/bin/train /opt/sagetext/bin/serve
+ && rm -rf /build/src /build/build /build/*.egg-info /opt/sagetext/bin/train /opt/sagetext/bin/serve
 # The package itself, as a wheel for the runtime stage.
 COPY configs /build/configs
 COPY src /build/src
