@@ -137,12 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sagetext.algorithms.seq2seq.prepare",
                                      description=__doc__.splitlines()[0])
     add_arguments(parser)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        return run(parser.parse_args(argv))
-    except ClientError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        return 2
+    from sagetext.cli import _prepare  # the one runner of preparation commands, also behind `sagetext seq2seq-prepare`
+
+    return _prepare("seq2seq-prepare", run, parser.parse_args(argv))
 
 
 if __name__ == "__main__":
