@@ -149,8 +149,10 @@ def test_word_vectors_keep_vocabulary_words_only(tmp_path: Path) -> None:
 
 def test_the_document_store_reads_back_any_rows_across_windows(monkeypatch: pytest.MonkeyPatch,
                                                                tmp_path: Path) -> None:
-    """Documents spilled to disk come back exactly, by range or shuffled, window by window."""
+    """Documents spilled to disk come back exactly, by range or shuffled, from cached windows
+    (consecutive rows) or one record at a time (scattered rows of a shard larger than the cache)."""
     monkeypatch.setattr(documents, "WINDOW_DOCS", 7)
+    monkeypatch.setattr(documents, "WHOLE_WINDOW_SHARE", 1)  # only a call that wants a whole window reads it
     matrix = counts(n=60, seed=4)
     store = DocumentStore.read(channel(tmp_path, {"a.csv": csv_bytes(matrix)}, media_types.CSV), D)
     assert len(store) == 60 and store.total_words() == matrix.sum()
@@ -158,10 +160,20 @@ def test_the_document_store_reads_back_any_rows_across_windows(monkeypatch: pyte
     rng = np.random.default_rng(0)
     rows = store.shuffled(rng, 45)
     assert len(set(rows.tolist())) == 45 and rows.max() < 60
-    windows = rows // 7
-    assert (np.diff(windows) != 0).sum() == len(np.unique(windows)) - 1  # one window after another
     for b in range(0, 45, 8):
         np.testing.assert_array_equal(store.dense(rows[b:b + 8]), matrix[rows[b:b + 8]])
+    assert len(store._cache) <= documents.CACHED_WINDOWS
     assert [ids.tolist() for ids in store.word_ids(10, 13)] == [np.flatnonzero(r).tolist() for r in matrix[10:13]]
     assert sorted(store.shuffled(np.random.default_rng(1), 60).tolist()) == list(range(60))
+    store.close()
+
+
+def test_shuffled_batches_mix_the_whole_shard(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A file sorted by class (20 Newsgroups' is) must not give mini-batches from one part of it:
+    every batch of an epoch draws from the whole shard, not from one window after another."""
+    monkeypatch.setattr(documents, "WINDOW_DOCS", 50)
+    store = DocumentStore.read(channel(tmp_path, {"a.csv": csv_bytes(counts(n=200, seed=5))}, media_types.CSV), D)
+    rows = store.shuffled(np.random.default_rng(0), 200)
+    halves = [(rows[b:b + 20] < 100).mean() for b in range(0, 200, 20)]  # share from the file's first half
+    assert all(0.15 <= share <= 0.85 for share in halves), halves
     store.close()

@@ -5,10 +5,14 @@ and each document's word ids and counts are spilled to a temporary file (``data.
 Memory holds a few windows of ``WINDOW_DOCS`` consecutive documents at a time, never the
 channel, so a channel of any size trains in the same memory.
 
-Shuffling follows: an epoch (``shuffled``) takes its ``sub_sample`` documents at random from
-the whole shard, visits the windows in random order and the chosen documents of a window in
-random order; so each mini-batch draws from one or two windows, read once each. A shard no
-larger than a window (20 Newsgroups' 11,258 documents: two) is shuffled almost as a whole.
+Shuffling is uniform over the whole shard (``shuffled``): files are often grouped (20 Newsgroups'
+training file is sorted by newsgroup), and mini-batches drawn one window at a time would train
+on one part of the corpus after another: the topics then mix words of unrelated parts (on 20
+Newsgroups, NPMI 0.12 instead of 0.25 with the tuned recipe; see BENCHMARKS.md). ``dense``
+serves a window's documents from the window when it is cached or worth reading whole (a shard
+of at most ``CACHED_WINDOWS`` windows stays cached; an evaluation reads consecutive rows), and
+scattered documents of a larger shard one record at a time (``Spill.take``), so memory still
+holds a few windows and one mini-batch.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from sagetext.data.spill import Spill
 
 WINDOW_DOCS = 8192
 CACHED_WINDOWS = 2
+WHOLE_WINDOW_SHARE = 16  # a window is read whole when a call wants 1/16 of it or more
 _FIELDS = (("ids", np.int32), ("counts", np.float32))
 
 
@@ -71,18 +76,21 @@ class DocumentStore:
         return self._word_counts.copy()
 
     def shuffled(self, rng: np.random.Generator, keep: int) -> np.ndarray:
-        """``keep`` random rows, ordered window by window (windows in random order)."""
-        chosen = rng.permutation(len(self))[:keep]
-        window_rank = rng.permutation(-(-len(self) // WINDOW_DOCS))
-        return chosen[np.argsort(window_rank[chosen // WINDOW_DOCS], kind="stable")]
+        """``keep`` rows drawn uniformly at random from the whole shard, in random order."""
+        return rng.permutation(len(self))[:keep]
 
     def dense(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
         """The count vectors of ``rows`` as a dense float32 (len(rows), feature_dim) array."""
         rows = np.asarray(rows, dtype=np.int64)
         out = np.zeros((len(rows), self.feature_dim), dtype=np.float32)
         windows = rows // WINDOW_DOCS
+        few_windows = len(self) <= CACHED_WINDOWS * WINDOW_DOCS
         for w in np.unique(windows).tolist():
             at = np.flatnonzero(windows == w)
+            if not (few_windows or w in self._cache or len(at) * WHOLE_WINDOW_SHARE >= WINDOW_DOCS):
+                for i, record in zip(at.tolist(), self._spill.take(rows[at])):
+                    out[i, record["ids"]] = record["counts"]
+                continue
             window = self._window(w)
             local = rows[at] - w * WINDOW_DOCS
             starts, lengths = window.indptr[local], np.diff(window.indptr)[local]
