@@ -25,8 +25,8 @@ demo: install  ## train BlazingText on the bundled sample, serve it, ask it one 
 test: install $(VENV)/.installed-gpu lint  ## lint, type check, then the whole test suite, as CI runs it
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-lint: install  ## ruff on src/ and tests/, mypy on src/ (configured in pyproject.toml)
-	$(VENV)/bin/ruff check src tests
+lint: install  ## ruff on src/, tests/ and bench/, mypy on src/ (configured in pyproject.toml)
+	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy
 
 test-fast: install

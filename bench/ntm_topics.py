@@ -46,6 +46,7 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
 
 import imdb_data  # noqa: E402
+
 from sagetext.algorithms.ntm import coherence, prepare, trainer  # noqa: E402
 from sagetext.algorithms.ntm import model as ntm_model  # noqa: E402
 from sagetext.contract.channels import Channel  # noqa: E402

@@ -193,7 +193,8 @@ def check(result: dict) -> list[str]:
         problems.append(f"{result['algorithm']}: the killed worker was not replaced within 30 s")
     single = result["runs"].get("single", {})
     if single.get("rss_requests_between", 0) < 10_000:
-        problems.append(f"{result['algorithm']}: only {single.get('rss_requests_between')} requests between RSS samples")
+        between = single.get("rss_requests_between")
+        problems.append(f"{result['algorithm']}: only {between} requests between RSS samples")
     elif any(end > warm * 1.10 + 5 for warm, end in zip(single["rss_warm_mb"], single["rss_end_mb"])):
         problems.append(f"{result['algorithm']}: worker RSS grew {single['rss_warm_mb']} -> {single['rss_end_mb']} MB")
     return problems
@@ -234,7 +235,8 @@ def main() -> int:
         for kind, run in r["runs"].items():
             notes = ""
             if kind == "single" and "rss_warm_mb" in run:
-                notes = f"worker RSS {run['rss_warm_mb']} -> {run['rss_end_mb']} MB over {run['rss_requests_between']} req"
+                notes = (f"worker RSS {run['rss_warm_mb']} -> {run['rss_end_mb']} MB "
+                         f"over {run['rss_requests_between']} req")
             if kind == "kill":
                 notes = (f"/ping 200 after {run.get('ping_200_after_s') and round(run['ping_200_after_s'], 3)} s; "
                          f"replacement serving after "

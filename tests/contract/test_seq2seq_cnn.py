@@ -6,7 +6,6 @@ workers train it data-parallel, and a refused combination fails the job with a C
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,8 +14,14 @@ import numpy as np
 import pytest
 import requests
 
-from tests.conftest import REPO, FakeOptMl, RunTrain, train_command, train_env
-from tests.contract.test_seq2seq_train import TINY, add_channels, assert_client_error, prepared  # noqa: F401
+from tests.conftest import REPO, FakeOptMl, RunTrain, train_env
+from tests.contract.test_seq2seq_train import (  # noqa: F401
+    TINY,
+    add_channels,
+    assert_client_error,
+    prepared,
+    stop_after_first_checkpoint,
+)
 from tests.serving.conftest import Server, free_port
 
 CNN = {**TINY, "encoder_type": "cnn", "decoder_type": "cnn", "cnn_num_hidden": "32", "num_layers_encoder": "2",
@@ -70,17 +75,7 @@ def test_cnn_resumes_from_the_checkpoint_a_sigterm_left(opt_ml: FakeOptMl, prepa
                             "checkpoint_threshold": "1000"})
     add_channels(opt_ml, prepared)
     opt_ml.checkpoints(tmp_path / "checkpoints")
-    process = subprocess.Popen(train_command(), env=train_env(opt_ml, "seq2seq"), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-    output = []
-    assert process.stdout is not None
-    for line in process.stdout:
-        output.append(line)
-        if "Checkpoint [1]\tValidation" in line:
-            break
-    process.send_signal(signal.SIGTERM)
-    output.append(process.communicate(timeout=120)[0])
-    assert process.returncode == 143, "".join(output)
+    stop_after_first_checkpoint(opt_ml)
     assert list(opt_ml.model.iterdir()) == []
     resumed = run_train(opt_ml, "seq2seq")
     log = resumed.stdout + resumed.stderr

@@ -82,11 +82,9 @@ def test_user_mistakes_fail_with_a_client_error(opt_ml: FakeOptMl, prepared: dic
     assert_client_error(run_train(opt_ml, "seq2seq"), opt_ml, *needles)
 
 
-def test_sigterm_saves_a_checkpoint_and_stops(opt_ml: FakeOptMl, prepared: dict[str, Path], tmp_path: Path) -> None:
-    opt_ml.hyperparameters({**TINY, "max_num_batches": "-1", "checkpoint_frequency_num_batches": "5",
-                            "checkpoint_threshold": "1000"})
-    add_channels(opt_ml, prepared)
-    opt_ml.checkpoints(tmp_path / "checkpoints")
+def stop_after_first_checkpoint(opt_ml: FakeOptMl) -> str:
+    """Run ./train, send SIGTERM once the first checkpoint's validation line is out, and check that
+    it exits with 143; returns what it printed."""
     process = subprocess.Popen(train_command(), env=train_env(opt_ml, "seq2seq"), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     output = []
@@ -98,6 +96,15 @@ def test_sigterm_saves_a_checkpoint_and_stops(opt_ml: FakeOptMl, prepared: dict[
     process.send_signal(signal.SIGTERM)
     output.append(process.communicate(timeout=120)[0])
     assert process.returncode == 143, "".join(output)
+    return "".join(output)
+
+
+def test_sigterm_saves_a_checkpoint_and_stops(opt_ml: FakeOptMl, prepared: dict[str, Path], tmp_path: Path) -> None:
+    opt_ml.hyperparameters({**TINY, "max_num_batches": "-1", "checkpoint_frequency_num_batches": "5",
+                            "checkpoint_threshold": "1000"})
+    add_channels(opt_ml, prepared)
+    opt_ml.checkpoints(tmp_path / "checkpoints")
+    stop_after_first_checkpoint(opt_ml)
     assert (tmp_path / "checkpoints" / "checkpoint.pt").exists()
     assert list(opt_ml.model.iterdir()) == []
 

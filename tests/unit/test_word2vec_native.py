@@ -8,7 +8,6 @@ import dataclasses
 import io
 import json
 import logging
-import lzma
 import os
 import re
 import socket
@@ -33,7 +32,6 @@ from sagetext.algorithms.blazingtext.word2vec.native_engine.corpus import read_c
 from sagetext.algorithms.blazingtext.word2vec.native_engine.trainer import EngineSettings, train_word2vec
 from sagetext.algorithms.blazingtext.word2vec.neighbors import NeighborIndex, parse_query, split_queries
 from sagetext.algorithms.blazingtext.word2vec.torch_engine import checkpoint as checkpointing
-from sagetext.algorithms.blazingtext.word2vec.torch_engine.batches import Windows
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.corpus_ids import read_corpus_ids
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.input_rows import InputRows, subword_table
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.step import cbow_update, skipgram_update
@@ -41,18 +39,21 @@ from sagetext.algorithms.blazingtext.word2vec.vectors import VectorsPredictor, W
 from sagetext.contract.channels import Channel
 from sagetext.contract.checkpoints import Checkpoints, Position
 from sagetext.contract.context import TrainingContext, TrainingStopped
-from sagetext.contract.hyperparameters import Spec, parse
-from sagetext.contract.metrics import MetricLogger
 from sagetext.contract.paths import Paths
 from sagetext.contract.settings import Settings, env_var
 from sagetext.errors import ClientError
-from tests.conftest import REPO, SHARED_DATA, FakeOptMl
+from tests.conftest import REPO, FakeOptMl
+from tests.unit.word2vec_support import (
+    QUALITY,
+    check_artifacts_load_in_gensim,
+    gensim_cbow_ws353,
+    make_ctx,
+    random_windows,
+    ws353,
+)
 
 EOS_WORD = "</s>"
 ENGINE_ENV = env_var("word2vec_engine")
-CORPUS = SHARED_DATA / "wiki_en_text8like" / "wiki2015_text8like.xz"
-SLICE_CHARS = 12_000_000  # about 2M words
-QUALITY = {"mode": "cbow", "epochs": "3", "vector_dim": "50", "seed": "0"}  # the torch engine's quality runs
 ONE_THREAD = EngineSettings(threads=1)
 
 
@@ -64,34 +65,7 @@ def compiled() -> None:
                     "run `pip install -e .` with gcc and the Python headers present")
 
 
-def make_ctx(root: Path, text: bytes | None, **hp: str) -> TrainingContext:
-    folder = root / "input" / "data" / "train"
-    if text is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "corpus.txt").write_bytes(text)
-    values = parse(hp, Spec.load("blazingtext"))
-    return TrainingContext(values, {"train": Channel("train", paths=Paths(root))}, root / "model", root / "output",
-                           Checkpoints(None, values), metrics=MetricLogger(enabled=False))
-
-
-def ws353(model_dir: Path) -> float:
-    return json.loads((model_dir / "eval.json").read_text())["EN-WS-353-ALL.txt"]["spearmans_rho"]
-
-
 # ---------------------------------------------------------------- the compiled step against the reference
-
-
-def random_windows(generator: torch.Generator, n_words: int, windows: int, width: int, k: int) -> Windows:
-    """Random windows with repeated rows, padding, a window without context and skipped negatives.
-    Scales are 1: the engine applies each window at once (no minibatch, so no repeat cap)."""
-    context = torch.randint(0, n_words, (windows, width), generator=generator)
-    context_mask = (torch.rand(windows, width, generator=generator) < 0.7).float()
-    context_mask[0] = 0
-    targets = torch.randint(0, n_words, (windows, 1 + k), generator=generator)
-    target_mask = (torch.rand(windows, 1 + k, generator=generator) < 0.8).float()
-    target_mask[:, 0] = 1
-    return Windows(context, context_mask, targets, target_mask, torch.rand(windows, generator=generator) * 0.2,
-                   torch.ones(windows, width), torch.ones(windows, 1 + k))
 
 
 @pytest.mark.parametrize("subwords", [False, True], ids=["words", "subwords"])
@@ -107,7 +81,7 @@ def test_compiled_step_equals_the_reference_step_on_random_data(mode: str, subwo
     table = (torch.as_tensor(offsets), torch.as_tensor(rows)) if subwords else None
     w_in = torch.randn(n_words + (buckets if subwords else 0), dim, generator=generator) * 0.3
     w_out = torch.randn(n_words, dim, generator=generator) * 0.3
-    windows = random_windows(generator, n_words, windows=50, width=10, k=5)
+    windows = random_windows(generator, n_words, windows=50, width=10, k=5, unit_scales=True)
     inputs, output = InputRows(w_in.clone(), n_words, 2, 4, table), w_out.clone()
     (skipgram_update if mode == "skipgram" else cbow_update)(inputs, output, windows)
     new_in, new_out = w_in.numpy().copy(), w_out.numpy().copy()
@@ -263,17 +237,6 @@ def test_workers_that_read_different_data_are_told_to_use_fully_replicated(tmp_p
 
 
 @pytest.fixture(scope="module")
-def corpus_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The first 12M characters (about 2M words) of the text8-like corpus, decompressed once."""
-    if not CORPUS.is_file():
-        pytest.skip(f"text8-like corpus not found at {CORPUS} (needs ../shared/data beside the checkout)")
-    path = tmp_path_factory.mktemp("text8like") / "slice.txt"
-    with lzma.open(CORPUS, "rb") as f:
-        path.write_bytes(f.read(SLICE_CHARS))
-    return path
-
-
-@pytest.fixture(scope="module")
 def one_worker(tmp_path_factory: pytest.TempPathFactory, corpus_slice: Path) -> TrainingContext:
     """cbow with the native engine, one thread, on the slice."""
     ctx = make_ctx(tmp_path_factory.mktemp("one"), corpus_slice.read_bytes(), **QUALITY)
@@ -284,36 +247,18 @@ def one_worker(tmp_path_factory: pytest.TempPathFactory, corpus_slice: Path) -> 
 @pytest.mark.slow
 def test_quality_is_gensims_on_the_same_slice(one_worker: TrainingContext, corpus_slice: Path) -> None:
     """WS-353 within 0.04 of gensim's with the same settings (seeds move each by about 0.01)."""
-    from gensim.models import Word2Vec
-
-    with open(corpus_slice, "rb") as f:
-        sentences = list(read_sentences(f))
-    reference = Word2Vec(sentences, sg=0, vector_size=50, window=5, negative=5, sample=1e-4, min_count=5,
-                         epochs=3, alpha=0.05, min_alpha=0.05 * 1e-4, workers=1, seed=0)
-    kv = reference.wv
-    theirs = evaluation.evaluate_ws353(lambda w: kv[w] if w in kv else None)["EN-WS-353-ALL.txt"]["spearmans_rho"]
-    ours = ws353(one_worker.model_dir)
+    ours, theirs = ws353(one_worker.model_dir), gensim_cbow_ws353(corpus_slice)
     assert ours > 0.15 and theirs > 0.15
     assert ours == pytest.approx(theirs, abs=0.04)
 
 
 def test_artifacts_load_in_gensim_and_fasttext(one_worker: TrainingContext) -> None:
-    from gensim.models import KeyedVectors
-    from gensim.models.fasttext import load_facebook_vectors
-
-    model_dir = one_worker.model_dir
-    text = KeyedVectors.load_word2vec_format(str(model_dir / "vectors.txt"), binary=False)
-    binary = load_facebook_vectors(str(model_dir / "vectors.bin"))  # fastText's .bin in every mode
-    assert text.index_to_key == binary.index_to_key and text.index_to_key[:3] == ["the", "of", "and"]
-    np.testing.assert_array_equal(text.vectors, binary.vectors)
-    assert text.vectors.shape[1] == 50 and np.isfinite(text.vectors).all()
-    assert text.similarity("two", "three") > text.similarity("two", "anarchism") + 0.2
+    check_artifacts_load_in_gensim(one_worker.model_dir)
     fasttext = pytest.importorskip("fasttext")
-    theirs = fasttext.load_model(str(model_dir / "vectors.bin"))
+    theirs = fasttext.load_model(str(one_worker.model_dir / "vectors.bin"))
+    text = read_vectors(one_worker.model_dir / "vectors.bin")
     assert theirs.get_words()[:3] == ["the", "of", "and"]
-    np.testing.assert_allclose(theirs.get_word_vector("two"), text["two"], rtol=1e-6)
-    result = json.loads((model_dir / "eval.json").read_text())
-    assert list(result) == [*evaluation.WS353_FILES, "mean_rho"]
+    np.testing.assert_allclose(theirs.get_word_vector("two"), text.vector("two"), rtol=1e-6)
 
 
 def test_subwords_write_a_fasttext_bin_that_fasttext_loads(tmp_path: Path, corpus_slice: Path) -> None:

@@ -12,7 +12,6 @@ import dataclasses
 import io
 import json
 import logging
-import lzma
 import os
 import re
 import subprocess
@@ -45,19 +44,21 @@ from sagetext.algorithms.blazingtext.word2vec.torch_engine.input_rows import Inp
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.step import cbow_update, skipgram_update
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.trainer import train_word2vec
 from sagetext.algorithms.blazingtext.word2vec.vectors import Subwords, read_vectors
-from sagetext.contract.channels import Channel
 from sagetext.contract.checkpoints import Checkpoints, Position
 from sagetext.contract.context import TrainingContext, TrainingStopped
 from sagetext.contract.hyperparameters import Spec, parse
-from sagetext.contract.metrics import MetricLogger
-from sagetext.contract.paths import Paths
 from sagetext.contract.settings import Settings, env_var
 from sagetext.errors import ClientError
-from tests.conftest import REPO, SHARED_DATA, FakeOptMl
+from tests.conftest import REPO, FakeOptMl
+from tests.unit.word2vec_support import (
+    QUALITY,
+    check_artifacts_load_in_gensim,
+    gensim_cbow_ws353,
+    make_ctx,
+    random_windows,
+    ws353,
+)
 
-CORPUS = SHARED_DATA / "wiki_en_text8like" / "wiki2015_text8like.xz"
-SLICE_CHARS = 12_000_000  # about 2M words
-QUALITY = {"mode": "cbow", "epochs": "3", "vector_dim": "50", "seed": "0"}  # settings of the quality runs
 CPU = torch.device("cpu")
 ENGINE_ENV = env_var("word2vec_engine")
 
@@ -71,36 +72,7 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
-def make_ctx(root: Path, text: bytes | None, **hp: str) -> TrainingContext:
-    folder = root / "input" / "data" / "train"
-    if text is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "corpus.txt").write_bytes(text)
-    values = parse(hp, Spec.load("blazingtext"))
-    return TrainingContext(values, {"train": Channel("train", paths=Paths(root))}, root / "model", root / "output",
-                           Checkpoints(None, values), metrics=MetricLogger(enabled=False))
-
-
-def ws353(model_dir: Path) -> float:
-    return json.loads((model_dir / "eval.json").read_text())["EN-WS-353-ALL.txt"]["spearmans_rho"]
-
-
 # ---------------------------------------------------------------- one step against NumPy
-
-
-def random_windows(generator: torch.Generator, n_words: int, windows: int, width: int, k: int,
-                   device: torch.device = CPU) -> Windows:
-    """Random windows with repeated rows, padding, skipped negatives and scales below 1."""
-    context = torch.randint(0, n_words, (windows, width), generator=generator)
-    context_mask = (torch.rand(windows, width, generator=generator) < 0.7).float()
-    context_mask[0] = 0  # a window with no context at all
-    targets = torch.randint(0, n_words, (windows, 1 + k), generator=generator)
-    target_mask = (torch.rand(windows, 1 + k, generator=generator) < 0.8).float()
-    target_mask[:, 0] = 1
-    parts = (context, context_mask, targets, target_mask, torch.rand(windows, generator=generator) * 0.2,
-             0.5 + torch.rand(windows, width, generator=generator) / 2,
-             0.5 + torch.rand(windows, 1 + k, generator=generator) / 2)
-    return Windows(*(part.to(device) for part in parts))
 
 
 def numpy_sgns_step(mode: str, w_in: np.ndarray, w_out: np.ndarray, windows: Windows) -> tuple[np.ndarray, np.ndarray]:
@@ -306,17 +278,6 @@ def test_algorithm_runs_batch_skipgram_on_the_torch_engine_when_asked(tmp_path: 
 
 
 @pytest.fixture(scope="module")
-def corpus_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The first 12M characters (about 2M words) of the text8-like corpus, decompressed once."""
-    if not CORPUS.is_file():
-        pytest.skip(f"text8-like corpus not found at {CORPUS} (needs ../shared/data beside the checkout)")
-    path = tmp_path_factory.mktemp("text8like") / "slice.txt"
-    with lzma.open(CORPUS, "rb") as f:
-        path.write_bytes(f.read(SLICE_CHARS))
-    return path
-
-
-@pytest.fixture(scope="module")
 def one_worker(tmp_path_factory: pytest.TempPathFactory, corpus_slice: Path) -> TrainingContext:
     """cbow with the torch engine, one worker, on the slice."""
     ctx = make_ctx(tmp_path_factory.mktemp("one"), corpus_slice.read_bytes(), **QUALITY)
@@ -330,32 +291,14 @@ def test_quality_is_gensims_on_the_same_slice(one_worker: TrainingContext, corpu
     cbow, because cbow is the same algorithm in both; skip-gram with negatives shared across a
     window (HogBatch) needs more data than this slice to catch up with gensim's own negatives
     per pair (at 2M words and 3 epochs, dim 100: WS-353 0.46 vs 0.44)."""
-    from gensim.models import Word2Vec
-
-    with open(corpus_slice, "rb") as f:
-        sentences = list(read_sentences(f))
-    reference = Word2Vec(sentences, sg=0, vector_size=50, window=5, negative=5, sample=1e-4, min_count=5,
-                         epochs=3, alpha=0.05, min_alpha=0.05 * 1e-4, workers=1, seed=0)
-    kv = reference.wv
-    theirs = evaluation.evaluate_ws353(lambda w: kv[w] if w in kv else None)["EN-WS-353-ALL.txt"]["spearmans_rho"]
-    ours = ws353(one_worker.model_dir)
+    ours, theirs = ws353(one_worker.model_dir), gensim_cbow_ws353(corpus_slice)
     assert ours > 0.15 and theirs > 0.15
     assert ours == pytest.approx(theirs, abs=0.04)
 
 
 def test_artifacts_load_in_gensim_like_the_gensim_paths(one_worker: TrainingContext) -> None:
-    from gensim.models import KeyedVectors
-    from gensim.models.fasttext import load_facebook_vectors
-
-    model_dir = one_worker.model_dir
-    text = KeyedVectors.load_word2vec_format(str(model_dir / "vectors.txt"), binary=False)
-    binary = load_facebook_vectors(str(model_dir / "vectors.bin"))  # fastText's .bin in every mode
-    assert text.index_to_key == binary.index_to_key and text.index_to_key[:3] == ["the", "of", "and"]
-    np.testing.assert_array_equal(text.vectors, binary.vectors)
-    assert text.vectors.shape[1] == 50 and np.isfinite(text.vectors).all()
-    assert text.similarity("two", "three") > text.similarity("two", "anarchism") + 0.2
-    result = json.loads((model_dir / "eval.json").read_text())
-    assert list(result) == [*evaluation.WS353_FILES, "mean_rho"]
+    check_artifacts_load_in_gensim(one_worker.model_dir)
+    result = json.loads((one_worker.model_dir / "eval.json").read_text())
     assert [result[name]["total_pairs"] for name in evaluation.WS353_FILES] == [353, 252, 203]
 
 

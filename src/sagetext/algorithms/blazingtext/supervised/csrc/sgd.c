@@ -21,41 +21,14 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "buffers.h"
+
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 enum { LOSS_SOFTMAX = 0, LOSS_OVA = 1 };
-
-typedef struct {
-    Py_buffer view;
-    int held;
-} Array;
-
-static int get_array(PyObject *obj, Array *a, const char *name, const char *kinds, Py_ssize_t itemsize, int writable)
-{
-    a->held = 0;
-    if (PyObject_GetBuffer(obj, &a->view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0)) < 0)
-        return -1;
-    a->held = 1;
-    const char *format = a->view.format ? a->view.format : "B";
-    while (*format == '<' || *format == '=' || *format == '@') format++;
-    if (a->view.itemsize != itemsize || format[0] == '\0' || format[1] != '\0' || strchr(kinds, format[0]) == NULL) {
-        PyErr_Format(PyExc_TypeError, "%s: expected an array of %zd-byte items ('%s'), got format '%s'", name,
-                     itemsize, kinds, a->view.format ? a->view.format : "B");
-        return -1;
-    }
-    return 0;
-}
-
-static Py_ssize_t items(const Array *a) { return a->view.len / a->view.itemsize; }
-
-static void release(Array *arrays, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (arrays[i].held) PyBuffer_Release(&arrays[i].view);
-}
 
 /* splitmix64: the draw of a label among a line's several labels. */
 static uint64_t next_random(uint64_t *state)
@@ -183,7 +156,7 @@ static PyObject *train(PyObject *self, PyObject *args, PyObject *kwargs)
     static const char *kinds[] = {"f", "f", "i", "i", "i", "lq", "lq"};
     static const Py_ssize_t sizes[] = {4, 4, 4, 4, 4, 8, 8};
     for (int i = 0; i < 7; i++)
-        if (get_array(objs[i], &a[i], arg_names[i], kinds[i], sizes[i], i < 2) < 0) goto fail;
+        if (get_array(objs[i], &a[i], arg_names[i], kinds[i], sizes[i], i < 2, 0) < 0) goto fail;
     if (a[0].view.ndim != 2 || a[1].view.ndim != 2 || a[0].view.shape[1] != a[1].view.shape[1]) {
         PyErr_SetString(PyExc_ValueError, "input and output: expected two matrices with the same number of columns");
         goto fail;
@@ -248,7 +221,7 @@ static PyObject *top_labels(PyObject *self, PyObject *args)
     static const char *kinds[] = {"f", "f", "i", "lq", "lq"};
     static const Py_ssize_t sizes[] = {4, 4, 4, 8, 8};
     for (int i = 0; i < 5; i++)
-        if (get_array(objs[i], &a[i], arg_names[i], kinds[i], sizes[i], i == 4) < 0) goto fail;
+        if (get_array(objs[i], &a[i], arg_names[i], kinds[i], sizes[i], i == 4, 0) < 0) goto fail;
     if (a[0].view.ndim != 2 || a[1].view.ndim != 2 || a[0].view.shape[1] != a[1].view.shape[1]) {
         PyErr_SetString(PyExc_ValueError, "input and output: expected two matrices with the same number of columns");
         goto fail;
@@ -308,7 +281,7 @@ static PyObject *uniform_(PyObject *self, PyObject *args)
     unsigned long long seed;
     if (!PyArg_ParseTuple(args, "OddK", &obj, &low, &high, &seed)) return NULL;
     Array a;
-    if (get_array(obj, &a, "matrix", "f", 4, 1) < 0) {
+    if (get_array(obj, &a, "matrix", "f", 4, 1, 0) < 0) {
         release(&a, 1);
         return NULL;
     }
