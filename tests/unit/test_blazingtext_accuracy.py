@@ -116,7 +116,7 @@ def test_from_fasttexts_initial_weights_the_compiled_sgd_ends_where_fasttext_doe
     scaling): given fastText's initial weights, ours ends where fastText with one thread (the
     same lines in the same order, no Hogwild) ends, up to its rate being held for 100 tokens at
     a time where ours falls line by line. Measured on this slice: every prediction the same,
-    output weights within 2.5e-5 of their largest; training at a 1 % higher rate instead moves
+    output weights within 4e-5 of their largest; training at a 1 % higher rate instead moves
     them by 5e-3."""
     train, test = ag_news(tmp_path)
     seed = 3
