@@ -85,7 +85,7 @@ def run_sagetext(train: Path, test: Path, lr: float, folder: Path, threads: int,
     (root / "input" / "data" / "train" / train.name).symlink_to(train)
     (root / "input" / "config" / "hyperparameters.json").write_text(json.dumps(
         {"mode": "supervised", "vector_dim": "10", "learning_rate": str(lr), "word_ngrams": "2", "epochs": "5",
-         "min_count": "1", "buckets": "2000000"}))
+         "min_count": "1", "buckets": "2000000", "seed": str(seed)}))
     env = {**os.environ, "SAGEMAKER_BASE_DIR": str(root), "SAGETEXT_ALGORITHM": "blazingtext",
            "SAGETEXT_TRAIN_THREADS": str(threads)}
     start, cpu = time.perf_counter(), _children_cpu()
