@@ -17,7 +17,7 @@ Parts (all by default, in this order):
   subsampling, as BlazingText counts them) and training seconds; ours is scored on the
   artifacts it wrote. batch_skipgram (batch_size=11) is compared with gensim's skip-gram.
 - ``train``: the real ``./train`` executable end to end (reading the channel, vocabulary,
-  training, vectors.txt / vectors.bin, eval.json) for cbow and skipgram, wall seconds against
+  training, vectors.txt / vectors.bin, eval.json) for each mode, wall seconds against
   gensim's training seconds of the same mode from the ``engines`` part.
 - ``hosts``: batch_skipgram on two simulated hosts on loopback (two resourceconfig.json, gloo,
   one thread each so that both fit the cores of one machine), against one host with those
@@ -178,7 +178,7 @@ def opt_ml(root: Path, corpus: Path, hp: dict[str, str]) -> Path:
 def run_train_executable(mode: str, corpus: Path, threads: int) -> dict[str, object]:
     """``./train`` as the image runs it, end to end."""
     with tempfile.TemporaryDirectory() as tmp:
-        root = opt_ml(Path(tmp) / "opt_ml", corpus, {"mode": mode, **SETTINGS})
+        root = opt_ml(Path(tmp) / "opt_ml", corpus, hyperparameters(mode))
         start = time.monotonic()
         done = subprocess.run([sys.executable, str(REPO / "train")], env=train_env(root, threads),
                               capture_output=True, text=True)
@@ -252,7 +252,7 @@ def main() -> None:
             results["engines"][mode]["gensim"] = anchors[anchor]
             save()
     if "train" in parts:
-        for mode in [m for m in ("cbow", "skipgram") if m in modes]:
+        for mode in modes:
             results.setdefault("train", {})[mode] = run_train_executable(mode, corpus, args.threads)
             save()
     if "hosts" in parts:

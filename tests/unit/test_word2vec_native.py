@@ -291,9 +291,13 @@ def test_threads_train_the_same_windows_as_one(tmp_path: Path, corpus_slice: Pat
         train_word2vec(ctx, EngineSettings(threads=threads))
         runs[threads] = read_vectors(ctx.model_dir / "vectors.bin")
     assert runs[1].words == runs[2].words
-    rows = [runs[t].rows[:200] for t in (1, 2)]
-    cosines = np.sum(rows[0] * rows[1], axis=1) / np.linalg.norm(rows[0], axis=1) / np.linalg.norm(rows[1], axis=1)
-    assert np.median(cosines) > 0.8  # the frequent words: the same vectors up to the races
+    # the 200 most frequent words relate to each other as with one thread: the races turn the
+    # vectors a little (row by row cosines 0.76-0.95 over runs), not the similarities between
+    # them (correlation 0.997 measured)
+    rows = [runs[t].rows[:200] / np.linalg.norm(runs[t].rows[:200], axis=1, keepdims=True) for t in (1, 2)]
+    upper = np.triu_indices(200, 1)
+    similarities = [(r @ r.T)[upper] for r in rows]
+    assert np.corrcoef(*similarities)[0, 1] > 0.95
 
 
 # ---------------------------------------------------------------- checkpoints and resuming
@@ -409,6 +413,32 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def analogy_accuracy(model_dir: Path) -> float:
+    """gensim's Google analogies (its questions-words.txt) over the 30k most frequent words."""
+    from gensim.models import KeyedVectors
+    from gensim.test.utils import datapath
+
+    kv = KeyedVectors.load_word2vec_format(str(model_dir / "vectors.txt"), binary=False)
+    return kv.evaluate_word_analogies(datapath("questions-words.txt"), restrict_vocab=30000)[0]
+
+
+@pytest.mark.slow
+def test_batch_skipgram_learns_as_well_as_skipgram(tmp_path: Path, corpus_slice: Path) -> None:
+    """batch_skipgram's windows share negatives (batch_size of them to a set) without losing
+    what skip-gram learns: on the slice, analogies and WS-353 as skip-gram's."""
+    text = corpus_slice.read_bytes()
+    quality = {}
+    for mode in ("skipgram", "batch_skipgram"):
+        ctx = make_ctx(tmp_path / mode, text, mode=mode, epochs="2", vector_dim="50", seed="0")
+        train_word2vec(ctx, ONE_THREAD)
+        quality[mode] = analogy_accuracy(ctx.model_dir), ws353(ctx.model_dir)
+    (skip_analogy, skip_ws), (batch_analogy, batch_ws) = quality["skipgram"], quality["batch_skipgram"]
+    assert skip_analogy > 0.02, quality
+    # measured (one thread, seed 0, so repeatable): skip-gram 0.037; batch_skipgram 0.044, and
+    # 0.022 when neighbouring windows shared a set
+    assert batch_analogy > skip_analogy - 0.007 and batch_ws > skip_ws - 0.05, quality
 
 
 @pytest.mark.slow

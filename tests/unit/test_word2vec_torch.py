@@ -166,7 +166,8 @@ def test_windows_follow_word2vec_rules() -> None:
                         0 <= q < 10 and sentences[q] == sentences[centre]]  # a window shrinks, it has no holes
         assert windows.context[centre, windows.context_mask[centre] > 0].tolist() == ids[real].tolist()
     assert windows.targets[:, 0].tolist() == ids.tolist()
-    assert torch.equal(windows.targets[0, 1:], windows.targets[2, 1:])  # batch_skipgram: 3 windows share
+    assert torch.equal(windows.targets[0, 1:], windows.targets[3, 1:])  # batch_skipgram: 3 windows, 3 apart,
+    assert torch.equal(windows.targets[0, 1:], windows.targets[6, 1:])  # share a set
     assert torch.equal(windows.target_mask[:, 1:] == 0, windows.targets[:, 1:] == windows.targets[:, :1])
     assert 0.1 * 1e-4 <= windows.lr.min() and windows.lr.max() <= 0.05 + 1e-7  # second of two epochs
     assert windows.lr[0] > windows.lr[-1]

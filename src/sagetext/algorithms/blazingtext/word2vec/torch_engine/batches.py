@@ -14,7 +14,7 @@ As in word2vec.c:
   in-vocabulary words of all epochs (each window gets the rate of its position).
 
 BlazingText / HogBatch sharing: the ``negative_samples`` negatives of a window serve every
-context word of it; in ``batch_skipgram`` one set serves ``batch_size`` consecutive windows.
+context word of it; in ``batch_skipgram`` one set serves ``batch_size`` windows (``negative_sets``).
 
 Minibatches and repeated rows: all windows of a minibatch are updated from the same parameters
 and their updates summed, so a row that many windows touch (a frequent negative, a frequent
@@ -167,9 +167,9 @@ def _windows(centre: torch.Tensor, ids: torch.Tensor, sentences: torch.Tensor, l
     position = position.clamp(0, len(ids) - 1)
     inside &= sentences[position] == sentences[centre][:, None]
     centre_ids = ids[centre].to(torch.int64)
-    groups = -(-rows // settings.windows_per_negative_set)
-    negatives = sampler.negatives(groups, settings.negatives)
-    negatives = negatives.repeat_interleave(settings.windows_per_negative_set, dim=0)[:rows]
+    group = negative_sets(rows, settings.windows_per_negative_set, device)  # the set of each window
+    per_set = settings.windows_per_negative_set
+    negatives = sampler.negatives(-(-rows // (per_set * per_set)) * per_set, settings.negatives)[group]
     targets = torch.cat([centre_ids[:, None], negatives], dim=1)
     target_mask = torch.cat([torch.ones_like(centre_ids[:, None], dtype=torch.bool),
                              negatives != centre_ids[:, None]], dim=1).to(torch.float32)
@@ -179,6 +179,15 @@ def _windows(centre: torch.Tensor, ids: torch.Tensor, sentences: torch.Tensor, l
     return Windows(context, context_mask, targets, target_mask, lr,
                    repeat_scale(step, steps, context, context_mask, settings),
                    repeat_scale(step, steps, targets, target_mask, settings))
+
+
+def negative_sets(rows: int, per_set: int, device: torch.device) -> torch.Tensor:
+    """The set of negatives each of ``rows`` windows takes: every set serves ``per_set`` windows
+    that stand ``per_set`` apart (window r takes set (r // per_set**2) * per_set + r % per_set),
+    not ``per_set`` neighbours, whose context words are mostly the same: pushing the same
+    negatives away from the same words per_set times over halved batch_skipgram's analogies."""
+    r = torch.arange(rows, device=device)
+    return (r // (per_set * per_set)) * per_set + r % per_set
 
 
 def repeat_scale(step: torch.Tensor, steps: int, words: torch.Tensor, mask: torch.Tensor,

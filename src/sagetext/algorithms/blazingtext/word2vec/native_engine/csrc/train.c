@@ -3,9 +3,13 @@
  * Threads share the parameters without locks (as word2vec.c and fastText do) and take blocks of
  * whole sentences in turn. In a block, as in word2vec.c: each sentence is subsampled, each kept
  * word is a centre whose window shrinks to a random 1..window words each side, and the rate
- * decays linearly with the position in the epoch. The negatives of a set (one window, or
- * batch_skipgram's windows_per_negative_set) are drawn a few sets ahead and their rows fetched
- * into cache meanwhile, as are the rows of the words about to enter the window.
+ * decays linearly with the position in the epoch. A set of negatives serves one window, or
+ * batch_skipgram's windows_per_negative_set (P) windows: then P sets are in use at once and
+ * window c takes set c mod P, so the windows that share a set stand P words apart rather than
+ * side by side (neighbouring windows share most of their context words, and pushing the same
+ * negatives away from the same words P times over cost 10 analogy points at P = 11 on text8).
+ * Sets are drawn a few ahead and their rows fetched into cache meanwhile, as are the rows of the
+ * words about to enter the window.
  *
  * The hot functions are INLINE bodies compiled twice on x86-64, for AVX2+FMA and for the
  * baseline, and `fast()` picks one (GCC's target_clones would pick by CPU model, not features).
@@ -109,7 +113,7 @@ typedef struct {
     int64_t *position;  /* their positions in the shard */
     int64_t *context;   /* a window's context words (or, with subwords, their places in kept) */
     int64_t *targets;
-    int64_t *negatives; /* the set of the current window */
+    int64_t *negatives; /* the sets in use: windows_per_negative_set of them */
     int64_t *ahead;     /* the next SETS_AHEAD sets */
     int ring;
 } Worker;
@@ -138,7 +142,7 @@ static int worker_init(Worker *w, const Job *job)
     w->position = malloc(sizeof(int64_t) * (job->max_sentence + 1));
     w->context = malloc(sizeof(int64_t) * width);
     w->targets = malloc(sizeof(int64_t) * (job->negatives + 1));
-    w->negatives = malloc(sizeof(int64_t) * (job->negatives + 1));
+    w->negatives = malloc(sizeof(int64_t) * job->windows_per_negative_set * (job->negatives + 1));
     w->ahead = malloc(sizeof(int64_t) * SETS_AHEAD * (job->negatives + 1));
     if (!w->bags.mean || !w->bags.pending || !w->kept || !w->position || !w->context || !w->targets ||
         !w->negatives || !w->ahead || scratch_init(&w->scratch, width, job->negatives + 1, dim) != 0) {
@@ -181,19 +185,21 @@ INLINE void train_block_body(Job *job, int64_t block, Worker *w)
     const int64_t set_size = negatives + 1;
     for (int k = 0; k < SETS_AHEAD; k++) draw_set(job, &rng, w->ahead + k * set_size);
     w->ring = 0;
-    int in_set = 0;
+    int64_t window_count = 0; /* windows of this block so far */
     for (int64_t sentence = job->block_sentences[block]; sentence < job->block_sentences[block + 1]; sentence++) {
         const int64_t start = job->sentence_starts[sentence], end = job->sentence_starts[sentence + 1];
         const int64_t n = subsample(job, &rng, start, end, w);
         int64_t entered = -1, left = 0; /* subwords: words [left, entered] are in the bags */
         for (int64_t i = 0; i < n; i++) {
-            if (in_set == 0) { /* this window starts a set: take the oldest set drawn ahead, draw one more */
-                int64_t *set = w->ahead + w->ring * set_size;
-                memcpy(w->negatives, set, sizeof(int64_t) * negatives);
+            const int64_t slot = window_count % per_set;
+            int64_t *current = w->negatives + slot * set_size;
+            if ((window_count / per_set) % per_set == 0) { /* the set in this slot has served its windows */
+                int64_t *set = w->ahead + w->ring * set_size; /* take the oldest set drawn ahead, draw one more */
+                memcpy(current, set, sizeof(int64_t) * negatives);
                 draw_set(job, &rng, set);
                 w->ring = (w->ring + 1) % SETS_AHEAD;
             }
-            if (++in_set == per_set) in_set = 0;
+            window_count++;
             if (i + ROWS_AHEAD < n) prefetch_row(net->out_r, w->kept[i + ROWS_AHEAD], net->dim);
             if (i + ROWS_AHEAD + window < n) prefetch_input(net, w->kept[i + ROWS_AHEAD + window]);
             const int64_t b = 1 + (int64_t)below(&rng, (uint32_t)window);
@@ -206,7 +212,7 @@ INLINE void train_block_body(Job *job, int64_t block, Worker *w)
             int nt = 1;
             w->targets[0] = centre;
             for (int k = 0; k < negatives; k++)
-                if (w->negatives[k] != centre) w->targets[nt++] = w->negatives[k];
+                if (current[k] != centre) w->targets[nt++] = current[k];
             const float lr = rate_at(job, w->position[i]);
             if (!subwords) {
                 exact_window(net, job->mode, w->context, nc, w->targets, nt, lr, &w->scratch);
