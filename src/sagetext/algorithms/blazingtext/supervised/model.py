@@ -45,7 +45,8 @@ class Model:
     @classmethod
     def initial(cls, rows: int, nlabels: int, dim: int, seed: int, device: str,
                 order: np.ndarray | None = None) -> "Model":
-        """fastText's start: input uniform in (-1/dim, 1/dim), output zero.
+        """fastText's start: input uniform in (-1/dim, 1/dim), output zero (every row drawn,
+        as ``compiled.ArrayModel.initial`` explains).
 
         The rows are drawn in training order (a permutation of i.i.d. rows is as random)."""
         generator = torch.Generator().manual_seed(seed)
