@@ -66,9 +66,12 @@ class CooccurrenceCounter:
     def add(self, documents: Sequence[np.ndarray]) -> None:
         """Count each document's distinct words (ids); other words are ignored."""
         present = np.zeros((len(documents), len(self.words)), dtype=np.float32)
-        for d, ids in enumerate(documents):
-            ids = np.asarray(ids, dtype=np.int64)
-            present[d, np.searchsorted(self.words, ids[np.isin(ids, self.words)])] = 1.0
+        if len(documents) and len(self.words):
+            ids = np.concatenate([np.asarray(d, dtype=np.int64).ravel() for d in documents])
+            doc = np.repeat(np.arange(len(documents)), [np.size(d) for d in documents])
+            place = np.minimum(np.searchsorted(self.words, ids), len(self.words) - 1)
+            counted = self.words[place] == ids
+            present[doc[counted], place[counted]] = 1.0
         self.pair_docs += np.rint(present.T @ present).astype(np.int64)
         self.num_docs += len(documents)
 
