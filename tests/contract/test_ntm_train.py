@@ -137,3 +137,20 @@ def test_sagemakers_defaults_give_distinct_coherent_topics(opt_ml: FakeOptMl, sh
     assert report["tu"] >= 0.85 and report["npmi"] >= 0.15, (report["tu"], report["npmi"], out[-3000:])
     assert re.search(r"Topic quality of the run: tu [0-9.]+, npmi [-0-9.]+ \(top 10 words of 10 topics\)", out)
     assert re.search(r"Epoch \d+/50: train total_loss", out)
+
+
+def test_the_same_seed_trains_the_same_model(opt_ml: FakeOptMl, shared_data: Path, tmp_path: Path,
+                                             run_train: RunTrain) -> None:
+    """./train seeds torch itself (the job's process may not have imported torch before it
+    trains), so two runs with one seed give the same topics."""
+    data = shared_data / NEWS
+    train_rec = recordio_file(ldac_slice(data / "train.feat.gz", 0, 500))
+    reports = []
+    for run in range(2):
+        job = FakeOptMl(tmp_path / f"run{run}")
+        job.hyperparameters({"feature_dim": str(V), "num_topics": "5", "epochs": "3"})
+        job.channel("train", {"train.rec": train_rec})
+        result = run_train(job, "ntm", timeout=600)
+        assert result.returncode == 0, result.stdout + result.stderr
+        reports.append(json.loads((job.model / "topics.json").read_text()))
+    assert reports[0] == reports[1]
