@@ -53,6 +53,7 @@ from tests.conftest import REPO, FakeOptMl
 from tests.unit.word2vec_support import (
     QUALITY,
     check_artifacts_load_in_gensim,
+    check_sigterm_then_resume_is_uninterrupted,
     gensim_cbow_ws353,
     make_ctx,
     random_windows,
@@ -426,31 +427,7 @@ def test_two_workers_stopped_by_sigterm_resume_to_the_uninterrupted_model(tmp_pa
     """Two gloo workers through the real launcher: SIGTERM after epoch 1 stops both at a sync
     they agree on (exit 143, a checkpoint), and the restarted job ends with exactly the vectors
     of an uninterrupted two-worker job."""
-    from tests.reliability.faults import Watched, run_job
-
     with corpus_slice.open("rb") as f:
         text = f.read(1_200_000)
     env = {ENGINE_ENV: "torch", "SAGETEXT_CPU_WORKERS": "2"}
-
-    def job(name: str) -> FakeOptMl:
-        opt_ml = FakeOptMl(tmp_path / name)
-        opt_ml.hyperparameters({"mode": "skipgram", "epochs": "4", "vector_dim": "16", "evaluation": "false",
-                                "min_count": "3"})
-        opt_ml.channel("train", {"corpus.txt": text})
-        opt_ml.checkpoints(tmp_path / f"{name}_checkpoints")
-        return opt_ml
-
-    whole = job("whole")
-    done = run_job(whole, "word2vec", env)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    stopped = job("stopped")
-    watched = Watched(stopped, "word2vec", env)
-    code, _, log, _ = watched.sigterm(timeout=120)
-    assert code == 143, log[-3000:]
-    assert "stopped by SIGTERM" in log, log[-3000:]
-    restarted = run_job(stopped, "word2vec", env)
-    assert restarted.returncode == 0, restarted.stdout[-3000:] + restarted.stderr[-3000:]
-    assert "Resuming from checkpoint: epoch " in restarted.stdout
-    a, b = read_vectors(whole.model / "vectors.bin"), read_vectors(stopped.model / "vectors.bin")
-    assert a.words == b.words
-    np.testing.assert_array_equal(a.rows, b.rows)
+    check_sigterm_then_resume_is_uninterrupted(tmp_path, text, env, "skipgram")

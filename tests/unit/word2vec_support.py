@@ -12,12 +12,14 @@ import torch
 from sagetext.algorithms.blazingtext.word2vec import evaluation
 from sagetext.algorithms.blazingtext.word2vec.corpus import read_sentences
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.batches import Windows
+from sagetext.algorithms.blazingtext.word2vec.vectors import read_vectors
 from sagetext.contract.channels import Channel
 from sagetext.contract.checkpoints import Checkpoints
 from sagetext.contract.context import TrainingContext
 from sagetext.contract.hyperparameters import Spec, parse
 from sagetext.contract.metrics import MetricLogger
 from sagetext.contract.paths import Paths
+from tests.conftest import FakeOptMl
 
 QUALITY = {"mode": "cbow", "epochs": "3", "vector_dim": "50", "seed": "0"}  # settings of the quality runs
 
@@ -83,3 +85,32 @@ def check_artifacts_load_in_gensim(model_dir: Path) -> None:
     assert text.similarity("two", "three") > text.similarity("two", "anarchism") + 0.2
     result = json.loads((model_dir / "eval.json").read_text())
     assert list(result) == [*evaluation.WS353_FILES, "mean_rho"]
+
+
+def check_sigterm_then_resume_is_uninterrupted(root: Path, text: bytes, env: dict[str, str], mode: str) -> None:
+    """Two-worker jobs through ./train: one whole; one stopped by SIGTERM (exit 143, a checkpoint)
+    and restarted, which must end with exactly the whole job's vectors."""
+    from tests.reliability.faults import Watched, run_job
+
+    def job(name: str) -> FakeOptMl:
+        opt_ml = FakeOptMl(root / name)
+        opt_ml.hyperparameters({"mode": mode, "epochs": "4", "vector_dim": "16", "evaluation": "false",
+                                "min_count": "3"})
+        opt_ml.channel("train", {"corpus.txt": text})
+        opt_ml.checkpoints(root / f"{name}_checkpoints")
+        return opt_ml
+
+    whole = job("whole")
+    done = run_job(whole, "word2vec", env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    stopped = job("stopped")
+    watched = Watched(stopped, "word2vec", env)
+    code, _, log, _ = watched.sigterm(timeout=120)
+    assert code == 143, log[-3000:]
+    assert "stopped by SIGTERM" in log, log[-3000:]
+    restarted = run_job(stopped, "word2vec", env)
+    assert restarted.returncode == 0, restarted.stdout[-3000:] + restarted.stderr[-3000:]
+    assert "Resuming from checkpoint: epoch " in restarted.stdout
+    a, b = read_vectors(whole.model / "vectors.bin"), read_vectors(stopped.model / "vectors.bin")
+    assert a.words == b.words
+    np.testing.assert_array_equal(a.rows, b.rows)
