@@ -63,7 +63,8 @@ from sagetext.contract.metrics import configure_logging
 from sagetext.contract.paths import Paths
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
+SHARED = next((p / "shared" / "data" for p in REPO.parents if (p / "shared" / "data").is_dir()),
+              REPO.parent / "shared" / "data")  # beside the checkout or a folder above it (worktrees)
 CORPUS_XZ = SHARED / "wiki_en_text8like" / "wiki2015_text8like.xz"
 SIMLEX = SHARED / "word_similarity" / "EN-SIMLEX-999.txt"
 RESULT = REPO / "bench" / "results" / "text8_word2vec.json"
