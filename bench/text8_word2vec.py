@@ -21,10 +21,11 @@ Parts (all by default, in this order):
   gensim's training seconds of the same mode from the ``engines`` part.
 - ``hosts``: batch_skipgram on two simulated hosts on loopback (two resourceconfig.json, gloo,
   one thread each so that both fit the cores of one machine), against one host with those
-  threads together: both hosts' shard and words/s lines, and the quality of rank 0's model.
+  threads together: both hosts' shard and words/s lines, and the quality of rank 0's model,
+  once for each number of model combinations an epoch in ``--host-syncs`` (default 16).
 
     python bench/text8_word2vec.py [--parts engines,train,hosts] [--modes cbow,skipgram,...] [--threads 2]
-                                   [--epochs 5]
+                                   [--epochs 5] [--host-syncs 16,64]
 
 Writes bench/results/text8_word2vec.json and prints the tables.
 """
@@ -196,8 +197,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_two_hosts(corpus: Path, threads: int) -> dict[str, object]:
-    """batch_skipgram on two hosts on loopback, ``threads // 2`` threads each (at least 1)."""
+def run_two_hosts(corpus: Path, threads: int, syncs: int) -> dict[str, object]:
+    """batch_skipgram on two hosts on loopback, ``threads // 2`` threads each (at least 1), the
+    models combined ``syncs`` times an epoch."""
     hosts, port = ["127.0.0.1", "127.0.0.2"], str(free_port())
     per_host = max(1, threads // 2)
     with tempfile.TemporaryDirectory() as tmp:
@@ -209,7 +211,8 @@ def run_two_hosts(corpus: Path, threads: int) -> dict[str, object]:
                 {"current_host": host, "hosts": hosts, "network_interface_name": "lo"}))
             roots.append(root)
             processes.append(subprocess.Popen([sys.executable, str(REPO / "train")],
-                                              env=train_env(root, per_host, SAGETEXT_MASTER_PORT=port),
+                                              env=train_env(root, per_host, SAGETEXT_MASTER_PORT=port,
+                                                            SAGETEXT_WORD2VEC_SYNCS=str(syncs)),
                                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
         outputs = [p.communicate()[0] for p in processes]
         wall = time.monotonic() - start
@@ -217,8 +220,9 @@ def run_two_hosts(corpus: Path, threads: int) -> dict[str, object]:
             raise RuntimeError("two-host run failed:\n" + "\n----\n".join(o[-3000:] for o in outputs))
         kv = KeyedVectors.load_word2vec_format(str(roots[0] / "model" / "vectors.txt"), binary=False)
         hosts_lines = [[line for line in out.splitlines() if re.search(r"Worker \d of \d", line)] for out in outputs]
-        speeds = [float(re.search(r"([0-9.]+) million words/sec", lines[-1]).group(1)) for lines in hosts_lines]
-        return {"wall_seconds": wall, "threads_per_host": per_host, "host_lines": hosts_lines,
+        speeds = [float(m.group(1)) for lines in hosts_lines for line in lines
+                  if (m := re.search(r"([0-9.]+) million words/sec", line))]
+        return {"wall_seconds": wall, "threads_per_host": per_host, "syncs_per_epoch": syncs, "host_lines": hosts_lines,
                 "host_million_words_per_sec": speeds, **scores(kv)}
 
 
@@ -228,12 +232,15 @@ def main() -> None:
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--epochs", default=SETTINGS["epochs"], help="5, as the figures; fewer for a quick check")
+    parser.add_argument("--host-syncs", default="16", help="hosts part: model combinations an epoch, e.g. 16,64")
     args = parser.parse_args()
     SETTINGS["epochs"] = args.epochs
     parts, modes = args.parts.split(","), args.modes.split(",")
     configure_logging()
     corpus = corpus_file()
     results: dict[str, Any] = json.loads(RESULT.read_text()) if RESULT.exists() else {}
+    if "wall_seconds" in results.get("hosts", {}):  # written before --host-syncs: one run at 16
+        results["hosts"] = {"syncs=16": results["hosts"]}
     results.update(machine={"platform": platform.platform(), "python": platform.python_version(),
                             "cpus": os.cpu_count(), "gensim": gensim.__version__, "threads": args.threads},
                    settings=SETTINGS, date=time.strftime("%Y-%m-%d %H:%M:%S"))
@@ -257,8 +264,10 @@ def main() -> None:
             results.setdefault("train", {})[mode] = run_train_executable(mode, corpus, args.threads)
             save()
     if "hosts" in parts:
-        results["hosts"] = run_two_hosts(corpus, args.threads)
-        save()
+        results["hosts"] = {}
+        for syncs in [int(n) for n in args.host_syncs.split(",")]:
+            results["hosts"][f"syncs={syncs}"] = run_two_hosts(corpus, args.threads, syncs)
+            save()
     print_tables(results)
     print(f"\nwritten: {RESULT}")
 
@@ -278,15 +287,14 @@ def print_tables(results: dict[str, Any]) -> None:
         print(f"./train {mode}: {r['wall_seconds']:.1f} s end to end (eval.json mean_rho "
               f"{r['mean_rho_eval_json']:.4f}); gensim's training alone {gensim_seconds:.1f} s: "
               f"{r['wall_seconds'] / gensim_seconds:.2f} of it")
-    hosts = results.get("hosts")
-    if hosts:
-        one = engines.get("batch_skipgram", {}).get("sagetext")
-        print(f"two hosts, batch_skipgram ({hosts['threads_per_host']} thread(s) each): analogy "
+    for label, hosts in results.get("hosts", {}).items():
+        print(f"two hosts, batch_skipgram ({hosts['threads_per_host']} thread(s) each, {label}): analogy "
               f"{hosts['analogy_accuracy']:.4f} WS353 {hosts['ws353_all_rho']:.4f} "
               f"SimLex {hosts['simlex999_rho']:.4f}, {hosts['wall_seconds']:.1f} s end to end; "
               f"host words/s (millions): {hosts['host_million_words_per_sec']}")
-        if one:
-            print(f"one host, batch_skipgram: analogy {one['analogy_accuracy']:.4f} WS353 {one['ws353_all_rho']:.4f} "
+    one = engines.get("batch_skipgram", {}).get("sagetext")
+    if results.get("hosts") and one:
+        print(f"one host, batch_skipgram: analogy {one['analogy_accuracy']:.4f} WS353 {one['ws353_all_rho']:.4f} "
                   f"SimLex {one['simlex999_rho']:.4f}")
 
 
