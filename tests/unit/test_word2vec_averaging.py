@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from sagetext.algorithms.blazingtext.word2vec.torch_engine.averaging import changed_rows
+
 WORKER = textwrap.dedent("""
     import sys, torch, torch.distributed as dist
     from sagetext.algorithms.blazingtext.word2vec.torch_engine.averaging import ModelSync
@@ -59,3 +61,14 @@ def test_two_workers_sum_their_updates_of_the_rows_they_changed(tmp_path: Path) 
             torch.testing.assert_close(tensor, e, rtol=1e-6, atol=1e-6)
     # rows changed by someone: 10 + 3 of the first matrix, 2 + 2 of the second; not all 80 thrice
     assert results[0]["rows_sent"] == 10 + 3 + 2 + 2
+
+
+def test_the_compiled_row_comparison_flags_the_rows_torch_finds_changed() -> None:
+    generator = torch.Generator().manual_seed(5)
+    base = torch.randn(1000, 37, generator=generator)
+    tensor = base.clone()
+    changed = torch.randperm(1000, generator=generator)[:150]
+    tensor[changed, torch.randint(0, 37, (150,), generator=generator)] += 1e-3  # one number of each row
+    flags = changed_rows(tensor, base)
+    assert flags.dtype == torch.uint8
+    assert torch.equal(flags, (tensor != base).any(dim=1).to(torch.uint8)) and int(flags.sum()) == 150
