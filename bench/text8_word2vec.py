@@ -25,7 +25,7 @@ Parts (all by default, in this order):
   once for each number of model combinations an epoch in ``--host-syncs`` (default 16).
 
     python bench/text8_word2vec.py [--parts engines,train,hosts] [--modes cbow,skipgram,...] [--threads 2]
-                                   [--epochs 5] [--host-syncs 16,64]
+                                   [--epochs 5] [--host-syncs 16,64] [--seed 0] [--no-gensim]
 
 Writes bench/results/text8_word2vec.json and prints the tables.
 """
@@ -145,11 +145,11 @@ def run_ours(mode: str, corpus: Path, threads: int) -> dict[str, object]:
                 **scores(kv, vectors.vector)}
 
 
-def run_gensim(mode: str, corpus: Path, workers: int) -> dict[str, object]:
+def run_gensim(mode: str, corpus: Path, workers: int, seed: int) -> dict[str, object]:
     """Plain gensim with the benchmark's settings, the anchor (FastText for subword modes)."""
     base, _, extra = mode.partition("+")
     common = dict(sg=0 if base == "cbow" else 1, vector_size=100, window=5, negative=5, sample=1e-4, min_count=5,
-                  epochs=int(SETTINGS["epochs"]), alpha=0.05, min_alpha=0.05 * 1e-4, workers=workers, seed=0)
+                  epochs=int(SETTINGS["epochs"]), alpha=0.05, min_alpha=0.05 * 1e-4, workers=workers, seed=seed)
     model = FastText(min_n=3, max_n=6, bucket=2_000_000, **common) if extra else Word2Vec(**common)
     sentences = LineSentence(str(corpus))
     model.build_vocab(sentences)
@@ -232,9 +232,12 @@ def main() -> None:
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--epochs", default=SETTINGS["epochs"], help="5, as the figures; fewer for a quick check")
+    parser.add_argument("--seed", type=int, default=0, help="the seed hyperparameter for ours, seed= for gensim")
+    parser.add_argument("--no-gensim", action="store_true", help="engines part: our runs only (seed spread)")
     parser.add_argument("--host-syncs", default="16", help="hosts part: model combinations an epoch, e.g. 16,64")
     args = parser.parse_args()
     SETTINGS["epochs"] = args.epochs
+    SETTINGS["seed"] = str(args.seed)
     parts, modes = args.parts.split(","), args.modes.split(",")
     configure_logging()
     corpus = corpus_file()
@@ -254,9 +257,11 @@ def main() -> None:
         for mode in modes:
             results.setdefault("engines", {})[mode] = {"sagetext": run_ours(mode, corpus, args.threads)}
             save()
+            if args.no_gensim:
+                continue
             anchor = "skipgram" if mode == "batch_skipgram" else mode
             if anchor not in anchors:
-                anchors[anchor] = run_gensim(anchor, corpus, args.threads)
+                anchors[anchor] = run_gensim(anchor, corpus, args.threads, args.seed)
             results["engines"][mode]["gensim"] = anchors[anchor]
             save()
     if "train" in parts:
@@ -277,9 +282,9 @@ def print_tables(results: dict[str, Any]) -> None:
     print(f"\n{'mode':18} {'run':9} {'analogy':>8} {'WS353':>7} {'SimLex':>7} {'Mwords/s':>9} {'train s':>8} "
           f"{'speed-up':>8}")
     for mode in [m for m in MODES if m in engines]:
-        for run in ("sagetext", "gensim"):
+        for run in [r for r in ("sagetext", "gensim") if r in engines[mode]]:
             r = engines[mode][run]
-            ratio = r["words_per_sec"] / engines[mode]["gensim"]["words_per_sec"]
+            ratio = r["words_per_sec"] / engines[mode].get("gensim", r)["words_per_sec"]
             print(f"{mode:18} {run:9} {r['analogy_accuracy']:8.4f} {r['ws353_all_rho']:7.4f} "
                   f"{r['simlex999_rho']:7.4f} {r['words_per_sec'] / 1e6:9.3f} {r['train_seconds']:8.1f} {ratio:7.2f}x")
     for mode, r in results.get("train", {}).items():
