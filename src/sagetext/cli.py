@@ -127,12 +127,12 @@ def _parser() -> argparse.ArgumentParser:
     prepare = sub.add_parser("seq2seq-prepare", help="parallel text -> train.rec, val.rec and vocab JSON "
                              "(SageMaker's create_vocab_proto.py)")
     _seq2seq_prepare().add_arguments(prepare)
-    prepare.set_defaults(run=lambda a: _prepare("seq2seq-prepare", _seq2seq_prepare().run, a))
+    prepare.set_defaults(run=lambda a: run_preparation("seq2seq-prepare", _seq2seq_prepare().run, a))
 
     ntm = sub.add_parser("ntm-prepare", help="text documents -> vocab.txt and sparse RecordIO train/validation/test "
                          "channels for NTM")
     _ntm_prepare().add_arguments(ntm)
-    ntm.set_defaults(run=lambda a: _prepare("ntm-prepare", _ntm_prepare().run, a))
+    ntm.set_defaults(run=lambda a: run_preparation("ntm-prepare", _ntm_prepare().run, a))
 
     quantize = sub.add_parser("quantize", help="compress a BlazingText supervised model.bin into fastText's .ftz "
                               "(what `fasttext quantize` does)")
@@ -197,7 +197,7 @@ def _ntm_prepare():  # noqa: ANN202 - a module
     return prepare
 
 
-def _prepare(command: str, run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+def run_preparation(command: str, run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """A data-preparation command: its progress lines on stderr, a user's mistake as one line."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
