@@ -22,7 +22,7 @@ Parts (all by default, in this order):
 - ``hosts``: batch_skipgram on two simulated hosts on loopback (two resourceconfig.json, gloo,
   one thread each so that both fit the cores of one machine), against one host with those
   threads together: both hosts' shard and words/s lines, and the quality of rank 0's model,
-  once for each number of model combinations an epoch in ``--host-syncs`` (default 16).
+  once for each number of model combinations an epoch in ``--host-syncs`` (default 64, the engine's).
 
     python bench/text8_word2vec.py [--parts engines,train,hosts] [--modes cbow,skipgram,...] [--threads 2]
                                    [--epochs 5] [--host-syncs 16,64] [--seed 0] [--no-gensim]
@@ -234,7 +234,7 @@ def main() -> None:
     parser.add_argument("--epochs", default=SETTINGS["epochs"], help="5, as the figures; fewer for a quick check")
     parser.add_argument("--seed", type=int, default=0, help="the seed hyperparameter for ours, seed= for gensim")
     parser.add_argument("--no-gensim", action="store_true", help="engines part: our runs only (seed spread)")
-    parser.add_argument("--host-syncs", default="16", help="hosts part: model combinations an epoch, e.g. 16,64")
+    parser.add_argument("--host-syncs", default="64", help="hosts part: model combinations an epoch, e.g. 16,64")
     args = parser.parse_args()
     SETTINGS["epochs"] = args.epochs
     SETTINGS["seed"] = str(args.seed)
