@@ -21,10 +21,11 @@ Parts (all by default, in this order):
   gensim's training seconds of the same mode from the ``engines`` part.
 - ``hosts``: batch_skipgram on two simulated hosts on loopback (two resourceconfig.json, gloo,
   one thread each so that both fit the cores of one machine), against one host with those
-  threads together: both hosts' shard and words/s lines, and the quality of rank 0's model.
+  threads together: both hosts' shard and words/s lines, and the quality of rank 0's model,
+  once for each number of model combinations an epoch in ``--host-syncs`` (default 64, the engine's).
 
     python bench/text8_word2vec.py [--parts engines,train,hosts] [--modes cbow,skipgram,...] [--threads 2]
-                                   [--epochs 5]
+                                   [--epochs 5] [--host-syncs 16,64] [--seed 0] [--no-gensim]
 
 Writes bench/results/text8_word2vec.json and prints the tables.
 """
@@ -63,7 +64,8 @@ from sagetext.contract.metrics import configure_logging
 from sagetext.contract.paths import Paths
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
+SHARED = next((p / "shared" / "data" for p in REPO.parents if (p / "shared" / "data").is_dir()),
+              REPO.parent / "shared" / "data")  # beside the checkout or a folder above it (worktrees)
 CORPUS_XZ = SHARED / "wiki_en_text8like" / "wiki2015_text8like.xz"
 SIMLEX = SHARED / "word_similarity" / "EN-SIMLEX-999.txt"
 RESULT = REPO / "bench" / "results" / "text8_word2vec.json"
@@ -143,11 +145,11 @@ def run_ours(mode: str, corpus: Path, threads: int) -> dict[str, object]:
                 **scores(kv, vectors.vector)}
 
 
-def run_gensim(mode: str, corpus: Path, workers: int) -> dict[str, object]:
+def run_gensim(mode: str, corpus: Path, workers: int, seed: int) -> dict[str, object]:
     """Plain gensim with the benchmark's settings, the anchor (FastText for subword modes)."""
     base, _, extra = mode.partition("+")
     common = dict(sg=0 if base == "cbow" else 1, vector_size=100, window=5, negative=5, sample=1e-4, min_count=5,
-                  epochs=int(SETTINGS["epochs"]), alpha=0.05, min_alpha=0.05 * 1e-4, workers=workers, seed=0)
+                  epochs=int(SETTINGS["epochs"]), alpha=0.05, min_alpha=0.05 * 1e-4, workers=workers, seed=seed)
     model = FastText(min_n=3, max_n=6, bucket=2_000_000, **common) if extra else Word2Vec(**common)
     sentences = LineSentence(str(corpus))
     model.build_vocab(sentences)
@@ -195,8 +197,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_two_hosts(corpus: Path, threads: int) -> dict[str, object]:
-    """batch_skipgram on two hosts on loopback, ``threads // 2`` threads each (at least 1)."""
+def run_two_hosts(corpus: Path, threads: int, syncs: int) -> dict[str, object]:
+    """batch_skipgram on two hosts on loopback, ``threads // 2`` threads each (at least 1), the
+    models combined ``syncs`` times an epoch."""
     hosts, port = ["127.0.0.1", "127.0.0.2"], str(free_port())
     per_host = max(1, threads // 2)
     with tempfile.TemporaryDirectory() as tmp:
@@ -208,7 +211,8 @@ def run_two_hosts(corpus: Path, threads: int) -> dict[str, object]:
                 {"current_host": host, "hosts": hosts, "network_interface_name": "lo"}))
             roots.append(root)
             processes.append(subprocess.Popen([sys.executable, str(REPO / "train")],
-                                              env=train_env(root, per_host, SAGETEXT_MASTER_PORT=port),
+                                              env=train_env(root, per_host, SAGETEXT_MASTER_PORT=port,
+                                                            SAGETEXT_WORD2VEC_SYNCS=str(syncs)),
                                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
         outputs = [p.communicate()[0] for p in processes]
         wall = time.monotonic() - start
@@ -216,8 +220,9 @@ def run_two_hosts(corpus: Path, threads: int) -> dict[str, object]:
             raise RuntimeError("two-host run failed:\n" + "\n----\n".join(o[-3000:] for o in outputs))
         kv = KeyedVectors.load_word2vec_format(str(roots[0] / "model" / "vectors.txt"), binary=False)
         hosts_lines = [[line for line in out.splitlines() if re.search(r"Worker \d of \d", line)] for out in outputs]
-        speeds = [float(re.search(r"([0-9.]+) million words/sec", lines[-1]).group(1)) for lines in hosts_lines]
-        return {"wall_seconds": wall, "threads_per_host": per_host, "host_lines": hosts_lines,
+        speeds = [float(m.group(1)) for lines in hosts_lines for line in lines
+                  if (m := re.search(r"([0-9.]+) million words/sec", line))]
+        return {"wall_seconds": wall, "threads_per_host": per_host, "syncs_per_epoch": syncs, "host_lines": hosts_lines,
                 "host_million_words_per_sec": speeds, **scores(kv)}
 
 
@@ -227,12 +232,18 @@ def main() -> None:
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--epochs", default=SETTINGS["epochs"], help="5, as the figures; fewer for a quick check")
+    parser.add_argument("--seed", type=int, default=0, help="the seed hyperparameter for ours, seed= for gensim")
+    parser.add_argument("--no-gensim", action="store_true", help="engines part: our runs only (seed spread)")
+    parser.add_argument("--host-syncs", default="64", help="hosts part: model combinations an epoch, e.g. 16,64")
     args = parser.parse_args()
     SETTINGS["epochs"] = args.epochs
+    SETTINGS["seed"] = str(args.seed)
     parts, modes = args.parts.split(","), args.modes.split(",")
     configure_logging()
     corpus = corpus_file()
     results: dict[str, Any] = json.loads(RESULT.read_text()) if RESULT.exists() else {}
+    if "wall_seconds" in results.get("hosts", {}):  # written before --host-syncs: one run at 16
+        results["hosts"] = {"syncs=16": results["hosts"]}
     results.update(machine={"platform": platform.platform(), "python": platform.python_version(),
                             "cpus": os.cpu_count(), "gensim": gensim.__version__, "threads": args.threads},
                    settings=SETTINGS, date=time.strftime("%Y-%m-%d %H:%M:%S"))
@@ -246,9 +257,11 @@ def main() -> None:
         for mode in modes:
             results.setdefault("engines", {})[mode] = {"sagetext": run_ours(mode, corpus, args.threads)}
             save()
+            if args.no_gensim:
+                continue
             anchor = "skipgram" if mode == "batch_skipgram" else mode
             if anchor not in anchors:
-                anchors[anchor] = run_gensim(anchor, corpus, args.threads)
+                anchors[anchor] = run_gensim(anchor, corpus, args.threads, args.seed)
             results["engines"][mode]["gensim"] = anchors[anchor]
             save()
     if "train" in parts:
@@ -256,8 +269,10 @@ def main() -> None:
             results.setdefault("train", {})[mode] = run_train_executable(mode, corpus, args.threads)
             save()
     if "hosts" in parts:
-        results["hosts"] = run_two_hosts(corpus, args.threads)
-        save()
+        results["hosts"] = {}
+        for syncs in [int(n) for n in args.host_syncs.split(",")]:
+            results["hosts"][f"syncs={syncs}"] = run_two_hosts(corpus, args.threads, syncs)
+            save()
     print_tables(results)
     print(f"\nwritten: {RESULT}")
 
@@ -267,9 +282,9 @@ def print_tables(results: dict[str, Any]) -> None:
     print(f"\n{'mode':18} {'run':9} {'analogy':>8} {'WS353':>7} {'SimLex':>7} {'Mwords/s':>9} {'train s':>8} "
           f"{'speed-up':>8}")
     for mode in [m for m in MODES if m in engines]:
-        for run in ("sagetext", "gensim"):
+        for run in [r for r in ("sagetext", "gensim") if r in engines[mode]]:
             r = engines[mode][run]
-            ratio = r["words_per_sec"] / engines[mode]["gensim"]["words_per_sec"]
+            ratio = r["words_per_sec"] / engines[mode].get("gensim", r)["words_per_sec"]
             print(f"{mode:18} {run:9} {r['analogy_accuracy']:8.4f} {r['ws353_all_rho']:7.4f} "
                   f"{r['simlex999_rho']:7.4f} {r['words_per_sec'] / 1e6:9.3f} {r['train_seconds']:8.1f} {ratio:7.2f}x")
     for mode, r in results.get("train", {}).items():
@@ -277,15 +292,14 @@ def print_tables(results: dict[str, Any]) -> None:
         print(f"./train {mode}: {r['wall_seconds']:.1f} s end to end (eval.json mean_rho "
               f"{r['mean_rho_eval_json']:.4f}); gensim's training alone {gensim_seconds:.1f} s: "
               f"{r['wall_seconds'] / gensim_seconds:.2f} of it")
-    hosts = results.get("hosts")
-    if hosts:
-        one = engines.get("batch_skipgram", {}).get("sagetext")
-        print(f"two hosts, batch_skipgram ({hosts['threads_per_host']} thread(s) each): analogy "
+    for label, hosts in results.get("hosts", {}).items():
+        print(f"two hosts, batch_skipgram ({hosts['threads_per_host']} thread(s) each, {label}): analogy "
               f"{hosts['analogy_accuracy']:.4f} WS353 {hosts['ws353_all_rho']:.4f} "
               f"SimLex {hosts['simlex999_rho']:.4f}, {hosts['wall_seconds']:.1f} s end to end; "
               f"host words/s (millions): {hosts['host_million_words_per_sec']}")
-        if one:
-            print(f"one host, batch_skipgram: analogy {one['analogy_accuracy']:.4f} WS353 {one['ws353_all_rho']:.4f} "
+    one = engines.get("batch_skipgram", {}).get("sagetext")
+    if results.get("hosts") and one:
+        print(f"one host, batch_skipgram: analogy {one['analogy_accuracy']:.4f} WS353 {one['ws353_all_rho']:.4f} "
                   f"SimLex {one['simlex999_rho']:.4f}")
 
 

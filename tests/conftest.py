@@ -14,7 +14,9 @@ from typing import Protocol
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+# ../shared/data beside the checkout, or beside a folder above it (a worktree under /work/wt/NAME)
+SHARED_DATA = next((p / "shared" / "data" for p in REPO.parents if (p / "shared" / "data").is_dir()),
+                   REPO.parent / "shared" / "data")
 
 
 @pytest.fixture

@@ -21,13 +21,16 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sagetext import __version__, algorithms, model_archive, model_commands, s3, specs
 from sagetext.contract.metrics import configure_logging
 from sagetext.contract.paths import Paths
 from sagetext.contract.settings import Settings
 from sagetext.errors import ClientError
+
+if TYPE_CHECKING:
+    from sagetext.algorithms.blazingtext.fasttext_format.quantize import Retrain
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,12 +130,12 @@ def _parser() -> argparse.ArgumentParser:
     prepare = sub.add_parser("seq2seq-prepare", help="parallel text -> train.rec, val.rec and vocab JSON "
                              "(SageMaker's create_vocab_proto.py)")
     _seq2seq_prepare().add_arguments(prepare)
-    prepare.set_defaults(run=lambda a: _prepare("seq2seq-prepare", _seq2seq_prepare().run, a))
+    prepare.set_defaults(run=lambda a: run_preparation("seq2seq-prepare", _seq2seq_prepare().run, a))
 
     ntm = sub.add_parser("ntm-prepare", help="text documents -> vocab.txt and sparse RecordIO train/validation/test "
                          "channels for NTM")
     _ntm_prepare().add_arguments(ntm)
-    ntm.set_defaults(run=lambda a: _prepare("ntm-prepare", _ntm_prepare().run, a))
+    ntm.set_defaults(run=lambda a: run_preparation("ntm-prepare", _ntm_prepare().run, a))
 
     quantize = sub.add_parser("quantize", help="compress a BlazingText supervised model.bin into fastText's .ftz "
                               "(what `fasttext quantize` does)")
@@ -143,6 +146,12 @@ def _parser() -> argparse.ArgumentParser:
     quantize.add_argument("--qnorm", action="store_true", help="quantize each row's norm apart")
     quantize.add_argument("--qout", action="store_true", help="quantize the output (label) matrix too")
     quantize.add_argument("--dsub", type=int, default=2, help="dimensions per sub-quantizer (fastText's default 2)")
+    quantize.add_argument("--retrain", action="store_true",
+                          help="after --cutoff, train the kept rows again on --input (fastText's -retrain)")
+    quantize.add_argument("--input", type=Path, help="with --retrain: the training file (fastText format)")
+    quantize.add_argument("--epochs", type=int, help="with --retrain: passes over --input (default: the model's)")
+    quantize.add_argument("--learning-rate", type=float, default=0.05,
+                          help="with --retrain: the starting rate (fastText's default 0.05)")
     quantize.set_defaults(run=_quantize)
 
     table = sub.add_parser("hyperparameters", help="print an algorithm's hyperparameters as a Markdown table")
@@ -159,13 +168,27 @@ def _quantize(args: argparse.Namespace) -> int:
     try:
         if not source.is_file():
             raise ClientError(f"no model.bin in {args.model_dir}")
-        quantize_file(source, target, cutoff=args.cutoff, dsub=args.dsub, qnorm=args.qnorm, qout=args.qout)
+        quantize_file(source, target, cutoff=args.cutoff, dsub=args.dsub, qnorm=args.qnorm, qout=args.qout,
+                      retrain=_retrainer(args))
     except ClientError as exc:
         print(f"sagetext quantize: {exc}", file=sys.stderr)
         return 2
     print(f"{target}: {target.stat().st_size:,} bytes (model.bin: {source.stat().st_size:,} bytes); serve it as "
           "model.bin, or load it with fasttext.load_model")
     return 0
+
+
+def _retrainer(args: argparse.Namespace) -> "Retrain | None":
+    """``supervised.retrain`` bound to the command's --input, --epochs and --learning-rate, or None."""
+    if not args.retrain:
+        return None
+    if args.input is None or not args.input.is_file():
+        raise ClientError(f"--retrain needs --input, the training file (got {args.input})")
+    from functools import partial
+
+    from sagetext.algorithms.blazingtext.supervised.retrain import retrain
+
+    return partial(retrain, train_file=args.input, epochs=args.epochs, lr=args.learning_rate)
 
 
 def _algorithm_spec(args: argparse.Namespace) -> int:
@@ -197,7 +220,7 @@ def _ntm_prepare():  # noqa: ANN202 - a module
     return prepare
 
 
-def _prepare(command: str, run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+def run_preparation(command: str, run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """A data-preparation command: its progress lines on stderr, a user's mistake as one line."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:

@@ -171,11 +171,8 @@ def worker_main(argv: list[str]) -> int:
 def run_worker(job: Job, rt: runtime.Runtime, stop: threading.Event | None = None) -> int:
     """Build the context for this worker and train; 143 or 130 if SIGTERM or SIGINT (``stop``) stopped it.
 
-    torch's global generator is seeded when torch is loaded: the algorithms that draw from it
-    (dropout, sampling) import torch with their module; a job that never needs torch (one CPU
-    worker of BlazingText supervised with the compiled SGD) does not pay for importing it."""
-    if "torch" in sys.modules:
-        sys.modules["torch"].manual_seed(job.hyperparameters.get("seed", 0) + rt.rank)
+    Each algorithm seeds the generators it draws from with its ``seed`` hyperparameter and the
+    rank (torch is imported only by the algorithms that need it, so it cannot be seeded here)."""
     events = tensorboard.open_writer(tensorboard.directory(job.paths)) if rt.rank == 0 else None
     folder = checkpoints.directory(job.paths)
     ctx = TrainingContext(

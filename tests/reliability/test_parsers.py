@@ -381,14 +381,14 @@ def test_a_long_line_is_read_in_linear_time(tmp_path: Path) -> None:
     import io
     import time
 
-    from sagetext.data.text import _line_chunks
+    from sagetext.data.text import line_chunks
 
     data = b"__label__a " + b"w" * 4_000_000 + b"\nnext\n"
     started = time.perf_counter()
-    chunks = list(_line_chunks(io.BytesIO(data), size=64))  # 62,500 reads of an unfinished line
+    chunks = list(line_chunks(io.BytesIO(data), size=64))  # 62,500 reads of an unfinished line
     assert time.perf_counter() - started < 2.0  # quadratic: ~125 GB copied, minutes
     assert b"".join(chunks) == data and all(chunk.endswith(b"\n") for chunk in chunks)
-    assert list(_line_chunks(io.BytesIO(b"a\nb"), size=1)) == [b"a\n", b"b\n"]
+    assert list(line_chunks(io.BytesIO(b"a\nb"), size=1)) == [b"a\n", b"b\n"]
 
 
 # ---- Seq2Seq's parallel text channels (the text-input extension) --------------------------------

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from sagetext.contract.metrics import MetricLogger
 from tests.conftest import SHARED_DATA
 
 TEXT8_LIKE = SHARED_DATA / "wiki_en_text8like" / "wiki2015_text8like.xz"
@@ -22,3 +23,17 @@ def corpus_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with lzma.open(TEXT8_LIKE, "rb") as f:
         path.write_bytes(f.read(SLICE_CHARS))
     return path
+
+
+class Recording(MetricLogger):
+    """A metric logger that keeps every (name, value) it is given, for tests to read."""
+
+    def __init__(self) -> None:
+        super().__init__(enabled=False)
+        self.lines: list[tuple[str, float]] = []
+
+    def log(self, name: str, value: float, step: int | None = None) -> None:
+        self.lines.append((name, value))
+
+    def values(self, name: str) -> list[float]:
+        return [v for n, v in self.lines if n == name]

@@ -13,7 +13,7 @@ import pytest
 from sagetext import algorithms
 from sagetext.algorithms.seq2seq import trainer as seq2seq_trainer
 from sagetext.contract.hyperparameters import Spec, parse
-from sagetext.contract.metrics import MetricLogger
+from tests.unit.conftest import Recording
 from tests.unit.test_seq2seq import (
     TINY_RNN,
     channels_for,
@@ -68,15 +68,6 @@ def test_bleu_is_reported_on_sockeyes_0_to_1_scale() -> None:
     assert seq2seq_trainer.corpus_bleu(sentences, sentences, "none") == pytest.approx(1.0)
     half = seq2seq_trainer.corpus_bleu(["a man rides a horse .", "two dogs play in the snow ."], sentences, "none")
     assert 0.5 < half < 1.0
-
-
-class Recording(MetricLogger):
-    def __init__(self) -> None:
-        super().__init__(enabled=False)
-        self.lines: list[tuple[str, float]] = []
-
-    def log(self, name: str, value: float, step: int | None = None) -> None:
-        self.lines.append((name, value))
 
 
 def test_seq2seq_trains_with_max_seq_len_target_1(tmp_path: Path, corpus: dict[str, Path]) -> None:  # noqa: F811

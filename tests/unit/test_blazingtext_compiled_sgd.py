@@ -169,21 +169,14 @@ def test_a_checkpoint_of_the_torch_path_resumes_on_the_compiled_path_at_the_same
     (256-line batches): training goes on from the batch holding the first line not trained on."""
     from sagetext.algorithms.blazingtext.supervised import checkpoint
     from sagetext.algorithms.blazingtext.supervised.corpus import prepare
-    from sagetext.contract.context import TrainingStopped
-    from tests.unit.test_blazingtext_supervised import StopAfter
+    from tests.unit.test_blazingtext_supervised import train_until_stopped_after
 
     big = (SAMPLE / "train.txt").read_bytes() * 16  # 5,120 lines: 320 batches of 16, 20 of 256
     checkpoints = tmp_path / "checkpoints"
     first = context(tmp_path / "a", {"train": big}, checkpoint_dir=checkpoints, epochs="3")
     with monkeypatch.context() as patch:
         patch.setattr(compiled, "_sgd", None)
-        handler = StopAfter(first.stop_requested, "End of epoch: 1")
-        logging.getLogger("sagetext").addHandler(handler)
-        try:
-            with caplog.at_level(logging.INFO, logger="sagetext"), pytest.raises(TrainingStopped):
-                ALGORITHM.train(first)
-        finally:
-            logging.getLogger("sagetext").removeHandler(handler)
+        train_until_stopped_after(first, "End of epoch: 1", caplog)
 
     second = context(tmp_path / "b", {"train": big}, checkpoint_dir=checkpoints, epochs="3")
     data = prepare(second, compiled.LINES_PER_BATCH)

@@ -265,6 +265,17 @@ class StopAfter(logging.Handler):
             self.event.set()
 
 
+def train_until_stopped_after(ctx: TrainingContext, line: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Train ``ctx`` and stop it (as SIGTERM does) once ``line`` has been logged; it must stop."""
+    handler = StopAfter(ctx.stop_requested, line)
+    logging.getLogger("sagetext").addHandler(handler)
+    try:
+        with caplog.at_level(logging.INFO, logger="sagetext"), pytest.raises(TrainingStopped):
+            ALGORITHM.train(ctx)
+    finally:
+        logging.getLogger("sagetext").removeHandler(handler)
+
+
 def test_stop_then_resume_gives_the_uninterrupted_model(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     # the contexts' default settings give one SGD thread: runs are bit-for-bit repeatable
     big = (SAMPLE / "train.txt").read_bytes() * 4  # enough batches for a stop inside an epoch
@@ -273,13 +284,7 @@ def test_stop_then_resume_gives_the_uninterrupted_model(tmp_path: Path, caplog: 
 
     checkpoints = tmp_path / "checkpoints"
     first = context(tmp_path / "b", {"train": big}, checkpoint_dir=checkpoints, epochs="3")
-    handler = StopAfter(first.stop_requested, "End of epoch: 1")
-    logging.getLogger("sagetext").addHandler(handler)
-    try:
-        with caplog.at_level(logging.INFO, logger="sagetext"), pytest.raises(TrainingStopped):
-            ALGORITHM.train(first)
-    finally:
-        logging.getLogger("sagetext").removeHandler(handler)
+    train_until_stopped_after(first, "End of epoch: 1", caplog)
     assert (checkpoints / "checkpoint.pt").exists()
     assert not (first.model_dir / "model.bin").exists()
 

@@ -19,23 +19,11 @@ from sagetext.contract.channels import Channel
 from sagetext.contract.checkpoints import Checkpoints
 from sagetext.contract.context import TrainingContext, TrainingStopped
 from sagetext.contract.hyperparameters import Spec, parse
-from sagetext.contract.metrics import MetricLogger
 from sagetext.contract.paths import Paths
+from tests.unit.conftest import Recording
 
 D, TOPICS, DOCS = 24, 3, 120
 WORDS = [f"w{i}" for i in range(D)]
-
-
-class Recording(MetricLogger):
-    def __init__(self) -> None:
-        super().__init__(enabled=False)
-        self.lines: list[tuple[str, float]] = []
-
-    def log(self, name: str, value: float, step: int | None = None) -> None:
-        self.lines.append((name, value))
-
-    def values(self, name: str) -> list[float]:
-        return [v for n, v in self.lines if n == name]
 
 
 def synthetic(n: int, seed: int) -> np.ndarray:

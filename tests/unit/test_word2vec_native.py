@@ -343,7 +343,7 @@ def test_stop_then_resume_gives_the_uninterrupted_model(tmp_path: Path, corpus_s
     stopped = checkpointed_ctx(tmp_path / "stopped", text, tmp_path / "ckpt", **hp)
     stop_after = trainer.SYNCS_PER_EPOCH + 5  # in epoch 2 of 3
     counting_segments(monkeypatch, lambda n: stopped.stop_requested.set() if n == stop_after else None)
-    with pytest.raises(TrainingStopped, match="in epoch 2, at sync 5 of 16"):
+    with pytest.raises(TrainingStopped, match=f"in epoch 2, at sync 5 of {trainer.SYNCS_PER_EPOCH}"):
         train_word2vec(stopped, ONE_THREAD)
     saved = torch.load(tmp_path / "ckpt" / "checkpoint.pt", weights_only=True)
     assert saved["kind"] == checkpointing.NATIVE_KIND and saved["position"] == {"epoch": 1, "step": 5}

@@ -131,6 +131,41 @@ def test_subword_input_is_the_mean_of_word_and_ngram_rows_and_each_row_gets_the_
     assert delta[1] == pytest.approx([0.0] * dim)
 
 
+
+def test_cbow_with_subwords_predicts_from_the_mean_of_all_the_context_rows_as_fasttext() -> None:
+    """fastText's (and gensim FastText's) cbow: the hidden vector is the mean of every row of every
+    context word (a long word weighs as many rows as it has), and each of those rows gets the
+    whole gradient; checked window by window against that computation in numpy."""
+    words, dim = ["where", "here", "a", "therefore"], 5
+    inputs = InputRows.create(words, dim, CPU, torch.Generator().manual_seed(0), subwords=(3, 4, 30))
+    assert inputs.table is not None
+    offsets, rows = (t.numpy() for t in inputs.table)
+    generator = torch.Generator().manual_seed(1)
+    inputs.weight.copy_(torch.randn(inputs.weight.shape, generator=generator))
+    output = torch.randn(len(words), dim, generator=generator)
+    windows = random_windows(generator, len(words), windows=6, width=4, k=2, unit_scales=True)
+    w_in, w_out = inputs.weight.numpy().copy(), output.numpy().copy()
+    expected_in, expected_out = w_in.copy(), w_out.copy()
+    for p in range(6):
+        context = [int(c) for c, m in zip(windows.context[p], windows.context_mask[p]) if m]
+        bag = [int(r) for c in context for r in rows[offsets[c]:offsets[c + 1]]]
+        if not bag:
+            continue
+        h, grad_h = w_in[bag].mean(0), np.zeros(dim)
+        for t in range(3):
+            if windows.target_mask[p, t]:
+                o = int(windows.targets[p, t])
+                g = ((1.0 if t == 0 else 0.0) - 1 / (1 + np.exp(-h @ w_out[o]))) * float(windows.lr[p])
+                grad_h += g * w_out[o]
+                expected_out[o] += g * h
+        for r in bag:
+            expected_in[r] += grad_h
+    cbow_update(inputs, output, windows)
+    np.testing.assert_allclose(inputs.weight.numpy(), expected_in, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(output.numpy(), expected_out, rtol=1e-5, atol=1e-5)
+    assert len({int(offsets[i + 1] - offsets[i]) for i in range(len(words))}) > 1  # bags of several sizes
+
+
 # ---------------------------------------------------------------- windows, as word2vec.c forms them
 
 

@@ -33,6 +33,9 @@ class Settings:
     train_threads: int | None = None
     # SAGETEXT_WORD2VEC_ENGINE: native, gensim or torch; None: native where it was built, else gensim
     word2vec_engine: str | None = None
+    # SAGETEXT_WORD2VEC_SYNCS: the native word2vec engine's model combinations (and stop points) an
+    # epoch; None: its default
+    word2vec_syncs: int | None = None
     master_port: int = 29500  # SAGETEXT_MASTER_PORT: rendezvous port on the first host (several hosts)
     pipe_wait_seconds: float = 600.0  # SAGETEXT_PIPE_WAIT_SECONDS: how long to wait for a Pipe-mode FIFO
     job_name: str = "sagetext-job"  # TRAINING_JOB_NAME (SageMaker's): names the workers' rendezvous
@@ -115,6 +118,7 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {  # setting: (environm
     "cpu_workers": ("SAGETEXT_CPU_WORKERS", _positive_int),
     "train_threads": ("SAGETEXT_TRAIN_THREADS", _positive_int),
     "word2vec_engine": ("SAGETEXT_WORD2VEC_ENGINE", _engine),
+    "word2vec_syncs": ("SAGETEXT_WORD2VEC_SYNCS", _positive_int),
     "master_port": ("SAGETEXT_MASTER_PORT", _port),
     "pipe_wait_seconds": ("SAGETEXT_PIPE_WAIT_SECONDS", _seconds),
     "job_name": ("TRAINING_JOB_NAME", str),

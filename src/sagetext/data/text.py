@@ -207,7 +207,7 @@ class LabeledReader:
                 return _attribute_lines(records), True
             chunks = _record_lines(records)
         else:
-            chunks = _line_chunks(stream)
+            chunks = line_chunks(stream)
         first = next(chunks, b"")
         return itertools.chain([first] if first else [], chunks), self._is_json_lines(first[:64])
 
@@ -405,7 +405,7 @@ def _json_value(value: bytes) -> bytes:
     return text.replace(b"\n", b" ").replace(b"\r", b" ")
 
 
-def _line_chunks(stream: BinaryIO, size: int = BLOCK_BYTES) -> Iterator[bytes]:
+def line_chunks(stream: BinaryIO, size: int = BLOCK_BYTES) -> Iterator[bytes]:
     """Whole lines, about ``size`` bytes at a time, each chunk ending in ``\\n``.
 
     A line longer than ``size`` is gathered in pieces and joined once, so that reading it takes

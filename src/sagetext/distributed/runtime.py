@@ -93,6 +93,14 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
+def all_reduce_max(tensor: torch.Tensor) -> torch.Tensor:
+    """Elementwise maximum of ``tensor`` over workers in place (no-op alone)."""
+    if active():
+        dist = _dist()
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return tensor
+
+
 def stop_agreed(flag: threading.Event, step: int, device: str, every: int = STOP_CHECK_STEPS) -> bool:
     """Whether to stop now on a stop request (SIGTERM). Alone: as soon as it is set. With
     several workers, every ``every`` steps all of them vote (a collective each calls at the

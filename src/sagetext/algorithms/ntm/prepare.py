@@ -266,9 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sagetext.algorithms.ntm.prepare",
                                      description=__doc__.splitlines()[0])
     add_arguments(parser)
-    from sagetext.cli import _prepare  # the one runner of preparation commands, also behind `sagetext ntm-prepare`
+    # the one runner of preparation commands, also behind `sagetext ntm-prepare`
+    from sagetext.cli import run_preparation
 
-    return _prepare("ntm-prepare", run, parser.parse_args(argv))
+    return run_preparation("ntm-prepare", run, parser.parse_args(argv))
 
 
 if __name__ == "__main__":

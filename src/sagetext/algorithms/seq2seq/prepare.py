@@ -137,9 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sagetext.algorithms.seq2seq.prepare",
                                      description=__doc__.splitlines()[0])
     add_arguments(parser)
-    from sagetext.cli import _prepare  # the one runner of preparation commands, also behind `sagetext seq2seq-prepare`
+    # the one runner of preparation commands, also behind `sagetext seq2seq-prepare`
+    from sagetext.cli import run_preparation
 
-    return _prepare("seq2seq-prepare", run, parser.parse_args(argv))
+    return run_preparation("seq2seq-prepare", run, parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ it to the same vectors, hence the same predictions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,20 +46,32 @@ class Pruned:
     ngram_index: tuple[np.ndarray, np.ndarray] | None  # (buckets, rows after the words); None: not pruned
 
 
+Retrain = Callable[[model_file.FastTextModel, "Pruned"], tuple[np.ndarray, np.ndarray]]
+
+
 def quantize_file(source: Path, target: Path, cutoff: int = 0, dsub: int = 2, qnorm: bool = False,
-                  qout: bool = False) -> None:
-    """Read the supervised ``.bin`` at ``source`` and write its quantized ``.ftz`` to ``target``."""
+                  qout: bool = False, retrain: Retrain | None = None) -> None:
+    """Read the supervised ``.bin`` at ``source`` and write its quantized ``.ftz`` to ``target``;
+    ``retrain`` (with a cutoff only, as fastText) gives the kept rows and the output matrix new
+    values before quantization (``supervised.retrain``)."""
     model = model_file.read(source.read_bytes(), source.name)
     if model.args.model != 3:
         raise ClientError(f"{source} is a word-vector model; only supervised models can be quantized (as in fastText)")
     if model.ngram_rows is not None or model.args.maxn > 0:
         raise ClientError(f"{source} is already pruned or uses character n-grams; quantize the model training wrote")
     pruned = prune(model.dictionary, model.input, cutoff)
+    output = model.output
+    if retrain is not None:
+        if pruned.ngram_index is None:
+            raise ClientError(f"--retrain: cutoff={cutoff} keeps all {len(model.input)} input rows; retraining "
+                              "follows a cutoff below that (as in fastText)")
+        retrained, output = retrain(model, pruned)
+        pruned = Pruned(pruned.dictionary, retrained, pruned.ngram_index)
     input_matrix = quantize_matrix(pruned.input, dsub, qnorm, "input matrix")
-    output = quantize_matrix(model.output, OUTPUT_DSUB, qnorm, "output matrix") if qout else model.output
+    output_matrix = quantize_matrix(output, OUTPUT_DSUB, qnorm, "output matrix") if qout else output
     tmp = target.with_name(target.name + ".tmp")
     with open(tmp, "wb") as f:
-        model_file.write_quantized(f, model.args, pruned.dictionary, pruned.ngram_index, input_matrix, output)
+        model_file.write_quantized(f, model.args, pruned.dictionary, pruned.ngram_index, input_matrix, output_matrix)
     tmp.replace(target)
 
 

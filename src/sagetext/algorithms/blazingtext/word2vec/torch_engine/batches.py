@@ -167,9 +167,8 @@ def _windows(centre: torch.Tensor, ids: torch.Tensor, sentences: torch.Tensor, l
     position = position.clamp(0, len(ids) - 1)
     inside &= sentences[position] == sentences[centre][:, None]
     centre_ids = ids[centre].to(torch.int64)
-    group = negative_sets(rows, settings.windows_per_negative_set, device)  # the set of each window
-    per_set = settings.windows_per_negative_set
-    negatives = sampler.negatives(-(-rows // (per_set * per_set)) * per_set, settings.negatives)[group]
+    group, sets = negative_sets(rows, settings.windows_per_negative_set, device)  # the set of each window
+    negatives = sampler.negatives(sets, settings.negatives)[group]
     targets = torch.cat([centre_ids[:, None], negatives], dim=1)
     target_mask = torch.cat([torch.ones_like(centre_ids[:, None], dtype=torch.bool),
                              negatives != centre_ids[:, None]], dim=1).to(torch.float32)
@@ -181,13 +180,15 @@ def _windows(centre: torch.Tensor, ids: torch.Tensor, sentences: torch.Tensor, l
                    repeat_scale(step, steps, targets, target_mask, settings))
 
 
-def negative_sets(rows: int, per_set: int, device: torch.device) -> torch.Tensor:
-    """The set of negatives each of ``rows`` windows takes: every set serves ``per_set`` windows
-    that stand ``per_set`` apart (window r takes set (r // per_set**2) * per_set + r % per_set),
-    not ``per_set`` neighbours, whose context words are mostly the same: pushing the same
-    negatives away from the same words per_set times over halved batch_skipgram's analogies."""
+def negative_sets(rows: int, per_set: int, device: torch.device) -> tuple[torch.Tensor, int]:
+    """The set of negatives each of ``rows`` windows takes, and how many sets there are: every
+    set serves ``per_set`` windows that stand ``per_set`` apart (window r takes set
+    (r // per_set**2) * per_set + r % per_set), not ``per_set`` neighbours, whose context words
+    are mostly the same: pushing the same negatives away from the same words per_set times over
+    halved batch_skipgram's analogies."""
     r = torch.arange(rows, device=device)
-    return (r // (per_set * per_set)) * per_set + r % per_set
+    blocks = -(-rows // (per_set * per_set))
+    return (r // (per_set * per_set)) * per_set + r % per_set, blocks * per_set
 
 
 def repeat_scale(step: torch.Tensor, steps: int, words: torch.Tensor, mask: torch.Tensor,

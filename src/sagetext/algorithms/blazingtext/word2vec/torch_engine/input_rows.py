@@ -65,6 +65,12 @@ class InputRows:
         vectors = F.embedding_bag(bags.rows, self.weight, bags.starts, mode="mean")
         return vectors.reshape(*words.shape, -1), bags
 
+    def bag_sizes(self, words: torch.Tensor) -> torch.Tensor:
+        """How many rows each of ``words`` (any shape) has, as float32 (subwords only)."""
+        assert self.table is not None
+        offsets = self.table[0]
+        return (offsets[words + 1] - offsets[words]).to(torch.float32)
+
     def add_(self, words: torch.Tensor, bags: Bags | None, grads: torch.Tensor) -> None:
         """Add ``grads`` (*words.shape, dim) to each word's rows (summed where rows repeat)."""
         flat = grads.reshape(-1, grads.shape[-1])

@@ -14,7 +14,9 @@ label 1, then the shared negatives, label 0), ``g = (label - sigmoid(h . out_o))
 - cbow: the mean ``h`` of the context vectors predicts the centre word: ``out_o += g_o h`` and
   every context word gets ``sum_o g_o out_o`` in full (word2vec.c's cbow_mean, not divided).
 
-With subwords ``h_c`` is the mean of the word's rows and ``in_c``'s update goes to each row.
+With subwords ``h_c`` is the mean of the word's rows and ``in_c``'s update goes to each row;
+cbow's ``h`` is then the mean of all the context words' rows, as fastText and gensim's FastText
+form it (a context word weighs as many rows as it has), not the mean of the words' means.
 """
 
 from __future__ import annotations
@@ -54,8 +56,9 @@ def cbow_update(inputs: InputRows, output: torch.Tensor, windows: Windows) -> No
     """The mean of each window's context vectors against its centre word and negatives."""
     h_context, bags = inputs.gather(windows.context)  # (P, W, D)
     mask = windows.context_mask
-    count = mask.sum(1, keepdim=True)  # (P, 1)
-    h = (h_context * mask[:, :, None]).sum(1) / count.clamp(min=1)  # (P, D)
+    weight = mask if bags is None else mask * inputs.bag_sizes(windows.context)  # subwords: rows per word
+    count = weight.sum(1, keepdim=True)  # (P, 1)
+    h = (h_context * weight[:, :, None]).sum(1) / count.clamp(min=1)  # (P, D)
     out = output[windows.targets]  # (P, 1 + K, D)
     scores = torch.bmm(out, h[:, :, None]).squeeze(2)  # (P, 1 + K)
     scale = windows.lr[:, None] * windows.target_mask * (count > 0)

@@ -6,6 +6,7 @@
  *   alias_table(weights) -> (thresholds, aliases)
  *   subword_table(words, minn, maxn, buckets)   subwords.c
  *   format_rows(words, matrix, dim, threads)    vectors.txt's lines (text.c)
+ *   changed_rows(a, b, dim) -> flags            which rows of two matrices differ (model combination)
  *
  * Arrays come in through the buffer protocol (numpy arrays), checked for item size, kind and
  * length here; their contents (word ids below the vocabulary size, rows below the matrix
@@ -357,6 +358,35 @@ static PyObject *subword_table(PyObject *self, PyObject *args, PyObject *kwargs)
     return result;
 }
 
+/* One byte a row: 1 where rows of `a` and `b` (float32, dim columns) differ in any bit. */
+static PyObject *changed_rows(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"a", "b", "dim", NULL};
+    PyObject *ao, *bo;
+    int dim;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOi", names, &ao, &bo, &dim)) return NULL;
+    Array a[2] = {0};
+    PyObject *result = NULL;
+    if (dim < 1) {
+        PyErr_SetString(PyExc_ValueError, "dim: expected a positive number of columns");
+        return NULL;
+    }
+    if (get_array(ao, &a[0], "a", F32, 4, 0, 0) < 0 || get_array(bo, &a[1], "b", F32, 4, 0, items(&a[0])) < 0)
+        goto done;
+    const Py_ssize_t rows = items(&a[0]) / dim;
+    result = PyBytes_FromStringAndSize(NULL, rows);
+    if (result == NULL) goto done;
+    unsigned char *flags = (unsigned char *)PyBytes_AS_STRING(result);
+    const char *x = a[0].view.buf, *y = a[1].view.buf;
+    const size_t row_bytes = sizeof(float) * (size_t)dim;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = 0; r < rows; r++) flags[r] = memcmp(x + r * row_bytes, y + r * row_bytes, row_bytes) != 0;
+    Py_END_ALLOW_THREADS
+done:
+    release(a, 2);
+    return result;
+}
+
 static PyMethodDef functions[] = {
     {"train", (PyCFunction)(void (*)(void))train, METH_VARARGS | METH_KEYWORDS,
      "Train blocks [first_block, last_block) of a shard with Hogwild threads (see train.c)."},
@@ -366,6 +396,8 @@ static PyMethodDef functions[] = {
      "vectors.txt's lines: b'word v1 ... vdim\\n' per row, each value as '%.9g' formats it, by `threads` threads."},
     {"subword_table", (PyCFunction)(void (*)(void))subword_table, METH_VARARGS | METH_KEYWORDS,
      "fastText's n-gram rows of every word (UTF-8 bytes): (int64 offsets, int64 rows) as bytes, own row first."},
+    {"changed_rows", (PyCFunction)(void (*)(void))changed_rows, METH_VARARGS | METH_KEYWORDS,
+     "One byte a row of two float32 matrices of `dim` columns: 1 where they differ (as bytes)."},
     {"alias_table", (PyCFunction)alias_table, METH_O,
      "Vose's alias table of float64 weights: (uint32 thresholds, int32 aliases) as bytes."},
     {NULL, NULL, 0, NULL},

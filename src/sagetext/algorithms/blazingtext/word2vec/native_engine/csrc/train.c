@@ -112,6 +112,7 @@ typedef struct {
     int64_t *kept;      /* the words of a sentence that subsampling kept */
     int64_t *position;  /* their positions in the shard */
     int64_t *context;   /* a window's context words (or, with subwords, their places in kept) */
+    int64_t *words;     /* subwords: a window's context words */
     int64_t *targets;
     int64_t *negatives; /* the sets in use: windows_per_negative_set of them */
     int64_t *ahead;     /* the next SETS_AHEAD sets */
@@ -126,6 +127,7 @@ static void worker_free(Worker *w)
     free(w->kept);
     free(w->position);
     free(w->context);
+    free(w->words);
     free(w->targets);
     free(w->negatives);
     free(w->ahead);
@@ -141,10 +143,11 @@ static int worker_init(Worker *w, const Job *job)
     w->kept = malloc(sizeof(int64_t) * (job->max_sentence + 1));
     w->position = malloc(sizeof(int64_t) * (job->max_sentence + 1));
     w->context = malloc(sizeof(int64_t) * width);
+    w->words = malloc(sizeof(int64_t) * width);
     w->targets = malloc(sizeof(int64_t) * (job->negatives + 1));
     w->negatives = malloc(sizeof(int64_t) * job->windows_per_negative_set * (job->negatives + 1));
     w->ahead = malloc(sizeof(int64_t) * SETS_AHEAD * (job->negatives + 1));
-    if (!w->bags.mean || !w->bags.pending || !w->kept || !w->position || !w->context || !w->targets ||
+    if (!w->bags.mean || !w->bags.pending || !w->kept || !w->position || !w->context || !w->words || !w->targets ||
         !w->negatives || !w->ahead || scratch_init(&w->scratch, width, job->negatives + 1, dim) != 0) {
         worker_free(w);
         return -1;
@@ -206,7 +209,10 @@ INLINE void train_block_body(Job *job, int64_t block, Worker *w)
             const int64_t lo = i - b < 0 ? 0 : i - b, hi = i + b >= n ? n - 1 : i + b;
             int nc = 0;
             for (int64_t k = lo; k <= hi; k++)
-                if (k != i) w->context[nc++] = subwords ? k : w->kept[k];
+                if (k != i) {
+                    w->context[nc] = subwords ? k : w->kept[k];
+                    w->words[nc++] = w->kept[k];
+                }
             if (nc == 0) continue;
             const int64_t centre = w->kept[i];
             int nt = 1;
@@ -222,7 +228,7 @@ INLINE void train_block_body(Job *job, int64_t block, Worker *w)
                 if (left <= entered) bags_leave(net, &w->bags, left, w->kept[left]);
             if (entered < left - 1) entered = left - 1;
             for (; entered < hi; entered++) bags_enter(net, &w->bags, entered + 1, w->kept[entered + 1]);
-            bags_window(net, job->mode, &w->bags, w->context, nc, w->targets, nt, lr, &w->scratch);
+            bags_window(net, job->mode, &w->bags, w->context, w->words, nc, w->targets, nt, lr, &w->scratch);
         }
         if (subwords)
             for (; left <= entered; left++) bags_leave(net, &w->bags, left, w->kept[left]);

@@ -4,9 +4,10 @@
  * the negatives (label 0), shared by every context word of the window. Skip-gram makes each
  * context word predict the targets, so a window's scores are one small dense product,
  * (contexts x dim) . (dim x targets), over rows that stay in cache; cbow makes their mean
- * predict them. Gradients are computed from the rows as they were when the window began, then
- * added (every context in full, word2vec.c's cbow_mean): what torch_engine/step.py computes for
- * a minibatch of one window.
+ * predict them (with subwords the mean of all the context words' rows, as fastText and gensim's
+ * FastText form it: a word weighs as many rows as it has). Gradients are computed from the rows
+ * as they were when the window began, then added (every context in full, word2vec.c's
+ * cbow_mean): what torch_engine/step.py computes for a minibatch of one window.
  *
  * `*_core` take the context words' input vectors and leave their gradients in the scratch
  * (skip-gram: one row per context word; cbow: one row for all), the output rows updated. Two
@@ -44,15 +45,24 @@ INLINE void skipgram_core(const Net *net, const float *const *h, int nc, const i
     }
 }
 
-/* cbow: the gradient of every input in s->grad. */
-INLINE void cbow_core(const Net *net, const float *const *h, int nc, const int64_t *targets, int nt, float lr,
-                      Scratch *s)
+/* cbow: the gradient of every input in s->grad. The hidden vector is the mean of the inputs
+ * h[j], each weighing weights[j] (NULL: 1 each). */
+INLINE void cbow_core(const Net *net, const float *const *h, const float *weights, int nc, const int64_t *targets,
+                      int nt, float lr, Scratch *s)
 {
     const int dim = net->dim;
     float *mean = s->hidden, *g = s->grad;
     memset(mean, 0, sizeof(float) * dim);
-    for (int j = 0; j < nc; j++) add(mean, h[j], dim);
-    scale(mean, 1.0f / (float)nc, dim);
+    float total = 0;
+    for (int j = 0; j < nc; j++) {
+        if (weights == NULL) {
+            add(mean, h[j], dim);
+        } else {
+            axpy(mean, weights[j], h[j], dim);
+            total += weights[j];
+        }
+    }
+    scale(mean, 1.0f / (weights == NULL ? (float)nc : total), dim);
     for (int t = 0; t < nt; t++) s->o[t] = net->out_r + targets[t] * dim;
     dots(mean, s->o, nt, dim, s->scores);
     sgns_gradients(s->scores, 1, nt, lr);
@@ -61,11 +71,11 @@ INLINE void cbow_core(const Net *net, const float *const *h, int nc, const int64
     for (int t = 0; t < nt; t++) axpy(net->out_w + targets[t] * dim, s->scores[t], mean, dim);
 }
 
-INLINE void window_core(const Net *net, int mode, const float *const *h, int nc, const int64_t *targets, int nt,
-                        float lr, Scratch *s)
+INLINE void window_core(const Net *net, int mode, const float *const *h, const float *weights, int nc,
+                        const int64_t *targets, int nt, float lr, Scratch *s)
 {
     if (mode == MODE_CBOW)
-        cbow_core(net, h, nc, targets, nt, lr, s);
+        cbow_core(net, h, weights, nc, targets, nt, lr, s);
     else
         skipgram_core(net, h, nc, targets, nt, lr, s);
 }
@@ -74,6 +84,14 @@ INLINE void window_core(const Net *net, int mode, const float *const *h, int nc,
 INLINE const float *input_gradient(int mode, const Scratch *s, int j, int dim)
 {
     return mode == MODE_CBOW ? s->grad : s->grad + j * dim;
+}
+
+/* With subwords, cbow weighs each context word by its number of rows (s->column); else NULL. */
+INLINE const float *bag_weights(const Net *net, int mode, const int64_t *words, int nc, Scratch *s)
+{
+    if (net->bag_offsets == NULL || mode != MODE_CBOW) return NULL;
+    for (int j = 0; j < nc; j++) s->column[j] = (float)(net->bag_offsets[words[j] + 1] - net->bag_offsets[words[j]]);
+    return s->column;
 }
 
 /* A word's input vector with subwords: the mean of its rows. */
@@ -111,7 +129,7 @@ INLINE void exact_window(const Net *net, int mode, const int64_t *context, int n
             s->h[j] = net->in_r + context[j] * dim;
         }
     }
-    window_core(net, mode, s->h, nc, targets, nt, lr, s);
+    window_core(net, mode, s->h, bag_weights(net, mode, context, nc, s), nc, targets, nt, lr, s);
     for (int j = 0; j < nc; j++) add_to_input(net, context[j], input_gradient(mode, s, j, dim));
 }
 
@@ -136,13 +154,14 @@ INLINE void bags_leave(const Net *net, Bags *b, int64_t k, int64_t word)
     add_to_input(net, word, b->pending + (k % b->size) * net->dim);
 }
 
-/* One window whose context words are kept words `positions` of the sentence, all in the bags. */
-INLINE void bags_window(const Net *net, int mode, Bags *b, const int64_t *positions, int nc, const int64_t *targets,
-                        int nt, float lr, Scratch *s)
+/* One window whose context words are kept words `positions` of the sentence (`words`, that
+ * many), all in the bags. */
+INLINE void bags_window(const Net *net, int mode, Bags *b, const int64_t *positions, const int64_t *words, int nc,
+                        const int64_t *targets, int nt, float lr, Scratch *s)
 {
     const int dim = net->dim;
     for (int j = 0; j < nc; j++) s->h[j] = b->mean + (positions[j] % b->size) * dim;
-    window_core(net, mode, s->h, nc, targets, nt, lr, s);
+    window_core(net, mode, s->h, bag_weights(net, mode, words, nc, s), nc, targets, nt, lr, s);
     for (int j = 0; j < nc; j++) {
         const int64_t slot = positions[j] % b->size;
         const float *g = input_gradient(mode, s, j, dim);
