@@ -115,29 +115,6 @@ def test_early_stopping_rule() -> None:
     assert [stopper.update(x) for x in (100.0, 99.5, 90.0, 95.0, 91.0)] == [False, False, False, False, True]
 
 
-def test_early_stopping_floor_grows_with_the_number_of_topics() -> None:
-    """EPOCHS_PER_TOPIC epochs a topic, at most ``epochs``: under the defaults (50 epochs) K=20 may
-    stop after epoch 16, K=50 after 40, K=100 runs all 50; a user's shorter run stays short."""
-    assert trainer.EPOCHS_PER_TOPIC == 0.8
-    assert [trainer.early_stopping_floor(k, 50) for k in (2, 3, 10, 20, 50, 100)] == [2, 3, 8, 16, 40, 50]
-    assert trainer.early_stopping_floor(50, 30) == 30 and trainer.early_stopping_floor(1000, 1) == 1
-
-
-def test_patience_does_not_end_training_before_the_floor(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """Patience 1 with a 10 % tolerance would stop within a few epochs (replayed on the losses
-    below); with 20 topics the floor is 16 epochs, and training goes on to it, then stops at the
-    first epoch without improvement."""
-    ctx, metrics = make_ctx(tmp_path, epochs="50", tolerance="0.1", num_patience_epochs="1", num_topics="20")
-    with caplog.at_level(logging.INFO, logger="sagetext"):
-        trainer.train(ctx)
-    losses = metrics.values("validation:total_loss")
-    replay = trainer.EarlyStopping(tolerance=0.1, patience=1)
-    patience_alone = next(i + 1 for i, loss in enumerate(losses) if replay.update(loss))
-    assert patience_alone < 16 <= len(losses) < 50
-    assert "early stopping from epoch 16" in caplog.text
-    assert f"Early stopping after epoch {len(losses)}/50" in caplog.text
-
-
 def test_without_validation_the_training_loss_drives_early_stopping(tmp_path: Path) -> None:
     ctx, metrics = make_ctx(tmp_path, validation=False, epochs="50", tolerance="0.1", num_patience_epochs="1")
     trainer.train(ctx)

@@ -4,7 +4,7 @@ the model and its topics.
 Per epoch: a random ``sub_sample`` fraction of this worker's training shard, shuffled, in
 batches of ``mini_batch_size`` per instance (split across the instance's workers); then the
 validation loss, which drives early stopping (the training loss when there is no validation
-channel; never before ``early_stopping_floor``'s epoch). Lines printed (rank 0)::
+channel). Lines printed (rank 0)::
 
     Epoch 3/50: batch 20/44, 9700 docs/s, 5.4% done, ETA 4m 10s
     Epoch 3/50: train total_loss 612.1000 (recon 605.3000 + kl 6.8000), 11258 documents, 9800 docs/s, ETA 4m 02s
@@ -54,7 +54,6 @@ log = logging.getLogger(__name__)
 EVAL_BATCH = 2048
 ADADELTA_DEFAULT_LR = 0.001
 ADADELTA_RHO, ADADELTA_EPSILON = 0.9, 1e-5  # MXNet's AdaDelta defaults
-EPOCHS_PER_TOPIC = 0.8  # early stopping waits for this many epochs per topic (see early_stopping_floor)
 CHECKPOINT_KIND = "ntm/2"  # 2: batch-norm shifts in the model, two optimizer groups (decay on matrices only)
 
 
@@ -127,10 +126,9 @@ def train(ctx: TrainingContext) -> None:
         device_ids = [torch.device(ctx.device).index] if ctx.device.startswith("cuda") else None
         network = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
     batch_size = worker_batch_size(ctx)
-    floor = early_stopping_floor(config.num_topics, hp.epochs)
-    log.info("NTM: %s, %d topics, encoder %s, optimizer %s, %d documents per step on each worker, device %s; "
-             "early stopping from epoch %d", type(model).__name__, config.num_topics, list(config.encoder_layers),
-             hp.optimizer, batch_size, ctx.device, floor)
+    log.info("NTM: %s, %d topics, encoder %s, optimizer %s, %d documents per step on each worker, device %s",
+             type(model).__name__, config.num_topics, list(config.encoder_layers), hp.optimizer,
+             batch_size, ctx.device)
     progress = Progress(hp.epochs, start)  # in epochs
     trained = start  # epochs done
     for epoch in range(start, hp.epochs):
@@ -145,7 +143,7 @@ def train(ctx: TrainingContext) -> None:
         if validation is not None:
             loss, _ = evaluate(model, validation, ctx.device, hp.seed)
             ctx.metrics.log("validation:total_loss", loss, epoch + 1)
-        stop = stopper.update(loss) and epoch + 1 >= floor
+        stop = stopper.update(loss)
         # an early stop is final: a restarted job goes straight to writing the model
         save_checkpoint(ctx, model, optimizer, stopper, hp.epochs if stop else epoch + 1)
         if stop:
@@ -243,16 +241,6 @@ def train_epoch(ctx: TrainingContext, network: nn.Module, model: ProdLDA, optimi
     ctx.metrics.scalar("train:kl_divergence", totals[1].item() / docs, epoch + 1)
     ctx.metrics.scalar("train:docs_per_sec", docs / max(seconds, 1e-9), epoch + 1)
     return (totals[0] + totals[1]).item() / docs
-
-
-def early_stopping_floor(num_topics: int, epochs: int) -> int:
-    """The first epoch after which early stopping may end training: ``EPOCHS_PER_TOPIC`` epochs
-    per topic, at most ``epochs``. More topics need longer to separate: on 20 Newsgroups under
-    SageMaker's defaults, K=50 stopped by patience alone after 19 epochs had TU 0.80, and 0.85 at
-    the same NPMI when trained to 40. A floor in steps instead (35 a topic) made a 2,000-document
-    slice train 44 epochs at K=10 and lose its NPMI (0.09 instead of 0.24): it counts passes over
-    the data. The patience rule itself is SageMaker's (``EarlyStopping``)."""
-    return max(1, min(epochs, math.ceil(EPOCHS_PER_TOPIC * num_topics)))
 
 
 @torch.no_grad()
