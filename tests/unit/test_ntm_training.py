@@ -312,3 +312,43 @@ def test_free_bits_mask_the_kl_gradient_of_topics_below_the_floor_only() -> None
                           - 1.0 + torch.log(model.prior_var) - logvar).sum(dim=1)
     assert torch.allclose(kl.detach(), expected, atol=1e-5)
     assert kl.mean().item() > ntm_model.FREE_BITS  # topic 0 alone is over the floor
+
+
+def test_balanced_plan_gives_each_topic_and_each_word_its_share() -> None:
+    """Sinkhorn's plan: columns sum to 1/V after the last step, rows to 1/K once converged."""
+    log_kernel = torch.randn(4, 30, generator=torch.Generator().manual_seed(0)) * 3.0
+    plan = ntm_model.balanced_plan(log_kernel, 200)
+    assert torch.allclose(plan.sum(dim=0), torch.full((30,), 1 / 30), atol=1e-6)
+    assert torch.allclose(plan.sum(dim=1), torch.full((4,), 1 / 4), atol=1e-4)
+    short = ntm_model.balanced_plan(log_kernel, ntm_model.SINKHORN_ITERATIONS)
+    assert torch.allclose(short.sum(dim=0), torch.full((30,), 1 / 30), atol=1e-6)
+
+
+def test_the_diversity_regulariser_moves_topics_off_a_shared_top_word() -> None:
+    """Two topics share their top words 0 and 1 (topic 0 leans to word 0, topic 1 to word 1):
+    descending the regulariser alone gives word 0 to topic 0 and word 1 to topic 1. A constant
+    added to one word in every topic (what batch norm removes) does not change it."""
+    model = ntm_model.ProdLDA(ntm_model.ModelConfig(12, 2, (4,), "sigmoid", False))
+    with torch.no_grad():
+        model.decoder.weight.zero_()
+        model.decoder.weight[0] = torch.tensor([3.0, 2.9])
+        model.decoder.weight[1] = torch.tensor([2.9, 3.0])
+    loss = model.topic_diversity_loss()
+    with torch.no_grad():
+        model.decoder.weight[5] += 4.0
+    assert model.topic_diversity_loss().item() == pytest.approx(loss.item(), rel=1e-5)
+    with torch.no_grad():
+        model.decoder.weight[5] -= 4.0
+
+    def gap(word: int) -> float:  # how much more topic 0 has of the word than topic 1
+        w = model.decoder.weight.detach()
+        return (w[word, 0] - w[word, 1]).item()
+
+    before = (gap(0), gap(1))
+    optimizer = torch.optim.SGD([model.decoder.weight], lr=1.0)
+    for _ in range(50):
+        optimizer.zero_grad()
+        model.topic_diversity_loss().backward()
+        optimizer.step()
+    assert gap(0) > before[0] + 0.5 and gap(1) < before[1] - 0.5
+    assert model.topic_word_logits()[0].argmax().item() == 0 and model.topic_word_logits()[1].argmax().item() == 1
