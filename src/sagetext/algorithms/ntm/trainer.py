@@ -221,7 +221,7 @@ def train_epoch(ctx: TrainingContext, network: nn.Module, model: ProdLDA, optimi
             raise ClientError(f"training diverged: the loss is {loss.item()} in epoch {epoch + 1}, batch {b + 1}; "
                               "lower learning_rate, or set clip_gradient / rescale_gradient")
         optimizer.zero_grad(set_to_none=True)
-        (loss + ntm_model.DIVERSITY_WEIGHT * model.topic_diversity_loss()).backward()
+        loss.backward()
         adjust_gradients(model, hp.rescale_gradient, hp.clip_gradient)
         optimizer.step()
         totals += torch.tensor([recon.sum().item(), kl.sum().item(), len(x)], dtype=torch.float64)
