@@ -351,35 +351,35 @@ def _holds_lines(record: bytes) -> bool:
 def _record_lines(records: Iterable[bytes], size: int = BLOCK_BYTES) -> Iterator[bytes]:
     """The lines held by records, about ``size`` bytes at a time; a record's last line ends
     where the record does."""
-    pieces: list[bytes] = []
-    held = 0
-    for payload in records:
-        pieces.append(payload if payload.endswith(b"\n") else payload + b"\n")
-        held += len(pieces[-1])
-        if held >= size:
-            yield b"".join(pieces)
-            pieces, held = [], 0
-    if pieces:
-        yield b"".join(pieces)
+    return _in_blocks((p if p.endswith(b"\n") else p + b"\n" for p in records), size)
 
 
 def _attribute_lines(records: Iterable[bytes], size: int = BLOCK_BYTES) -> Iterator[bytes]:
     """Augmented-manifest attribute records, paired (source, label), as manifest JSON lines,
     about ``size`` bytes at a time. A source left without a label (an odd count) gets a null
     label, so that it is reported as a bad record."""
-    lines: list[bytes] = []
+    def lines() -> Iterator[bytes]:
+        pairs = iter(records)
+        for source in pairs:
+            label = next(pairs, None)
+            yield (b'{"source":' + _json_string(source) + b',"label":'
+                   + (b"null" if label is None else _json_value(label)) + b"}\n")
+
+    return _in_blocks(lines(), size)
+
+
+def _in_blocks(lines: Iterable[bytes], size: int) -> Iterator[bytes]:
+    """``lines`` (each ending in a newline) joined into blocks of about ``size`` bytes."""
+    pieces: list[bytes] = []
     held = 0
-    records = iter(records)
-    for source in records:
-        label = next(records, None)
-        lines.append(b'{"source":' + _json_string(source) + b',"label":'
-                     + (b"null" if label is None else _json_value(label)) + b"}\n")
-        held += len(lines[-1])
+    for line in lines:
+        pieces.append(line)
+        held += len(line)
         if held >= size:
-            yield b"".join(lines)
-            lines, held = [], 0
-    if lines:
-        yield b"".join(lines)
+            yield b"".join(pieces)
+            pieces, held = [], 0
+    if pieces:
+        yield b"".join(pieces)
 
 
 def _json_string(value: bytes) -> bytes:
