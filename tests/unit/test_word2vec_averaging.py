@@ -26,6 +26,8 @@ WORKER = textwrap.dedent("""
             tensor.add_(move)
         sync()
     torch.save({"tensors": tensors, "rows_sent": sync.rows_sent}, f"{out}.result{rank}")
+    dist.barrier()
+    dist.destroy_process_group()  # as runtime.shutdown does: gloo's threads left running abort the exit
 """)
 
 
