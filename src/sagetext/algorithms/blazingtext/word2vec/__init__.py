@@ -1,8 +1,9 @@
 """BlazingText's word2vec modes (``cbow``, ``skipgram``, ``batch_skipgram``, with ``subwords``).
 
 Three engines train them and write the same artifacts (``vectors``), evaluation (``evaluation``)
-and log lines (``progress``), reading the channel the same way (``corpus``) and decaying the
-rate on the same line (``learning_rate``), chosen with ``SAGETEXT_WORD2VEC_ENGINE``:
+and log lines (``progress``), reading the channel the same way (``corpus``), decaying the
+rate on the same line (``learning_rate``) and combining workers' models alike (``model_sync``),
+chosen with ``SAGETEXT_WORD2VEC_ENGINE``:
 
 - ``native_engine``: our compiled CPU engine (HogBatch windows, Hogwild threads), the default
   wherever it was built (``pip install`` compiles it with gcc);

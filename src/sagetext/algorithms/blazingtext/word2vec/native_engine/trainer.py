@@ -9,7 +9,7 @@ artifacts, on CPU threads. Top to bottom:
    memory the compiled threads update in place;
 3. each epoch: ``syncs_per_epoch`` segments of blocks, each trained by this worker's threads
    (``_native.train``: subsampling, windows, shared negatives and the HogBatch update, in C);
-   after each segment the workers combine their models (``torch_engine.averaging``, gloo
+   after each segment the workers combine their models (``word2vec.model_sync``, gloo
    across hosts) and vote on a SIGTERM;
 4. rank 0 writes vectors.txt, vectors.bin and eval.json (``torch_engine.model.write_model``).
 
@@ -33,11 +33,11 @@ import torch
 from sagetext.algorithms.blazingtext.hyperparameters import BlazingTextHyperparameters
 from sagetext.algorithms.blazingtext.word2vec import check_hyperparameters
 from sagetext.algorithms.blazingtext.word2vec.learning_rate import MIN_ALPHA_FRACTION, Schedule
+from sagetext.algorithms.blazingtext.word2vec.model_sync import ModelSync
 from sagetext.algorithms.blazingtext.word2vec.native_engine import IMPORT_ERROR, _native
 from sagetext.algorithms.blazingtext.word2vec.native_engine.corpus import read_channel_ids
 from sagetext.algorithms.blazingtext.word2vec.native_engine.shard import Shard, make_shard
 from sagetext.algorithms.blazingtext.word2vec.torch_engine import checkpoint as checkpointing
-from sagetext.algorithms.blazingtext.word2vec.torch_engine.averaging import ModelSync
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.batches import NEGATIVE_POWER, keep_probabilities
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.corpus_ids import CorpusIds
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.model import Model, create_model, write_model
@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 
 # Model combinations (several workers) and stop points an epoch. text8, batch_skipgram, two hosts of one
 # thread: 16 gave SimLex 0.264 and 64 gave 0.287 (one host: 0.285-0.292); 64 cost 16 % more training
-# time (only the rows changed since the last combination travel; see torch_engine.averaging)
+# time (only the rows changed since the last combination travel; see word2vec.model_sync)
 SYNCS_PER_EPOCH = 64
 CALL_BLOCKS = 200  # blocks per call into the threads (about 2M words): a progress line between calls
 CPU = torch.device("cpu")

@@ -3,9 +3,9 @@
 Modules: ``corpus_ids`` (the channel read once into word ids), ``batches`` (subsampling,
 windows, negatives, learning rate), ``input_rows`` (word rows and fastText subword bags),
 ``step`` (the reference update, the kernels' oracle), ``kernels`` (the fused Triton step),
-``averaging`` (combining data-parallel workers), ``checkpoint``, ``progress``, ``model`` (the
-parameters and how they become artifacts), ``trainer`` (epochs, progress). The native engine
-reuses ``corpus_ids``, ``input_rows``, ``model``, ``averaging``, ``checkpoint`` and
-``progress``. Why our own: gensim has no GPU path, and BlazingText's speed comes from GPU
-kernels with negatives shared across a window (HogBatch).
+``checkpoint``, ``progress``, ``model`` (the parameters and how they become artifacts),
+``trainer`` (epochs, progress; workers combined with ``word2vec.model_sync``). The native
+engine reuses ``corpus_ids``, ``input_rows``, ``model``, ``checkpoint`` and ``progress``.
+Why our own: gensim has no GPU path, and BlazingText's speed comes from GPU kernels with
+negatives shared across a window (HogBatch).
 """

@@ -8,7 +8,7 @@ and artifacts, on ``ctx.device``: a CUDA GPU, or the CPU (tests, and users who s
    same vocabulary, then keeps its contiguous shard (1/world of the ids) on the device;
 2. each epoch: subsample, cut into minibatches of windows (``batches``) and update (the fused
    Triton step from ``kernels`` where it runs, else ``step``'s reference);
-3. 16 times an epoch the workers' models are combined (``averaging``);
+3. 16 times an epoch the workers' models are combined (``word2vec.model_sync``);
 4. rank 0 writes vectors.txt / vectors.bin through ``vectors.write_artifacts`` and, with
    ``evaluation=true``, eval.json and ``#mean_rho`` through ``evaluation``, as the gensim path does.
 
@@ -29,9 +29,9 @@ from sagetext.algorithms.blazingtext.hyperparameters import BlazingTextHyperpara
 from sagetext.algorithms.blazingtext.word2vec import check_hyperparameters
 from sagetext.algorithms.blazingtext.word2vec.corpus import ChannelCorpus
 from sagetext.algorithms.blazingtext.word2vec.learning_rate import Schedule
+from sagetext.algorithms.blazingtext.word2vec.model_sync import ModelSync
 from sagetext.algorithms.blazingtext.word2vec.torch_engine import checkpoint as checkpointing
 from sagetext.algorithms.blazingtext.word2vec.torch_engine import kernels
-from sagetext.algorithms.blazingtext.word2vec.torch_engine.averaging import ModelSync
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.batches import Sampler, WindowSettings, epoch_windows
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.corpus_ids import CorpusIds, read_corpus_ids
 from sagetext.algorithms.blazingtext.word2vec.torch_engine.model import Model, create_model, write_model

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import torch
 
-from sagetext.algorithms.blazingtext.word2vec.torch_engine.averaging import changed_rows
+from sagetext.algorithms.blazingtext.word2vec.model_sync import changed_rows
 
 WORKER = textwrap.dedent("""
     import sys, torch, torch.distributed as dist
-    from sagetext.algorithms.blazingtext.word2vec.torch_engine.averaging import ModelSync
+    from sagetext.algorithms.blazingtext.word2vec.model_sync import ModelSync
     rank, store, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     common = torch.load(out + ".start")
