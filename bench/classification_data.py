@@ -21,10 +21,11 @@ import lzma
 import random
 from pathlib import Path
 
-from imdb_data import REPO_ROOT, SHUFFLE_SEED, cache_dir, normalise
+from imdb_data import SHUFFLE_SEED, cache_dir, normalise
 from imdb_data import prepare as prepare_imdb
+from shared_data import SHARED
 
-AG_NEWS = REPO_ROOT.parent / "shared" / "data" / "text_classification" / "ag_news" / "test.csv.xz"
+AG_NEWS = SHARED / "text_classification" / "ag_news" / "test.csv.xz"
 AG_TRAIN_SHARE = 0.8
 SMALL_SUFFIX = "_10pct"
 SMALL_SHARE = 0.1

@@ -18,8 +18,10 @@ import re
 import tarfile
 from pathlib import Path
 
+from shared_data import SHARED
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-ARCHIVE = REPO_ROOT.parent / "shared" / "data" / "imdb" / "aclImdb_v1_text_only.tar.xz"
+ARCHIVE = SHARED / "imdb" / "aclImdb_v1_text_only.tar.xz"
 CACHE_ENV = "SAGETEXT_BENCH_DIR"
 SHUFFLE_SEED = 0
 

@@ -51,6 +51,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from shared_data import SHARED as SHARED_DATA  # noqa: E402
+
 from sagetext.algorithms.seq2seq import config as cfg  # noqa: E402
 from sagetext.algorithms.seq2seq import prepare  # noqa: E402
 from sagetext.algorithms.seq2seq.hyperparameters import Seq2SeqHyperparameters  # noqa: E402
@@ -61,7 +63,7 @@ from sagetext.contract.paths import Paths  # noqa: E402
 from sagetext.contract.settings import Settings  # noqa: E402
 from sagetext.distributed.runtime import choose_device  # noqa: E402
 
-SHARED = REPO.parent / "shared" / "data" / "multi30k"
+SHARED = SHARED_DATA / "multi30k"
 RESULTS = REPO / "bench" / "results" / "multi30k_seq2seq.json"
 TOKEN = re.compile(r"\w+|[^\w\s]")
 RECORDIO = "application/x-recordio-protobuf"

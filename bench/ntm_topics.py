@@ -46,6 +46,7 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
 
 import imdb_data  # noqa: E402
+from shared_data import SHARED  # noqa: E402
 
 from sagetext.algorithms.ntm import coherence, prepare, trainer  # noqa: E402
 from sagetext.algorithms.ntm import model as ntm_model  # noqa: E402
@@ -59,7 +60,7 @@ from sagetext.contract.settings import Settings  # noqa: E402
 from sagetext.data import bow  # noqa: E402
 from sagetext.distributed import runtime  # noqa: E402
 
-NEWS = REPO.parent / "shared" / "data" / "20newsgroups" / "prodlda_20news_clean"
+NEWS = SHARED / "20newsgroups" / "prodlda_20news_clean"
 RESULTS = REPO / "bench" / "results" / "ntm_topics.json"
 IMDB_VOCAB = 2000
 LDA_PASSES = 10

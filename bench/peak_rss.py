@@ -39,9 +39,10 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
 
+from shared_data import SHARED  # noqa: E402
+
 from tests.conftest import FakeOptMl  # noqa: E402
 
-SHARED = REPO.parent / "shared" / "data"
 RESULTS = REPO / "bench" / "results"
 # Runs the job as its only child, so RUSAGE_CHILDREN is that job's peak; its log goes to $PEAK_RSS_LOG.
 WRAPPER = ("import os, resource, subprocess, sys; log = open(os.environ['PEAK_RSS_LOG'], 'w'); "

@@ -52,6 +52,7 @@ import gensim
 from gensim.models import FastText, KeyedVectors, Word2Vec
 from gensim.models.word2vec import LineSentence
 from gensim.test.utils import datapath
+from shared_data import SHARED
 
 from sagetext.algorithms.blazingtext.word2vec import evaluation
 from sagetext.algorithms.blazingtext.word2vec.native_engine.trainer import EngineSettings, train_word2vec
@@ -64,8 +65,6 @@ from sagetext.contract.metrics import configure_logging
 from sagetext.contract.paths import Paths
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = next((p / "shared" / "data" for p in REPO.parents if (p / "shared" / "data").is_dir()),
-              REPO.parent / "shared" / "data")  # beside the checkout or a folder above it (worktrees)
 CORPUS_XZ = SHARED / "wiki_en_text8like" / "wiki2015_text8like.xz"
 SIMLEX = SHARED / "word_similarity" / "EN-SIMLEX-999.txt"
 RESULT = REPO / "bench" / "results" / "text8_word2vec.json"

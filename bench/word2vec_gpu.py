@@ -72,10 +72,10 @@ from sagetext.contract.paths import Paths
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import text8_word2vec  # noqa: E402  (the gensim anchor and the scores, shared)
+from shared_data import SHARED  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CARRY = REPO / ".work" / "word2vec_gpu"
-SHARED = REPO.parent / "shared" / "data"
 CORPUS_NAME, SIMLEX_NAME = "wiki2015_text8like.xz", "EN-SIMLEX-999.txt"
 SHARED_FILES = {CORPUS_NAME: SHARED / "wiki_en_text8like" / CORPUS_NAME,
                 SIMLEX_NAME: SHARED / "word_similarity" / SIMLEX_NAME}
