@@ -9,8 +9,9 @@ What the patch does (see ``patch_model``):
 * topic embeddings (K x D, learned), started at the embeddings of K distinct random words;
 * decoder: ``beta_k = softmax_w(-||t_k - e_w||^2 / TAU)`` replaces the decoder matrix; word logits
   ``BN(theta @ beta)``; the decoder's weight holds ``beta`` so that the topic report ranks by it;
-* ``LAMBDA * sum(pi * cost)``, ``pi`` the entropic transport plan (topics 1/K, words 1/V, epsilon
-  EPSILON), a gradient only: the loss reported and watched by early stopping excludes it.
+* ``LAMBDA * sum(pi * cost)``, ``pi`` the entropic transport plan (topics 1/K, words 1/V or, with
+  ``--word-mass length``, by their squared embedding length before the scaling; epsilon EPSILON),
+  a gradient only: the loss reported and watched by early stopping excludes it.
 
 Run:  python bench/ntm_ecr_explore.py --corpus 20news --k 100 --seed 0 [--dims 25] [--baseline]
       (``--corpus imdb10k``: the 10,000 reviews ``default_rng(0).choice(50000, 10000)``; ``--recipe``)
@@ -42,8 +43,9 @@ from sagetext.contract.metrics import configure_logging  # noqa: E402
 TAU, LAMBDA, EPSILON = 0.2, 250.0, 0.02
 
 
-def ppmi_embeddings(docs: nt.Docs, vocab_size: int, dims: int) -> torch.Tensor:
-    """Unit-length rows of ``U_D sqrt(S_D)`` of the PPMI of document co-occurrence."""
+def ppmi_embeddings(docs: nt.Docs, vocab_size: int, dims: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unit-length rows of ``U_D sqrt(S_D)`` of the PPMI of document co-occurrence, and the rows'
+    lengths before the scaling (small for words that co-occur with everything alike)."""
     rows = [r for r, doc in enumerate(docs) for _ in doc]
     cols = [i for doc in docs for i, _ in doc]
     x = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(docs), vocab_size))
@@ -55,13 +57,16 @@ def ppmi_embeddings(docs: nt.Docs, vocab_size: int, dims: int) -> torch.Tensor:
     np.fill_diagonal(ppmi, 0.0)
     u, s, _ = np.linalg.svd(ppmi)
     e = u[:, :dims] * np.sqrt(s[:dims])
-    return torch.from_numpy(e / (np.linalg.norm(e, axis=1, keepdims=True) + 1e-12)).float()
+    lengths = np.linalg.norm(e, axis=1, keepdims=True)
+    return torch.from_numpy(e / (lengths + 1e-12)).float(), torch.from_numpy(lengths[:, 0])
 
 
-def sinkhorn(cost: torch.Tensor, iters: int, g: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Entropic transport plan between uniform topic and word masses (log domain), warm-startable."""
+def sinkhorn(cost: torch.Tensor, log_b: torch.Tensor, iters: int,
+             g: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Entropic transport plan between uniform topic masses and word masses ``exp(log_b)`` (log
+    domain), warm-startable."""
     k, v = cost.shape
-    log_a, log_b = torch.full((k,), -math.log(k)), torch.full((v,), -math.log(v))
+    log_a = torch.full((k,), -math.log(k))
     kernel = -cost / EPSILON
     g = torch.zeros(v) if g is None else g
     for _ in range(iters):
@@ -70,13 +75,15 @@ def sinkhorn(cost: torch.Tensor, iters: int, g: torch.Tensor | None) -> tuple[to
     return torch.exp(kernel + f[:, None] + g[None, :]), g
 
 
-def patch_model(docs: nt.Docs, dims: int) -> None:
+def patch_model(docs: nt.Docs, dims: int, word_mass: str) -> None:
     original_background = ntm_model.ProdLDA.set_background
 
     def set_background(self: ntm_model.ProdLDA, word_counts: torch.Tensor) -> None:
         original_background(self, word_counts)
-        e = ppmi_embeddings(docs, self.config.feature_dim, dims)
+        e, lengths = ppmi_embeddings(docs, self.config.feature_dim, dims)
         self.register_buffer("word_emb", e)
+        mass = lengths ** 2 if word_mass == "length" else torch.ones(len(e), dtype=torch.float64)
+        self.register_buffer("log_word_mass", torch.log(mass / mass.sum()).float())
         pick = torch.randperm(len(e), generator=torch.Generator().manual_seed(0))[:self.config.num_topics]
         self.topic_emb = nn.Parameter(e[pick].clone())
 
@@ -98,7 +105,7 @@ def patch_model(docs: nt.Docs, dims: int) -> None:
         kl = (kl_topics * trained).sum(dim=1) + (kl_topics * (1.0 - trained)).sum(dim=1).detach()
         with torch.no_grad():
             warm = getattr(self, "_sinkhorn_g", None)
-            plan, self._sinkhorn_g = sinkhorn(cost.detach(), 100 if warm is None else 10, warm)
+            plan, self._sinkhorn_g = sinkhorn(cost.detach(), self.log_word_mass, 100 if warm is None else 10, warm)
         penalty = LAMBDA * (plan * cost).sum()
         return recon, kl + penalty - penalty.detach()
 
@@ -106,7 +113,7 @@ def patch_model(docs: nt.Docs, dims: int) -> None:
 
     def state_dict(self: ntm_model.ProdLDA, *args: object, **kwargs: object) -> dict:
         state = original_state_dict(self, *args, **kwargs)  # type: ignore[arg-type]
-        return {k: v for k, v in state.items() if k not in ("word_emb", "topic_emb")}
+        return {k: v for k, v in state.items() if k not in ("word_emb", "topic_emb", "log_word_mass")}
 
     ntm_model.ProdLDA.set_background = set_background  # type: ignore[method-assign]
     ntm_model.ProdLDA.forward = forward  # type: ignore[method-assign]
@@ -127,6 +134,9 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dims", type=int, default=25, help="embedding size D")
+    parser.add_argument("--word-mass", default="uniform", choices=["uniform", "length"],
+                        help="each word's mass in the transport plan: 1/V (ECRTM), or by its squared "
+                             "embedding length before the scaling")
     parser.add_argument("--baseline", action="store_true", help="the model as it is, no patch")
     parser.add_argument("--recipe", action="store_true", help="the tuned recipe's hyperparameters")
     parser.add_argument("--test", action="store_true", help="20news: give the test channel (perplexity)")
@@ -135,14 +145,14 @@ def main() -> None:
     configure_logging()
     vocab, train, test = corpus(args.corpus)
     if not args.baseline:
-        patch_model(train, args.dims)
+        patch_model(train, args.dims, args.word_mass)
     hp = {"feature_dim": str(len(vocab)), "num_topics": str(args.k), "seed": str(args.seed),
           **(nt.RECIPE if args.recipe else {})}
     with tempfile.TemporaryDirectory() as tmp:
         result = nt.run_ntm(Path(tmp), train, test if args.test else None, vocab, hp)
     counter_docs = [np.array([i for i, _ in doc], dtype=np.int64) for doc in train]
     result = nt.score(result, counter_docs, vocab)
-    dims = None if args.baseline else args.dims
+    dims = None if args.baseline else f"{args.dims}, word mass {args.word_mass}"
     print(json.dumps({"corpus": args.corpus, "k": args.k, "seed": args.seed, "dims": dims,
                       "recipe": args.recipe, "npmi": round(result["npmi"], 4), "tu": round(result["tu"], 4),
                       "perplexity": result["perplexity"], "epochs": result["epochs_run"],
