@@ -6,12 +6,15 @@ Built and run with podman (``make image-test``); see conftest.py for when they a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
 import urllib.error
 import urllib.request
 import uuid
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -206,13 +209,12 @@ def _answers(content_type: str, body: bytes) -> list:
     return answer["predictions"] if isinstance(answer, dict) else answer
 
 
-@pytest.mark.parametrize("algorithm", ALGORITHMS)
-def test_serve_answers_and_stops_on_sigterm(algorithm: str, engine: Engine, images: dict[str, str],
-                                            trained: dict[str, Path]) -> None:
-    job = _require(algorithm)
+@contextlib.contextmanager
+def _serving(engine: Engine, image: str, model_dir: Path) -> Iterator[tuple[int, str]]:
+    """``IMAGE serve`` on ``model_dir`` until it answers /ping; yields (port, container name)."""
     port, name = _free_port(), f"sagetext-test-{uuid.uuid4().hex[:8]}"
     started = engine.run("run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:8080",
-                         "-v", f"{trained[algorithm]}:/opt/ml/model:ro", images[algorithm], "serve")
+                         "-v", f"{model_dir}:/opt/ml/model:ro", image, "serve")
     assert started.returncode == 0, started.stderr
     try:
         deadline = time.monotonic() + 180
@@ -225,6 +227,16 @@ def test_serve_answers_and_stops_on_sigterm(algorithm: str, engine: Engine, imag
             state = engine.run("inspect", "--format", "{{.State.Running}}", name).stdout.strip()
             assert state == "true" and time.monotonic() < deadline, engine.run("logs", name).stderr
             time.sleep(1)
+        yield port, name
+    finally:
+        engine.run("rm", "-f", name)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_serve_answers_and_stops_on_sigterm(algorithm: str, engine: Engine, images: dict[str, str],
+                                            trained: dict[str, Path]) -> None:
+    job = _require(algorithm)
+    with _serving(engine, images[algorithm], trained[algorithm]) as (port, name):
         for content_type, body, count, check in job["requests"]:
             accept = "application/json" if content_type == "text/csv" else content_type
             status, answer = _http(f"http://127.0.0.1:{port}/invocations", body, content_type, accept, timeout=60)
@@ -238,5 +250,32 @@ def test_serve_answers_and_stops_on_sigterm(algorithm: str, engine: Engine, imag
         code = engine.run("inspect", "--format", "{{.State.ExitCode}}", name).stdout.strip()
         assert took < 10, f"serve took {took:.1f} s to stop on SIGTERM (exit code {code})"
         assert code == "0", engine.run("logs", name).stderr
-    finally:
-        engine.run("rm", "-f", name)
+
+
+def test_word2vec_trains_with_the_native_engine_and_serves_neighbors(engine: Engine, images: dict[str, str],
+                                                                      tmp_path: Path) -> None:
+    """batch_skipgram in the image trains with the compiled engine (not gensim's fallback), and
+    the vectors it writes put a word among words of its own topic (the sample's labels, unseen
+    by word2vec), asked through the server's neighbors request."""
+    _require("blazingtext")
+    labelled = [line.split(" ", 1) for line in (SAMPLE / "train.txt").read_text().splitlines()]
+    topic_of = {word: Counter(label for label, text in labelled if word in text.split()).most_common(1)[0][0]
+                for _, text in labelled for word in text.split()}
+    opt_ml = FakeOptMl(tmp_path / "opt_ml")
+    opt_ml.hyperparameters({"mode": "batch_skipgram", "epochs": "50", "min_count": "2", "vector_dim": "32",
+                            "window_size": "3", "sampling_threshold": "0.1"})  # a tiny corpus: keep its tokens
+    opt_ml.channel("train", {"train.txt": "".join(text + "\n" for _, text in labelled)})
+    opt_ml.resources(["algo-1"], "algo-1")
+    code, log = _train(engine, images["blazingtext"], opt_ml.root)
+    assert code == 0, log
+    assert "native word2vec engine is not built" not in log and "training with" in log, log
+    assert (opt_ml.model / "vectors.txt").is_file() and (opt_ml.model / "vectors.bin").is_file()
+    queries = ["soup", "goalkeeper", "storm"]
+    with _serving(engine, images["blazingtext"], opt_ml.model) as (port, _):
+        body = json.dumps({"instances": queries, "configuration": {"neighbors": 5}}).encode()
+        status, answer = _http(f"http://127.0.0.1:{port}/invocations", body, "application/json", timeout=60)
+    assert status == 200, answer
+    for query, prediction in zip(queries, _answers("application/json", answer), strict=True):
+        assert prediction["word"] == query and len(prediction["vector"]) == 32
+        same_topic = [n["word"] for n in prediction["neighbors"] if topic_of[n["word"]] == topic_of[query]]
+        assert len(prediction["neighbors"]) == 5 and len(same_topic) >= 4, (query, prediction["neighbors"])
