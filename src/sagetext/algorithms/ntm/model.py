@@ -10,7 +10,10 @@ measures it against gensim's LDA. The ingredients that matter:
   softmax basis, so the posterior can be reparameterized (a Gaussian) yet prefers sparse
   document-topic mixtures;
 * a **product-of-experts decoder**: word logits = W @ theta (unnormalized), one softmax over
-  the vocabulary, so a topic can sharpen words instead of only adding probability mass;
+  the vocabulary, so a topic can sharpen words instead of only adding probability mass. W is
+  ``beta`` of the **embedding decoder** (``ecr.py``: topics and words embedded in one space, a
+  topic's words the nearest ones, with ECRTM's clustering regulariser keeping topics apart) when
+  the corpus's word embeddings fit (``word_embeddings.fits``), else a free K x V matrix;
 * **batch normalization** on the posterior heads and on the decoder logits, with a fixed unit
   scale and a learned shift (ProdLDA's own setting), which keeps the decoder from collapsing
   onto the most frequent words;
@@ -32,8 +35,10 @@ with dropout (0.2) after the hidden layers and on theta while training. Topic we
 serving are the posterior mean proportions ``softmax(mu)``, which sum to 1.
 
 The model file (``model.pt``) is a ``torch.save`` of tensors and plain values only (read back
-with ``weights_only=True``): a format version, the ``ModelConfig`` and the state dict. Version 1
-files (batch norm without shifts) load with zero shifts, which is the network they were.
+with ``weights_only=True``): a format version, the ``ModelConfig`` and the state dict. Version 3
+adds ``embedding_dims`` (0: the free decoder) and, with the embedding decoder, its topic and word
+embeddings; version 2 files are free-decoder models; version 1 files (batch norm without shifts)
+load with zero shifts, which is the network they were.
 """
 
 from __future__ import annotations
@@ -45,12 +50,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from sagetext.algorithms.ntm import word_embeddings
+from sagetext.algorithms.ntm.ecr import EmbeddingDecoder
 from sagetext.algorithms.ntm.hyperparameters import NtmHyperparameters
 from sagetext.contract.artifacts import write_atomic
 from sagetext.errors import ClientError
 
 FORMAT = "sagetext-ntm"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MODEL_FILE = "model.pt"
 DROPOUT = 0.2
 PRIOR_ALPHA = 1.0
@@ -65,13 +72,15 @@ class ModelConfig:
     encoder_layers: tuple[int, ...]
     activation: str
     batch_norm: bool
+    embedding_dims: int = 0  # the embedding decoder's D; 0: a free decoder matrix
 
     @classmethod
     def from_hyperparameters(cls, hp: NtmHyperparameters) -> "ModelConfig":
         layers = hp.encoder_layers
         if layers == "auto":
             layers = (3 * hp.num_topics, 2 * hp.num_topics)
-        return cls(hp.feature_dim, hp.num_topics, tuple(layers), hp.encoder_layers_activation, hp.batch_norm)
+        dims = word_embeddings.DIMS if word_embeddings.fits(hp.feature_dim, hp.num_topics) else 0
+        return cls(hp.feature_dim, hp.num_topics, tuple(layers), hp.encoder_layers_activation, hp.batch_norm, dims)
 
 
 class ShiftedBatchNorm(nn.BatchNorm1d):
@@ -111,9 +120,14 @@ class ProdLDA(nn.Module):
         self.logvar = nn.Linear(width, k)
         self.mu_bn = ShiftedBatchNorm(k)
         self.logvar_bn = ShiftedBatchNorm(k)
-        self.decoder = nn.Linear(k, config.feature_dim, bias=False)
+        self.decoder: nn.Linear | None = None
+        self.embedding_decoder: EmbeddingDecoder | None = None
+        if config.embedding_dims:
+            self.embedding_decoder = EmbeddingDecoder(k, config.feature_dim, config.embedding_dims)
+        else:
+            self.decoder = nn.Linear(k, config.feature_dim, bias=False)
+            nn.init.xavier_uniform_(self.decoder.weight)
         self.decoder_bn = ShiftedBatchNorm(config.feature_dim)
-        nn.init.xavier_uniform_(self.decoder.weight)
         prior_mean, prior_var = laplace_prior(k, PRIOR_ALPHA)
         self.register_buffer("prior_mean", prior_mean)
         self.register_buffer("prior_var", prior_var)
@@ -123,6 +137,12 @@ class ProdLDA(nn.Module):
         """Start the decoder's shift at each word's centred log frequency (add-one smoothed)."""
         log_frequency = torch.log((word_counts.double() + 1.0) / (word_counts.double() + 1.0).sum())
         self.decoder_bn.shift.copy_(log_frequency - log_frequency.mean())
+
+    def set_word_embeddings(self, embeddings: torch.Tensor, lengths: torch.Tensor, seed: int) -> None:
+        """The embedding decoder's fixed word embeddings (``word_embeddings.from_corpus``) and its
+        topics' start (words drawn with ``seed``)."""
+        assert self.embedding_decoder is not None, "a free-decoder model has no word embeddings"
+        self.embedding_decoder.set_words(embeddings, lengths, seed)
 
     def encode(self, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         hidden = self.dropout(self.encoder(counts))
@@ -139,7 +159,12 @@ class ProdLDA(nn.Module):
         mu, logvar = self.encode(counts)
         noise = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
         theta = self.dropout(F.softmax(mu + noise * torch.exp(0.5 * logvar), dim=1))
-        log_probs = F.log_softmax(self.decoder_bn(self.decoder(theta)), dim=1)
+        if self.embedding_decoder is not None:
+            word_logits = theta @ self.embedding_decoder.beta()
+        else:
+            assert self.decoder is not None
+            word_logits = self.decoder(theta)
+        log_probs = F.log_softmax(self.decoder_bn(word_logits), dim=1)
         reconstruction = -(counts * log_probs).sum(dim=1)
         var = torch.exp(logvar)
         kl_topics = 0.5 * ((var / self.prior_var) + (mu - self.prior_mean) ** 2 / self.prior_var
@@ -150,8 +175,18 @@ class ProdLDA(nn.Module):
         kl = (kl_topics * trained).sum(dim=1) + (kl_topics * (1.0 - trained)).sum(dim=1).detach()
         return reconstruction, kl
 
+    def regulariser(self) -> torch.Tensor:
+        """The embedding decoder's clustering penalty (training adds its gradient only); 0 without it."""
+        if self.embedding_decoder is None:
+            return self.decoder_bn.shift.new_zeros(())
+        return self.embedding_decoder.penalty()
+
     def topic_word_logits(self) -> torch.Tensor:
-        """(num_topics, feature_dim): each topic's unnormalized word scores (decoder columns)."""
+        """(num_topics, feature_dim): each topic's unnormalized word scores (decoder columns, or
+        the embedding decoder's log-beta)."""
+        if self.embedding_decoder is not None:
+            return self.embedding_decoder.logits().detach()
+        assert self.decoder is not None
         return self.decoder.weight.detach().t()
 
 
@@ -192,7 +227,7 @@ def load(model_dir: Path, device: str = "cpu") -> ProdLDA:
     raw = payload["config"]
     config = ModelConfig(int(raw["feature_dim"]), int(raw["num_topics"]),
                          tuple(int(x) for x in raw["encoder_layers"]), str(raw["activation"]),
-                         bool(raw["batch_norm"]))
+                         bool(raw["batch_norm"]), int(raw.get("embedding_dims", 0)))
     model = ProdLDA(config).to(device)
     state = payload["state_dict"]
     if version == 1:  # written before the shifts: zero shifts are that network

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sagetext.algorithms.ntm import coherence, topics
+from sagetext.algorithms.ntm import coherence, topics, word_embeddings
 from sagetext.algorithms.ntm import model as ntm_model
 from sagetext.algorithms.ntm.documents import DocumentStore
 from sagetext.algorithms.ntm.hyperparameters import NtmHyperparameters
@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 EVAL_BATCH = 2048
 ADADELTA_DEFAULT_LR = 0.001
 ADADELTA_RHO, ADADELTA_EPSILON = 0.9, 1e-5  # MXNet's AdaDelta defaults
-CHECKPOINT_KIND = "ntm/2"  # 2: batch-norm shifts in the model, two optimizer groups (decay on matrices only)
+CHECKPOINT_KIND = "ntm/3"  # 2: batch-norm shifts, two optimizer groups (decay on matrices only); 3: embedding decoder
 
 
 @dataclass
@@ -118,6 +118,7 @@ def train(ctx: TrainingContext) -> None:
     corpus = data.corpus("train")
     assert corpus is not None  # validate() made sure the channel exists
     model.set_background(runtime.all_reduce_sum(torch.from_numpy(corpus.word_counts())).to(ctx.device))
+    set_word_embeddings(model, corpus, hp.seed, ctx.device)
     optimizer = make_optimizer(model, hp)
     stopper = EarlyStopping(hp.tolerance, hp.num_patience_epochs)
     start = resume(ctx, model, optimizer, stopper)
@@ -152,6 +153,23 @@ def train(ctx: TrainingContext) -> None:
             break
     finish(ctx, model, data, vocab, vectors, trained)
     data.close()
+
+
+def set_word_embeddings(model: ProdLDA, corpus: DocumentStore, seed: int, device: str) -> None:
+    """The embedding decoder's word embeddings from the training corpus (every worker's shard),
+    or one line saying why the model keeps the free decoder."""
+    config = model.config
+    if not config.embedding_dims:
+        log.info("NTM: free decoder matrix (no corpus word embeddings): they need %d < feature_dim <= %d "
+                 "and num_topics <= feature_dim; feature_dim is %d, num_topics %d", word_embeddings.DIMS,
+                 word_embeddings.MAX_WORDS, config.feature_dim, config.num_topics)
+        return
+    started = time.monotonic()
+    embeddings, lengths = word_embeddings.from_corpus(config.feature_dim, len(corpus), corpus.word_ids,
+                                                      runtime.all_reduce_sum, config.embedding_dims)
+    model.set_word_embeddings(embeddings.to(device), lengths.to(device), seed)
+    log.info("NTM: embedding decoder on %d-dimensional word embeddings from the training corpus (%.1f s)",
+             config.embedding_dims, time.monotonic() - started)
 
 
 def finish(ctx: TrainingContext, model: ProdLDA, data: Data, vocab: list[str] | None,
@@ -216,7 +234,8 @@ def train_epoch(ctx: TrainingContext, network: nn.Module, model: ProdLDA, optimi
         end = len(rows) if b == count - 1 else (b + 1) * batch_size
         x = torch.from_numpy(corpus.dense(rows[b * batch_size:end])).to(ctx.device)
         recon, kl = network(x)
-        loss = (recon + kl).mean()
+        penalty = model.regulariser()
+        loss = (recon + kl).mean() + (penalty - penalty.detach())  # the penalty's gradient only
         if not torch.isfinite(loss):
             raise ClientError(f"training diverged: the loss is {loss.item()} in epoch {epoch + 1}, batch {b + 1}; "
                               "lower learning_rate, or set clip_gradient / rescale_gradient")
