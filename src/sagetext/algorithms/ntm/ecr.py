@@ -3,7 +3,10 @@
 drawn from the training corpus (``word_embeddings.py``) instead of GloVe, so that it needs
 nothing beyond ``feature_dim`` and ``num_topics``.
 
-* Word embeddings ``e_w`` (V x D, unit length) are fixed; topic embeddings ``t_k`` (K x D) are
+* Word embeddings ``e_w`` (V x D, unit length) are fixed; a word without one (never in the training
+  corpus, or co-occurring with nothing more than chance: a zero row of mass 0) is put out of every
+  topic's reach (``UNSEEN_COST``), else the zero vectors would head the topics that drift to the
+  origin; topic embeddings ``t_k`` (K x D) are
   learned, started at the embeddings of K distinct random words.
 * Decoder: ``beta_k = softmax_w(-||t_k - e_w||^2 / TAU)`` in place of a free K x V matrix; the
   model's word logits are ``BN(theta @ beta)``; a topic's words rank by ``-||t_k - e_w||^2``.
@@ -30,6 +33,7 @@ TAU = 0.2  # decoder temperature
 LAMBDA = 250.0  # regulariser weight
 EPSILON = 0.02  # entropic regularisation of the transport plan
 COLD_ITERATIONS, WARM_ITERATIONS = 100, 10
+UNSEEN_COST = 100.0  # added to the distance of words with no embedding: beta exp(-500) = 0 in float32
 
 
 class EmbeddingDecoder(nn.Module):
@@ -52,17 +56,21 @@ class EmbeddingDecoder(nn.Module):
     @torch.no_grad()
     def set_words(self, embeddings: torch.Tensor, lengths: torch.Tensor, seed: int) -> None:
         """Fix the word embeddings (V, D, unit rows) and masses (squared ``lengths``, normalized);
-        start each topic at a distinct word drawn with ``seed``."""
+        start each topic at a distinct word of the corpus drawn with ``seed``."""
         self.word_emb.copy_(embeddings)
         mass = lengths.double() ** 2
         self.log_word_mass.copy_(torch.log(mass / mass.sum()))
-        pick = torch.randperm(len(embeddings), generator=torch.Generator().manual_seed(seed))
+        seen = torch.nonzero(lengths > 0).flatten()
+        if len(seen) < len(self.topic_emb):  # fewer words in the corpus than topics: start at any
+            seen = torch.arange(len(embeddings))
+        pick = seen[torch.randperm(len(seen), generator=torch.Generator().manual_seed(seed))]
         self.topic_emb.copy_(embeddings[pick[:len(self.topic_emb)]])
         self.sinkhorn_warm.fill_(False)
 
     def cost(self) -> torch.Tensor:
-        """(K, V) squared distances between topic and word embeddings."""
-        return torch.cdist(self.topic_emb, self.word_emb) ** 2
+        """(K, V) squared distances between topic and word embeddings (words without one: far)."""
+        unseen = torch.isinf(self.log_word_mass).to(self.word_emb.dtype) * UNSEEN_COST
+        return torch.cdist(self.topic_emb, self.word_emb) ** 2 + unseen
 
     def logits(self) -> torch.Tensor:
         """(K, V) log-beta up to a constant per topic: ``-cost / TAU``."""
