@@ -179,7 +179,8 @@ def test_a_version_2_file_loads_as_the_free_decoder_it_was(tmp_path: Path) -> No
     assert not loaded.regulariser().requires_grad and float(loaded.regulariser()) == 0.0
 
 
-def _news_ctx(tmp_path: Path, vocab: list[str], docs: list[np.ndarray], **hyperparameters: str) -> TrainingContext:
+def _news_ctx(tmp_path: Path, vocab: list[str], docs: list[np.ndarray], checkpoint_dir: Path | None = None,
+              **hyperparameters: str) -> TrainingContext:
     paths = Paths(tmp_path)
     rows = np.zeros((len(docs), len(vocab)), dtype=np.int64)
     for r, ids in enumerate(docs):
@@ -194,7 +195,8 @@ def _news_ctx(tmp_path: Path, vocab: list[str], docs: list[np.ndarray], **hyperp
                 "auxiliary": Channel("auxiliary", content_type="text/plain", paths=paths)}
     hp = parse({"feature_dim": str(len(vocab)), **hyperparameters}, Spec.load("ntm"))
     return TrainingContext(hyperparameters=hp, channels=channels, model_dir=tmp_path / "model",
-                           output_data_dir=tmp_path / "output", checkpoints=Checkpoints(None, hp), metrics=Recording())
+                           output_data_dir=tmp_path / "output", checkpoints=Checkpoints(checkpoint_dir, hp),
+                           metrics=Recording())
 
 
 def test_training_on_a_real_slice_uses_the_embedding_decoder(news, tmp_path: Path,
@@ -226,3 +228,20 @@ def test_too_few_words_keep_the_free_decoder_and_say_so(tmp_path: Path, caplog: 
         trainer.train(ctx)
     assert "NTM: free decoder matrix (no corpus word embeddings)" in caplog.text and "feature_dim is 20" in caplog.text
     assert ntm_model.load(ctx.model_dir).config.embedding_dims == 0
+
+
+def test_a_restarted_job_ends_with_the_uninterrupted_embedding_model(news, tmp_path: Path) -> None:
+    """Killed after epoch 1's checkpoint and restarted: the same topic embeddings and Sinkhorn
+    warm start as a run never killed (both are in the checkpoint)."""
+    vocab, docs = news
+    states = []
+    for name, runs in (("whole", ("2",)), ("restarted", ("1", "2"))):
+        for epochs in runs:
+            torch.manual_seed(7)
+            ctx = _news_ctx(tmp_path / name / epochs, vocab, docs[:300], tmp_path / name / "ckpt",
+                            num_topics="4", epochs=epochs, num_patience_epochs="9")
+            trainer.train(ctx)
+        states.append(torch.load(tmp_path / name / "ckpt" / "checkpoint.pt", weights_only=True)["state"]["model"])
+    assert states[0].keys() == states[1].keys() and "embedding_decoder.sinkhorn_g" in states[0]
+    for key in states[0]:
+        assert torch.equal(states[0][key], states[1][key]), key
