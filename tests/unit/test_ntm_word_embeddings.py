@@ -58,9 +58,10 @@ def test_pair_counts_are_document_frequencies_and_add_up_across_workers(news) ->
     i, j = vocab.index("god"), vocab.index("jesus")
     assert counts[i, j] == counts[j, i] == (present[:, i] & present[:, j]).sum() > 0
     # two workers' halves, summed by the all-reduce, give the whole; repeated ids count once
-    halves = [word_embeddings.pair_document_counts(len(vocab), docs[a:b]) for a, b in ((0, 700), (700, SLICE_DOCS))]
+    halves = [word_embeddings.pair_document_counts(len(vocab), docs[a:b]).toarray()
+              for a, b in ((0, 700), (700, SLICE_DOCS))]
     assert np.array_equal(halves[0] + halves[1], counts)
-    doubled = word_embeddings.pair_document_counts(len(vocab), [np.concatenate([d, d]) for d in docs])
+    doubled = word_embeddings.pair_document_counts(len(vocab), [np.concatenate([d, d]) for d in docs]).toarray()
     assert np.array_equal(doubled, counts)
 
 

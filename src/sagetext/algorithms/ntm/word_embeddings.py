@@ -33,15 +33,17 @@ def fits(feature_dim: int, num_topics: int) -> bool:
     return DIMS < feature_dim <= MAX_WORDS and num_topics <= feature_dim
 
 
-def pair_document_counts(vocab_size: int, documents: Sequence[np.ndarray]) -> np.ndarray:
-    """(V, V) float32: how many of ``documents`` (word-id arrays, repeats allowed) hold both words;
-    the diagonal is each word's document frequency."""
+def pair_document_counts(vocab_size: int, documents: Sequence[np.ndarray]) -> sp.coo_matrix:
+    """(V, V) sparse float32: how many of ``documents`` (word-id arrays, repeats allowed) hold both
+    words; the diagonal is each word's document frequency."""
     rows = np.repeat(np.arange(len(documents)), [np.size(d) for d in documents])
     ids = np.concatenate([np.asarray(d, dtype=np.int64).ravel() for d in documents]) if documents else rows
     present = sp.csr_matrix((np.ones(len(ids), dtype=np.float32), (rows, ids)), shape=(len(documents), vocab_size))
     present.sum_duplicates()
     present.data[:] = 1.0
-    return np.asarray((present.T @ present).toarray(), dtype=np.float32)
+    pairs = (present.T @ present).tocoo()
+    pairs.sum_duplicates()
+    return pairs
 
 
 def count_corpus(vocab_size: int, num_docs: int, word_ids: Callable[[int, int], list[np.ndarray]],
@@ -50,7 +52,8 @@ def count_corpus(vocab_size: int, num_docs: int, word_ids: Callable[[int, int], 
     documents (read ``BATCH_DOCS`` at a time with ``word_ids(first, last)``), summed by ``all_reduce``."""
     counts = np.zeros((vocab_size, vocab_size), dtype=np.float32)
     for lo in range(0, num_docs, BATCH_DOCS):
-        counts += pair_document_counts(vocab_size, word_ids(lo, min(lo + BATCH_DOCS, num_docs)))
+        pairs = pair_document_counts(vocab_size, word_ids(lo, min(lo + BATCH_DOCS, num_docs)))
+        counts[pairs.row, pairs.col] += pairs.data  # each pair once: no dense V x V per batch
     total = all_reduce(torch.tensor([float(num_docs)], dtype=torch.float64))
     return all_reduce(torch.from_numpy(counts)).numpy(), int(total[0].item())
 
