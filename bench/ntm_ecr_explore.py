@@ -13,6 +13,10 @@ What the patch does (see ``patch_model``):
   ``--word-mass length``, by their squared embedding length before the scaling; epsilon EPSILON),
   a gradient only: the loss reported and watched by early stopping excludes it.
 
+Since commit d564bdc the model has this decoder (``src/sagetext/algorithms/ntm/ecr.py``, the
+``--word-mass length`` setting at D=25): the patch targets the free-decoder model before it
+(main at 96770d9) and is refused on later builds; ``--baseline`` runs the model as it is.
+
 Run:  python bench/ntm_ecr_explore.py --corpus 20news --k 100 --seed 0 [--dims 25] [--baseline]
       (``--corpus imdb10k``: the 10,000 reviews ``default_rng(0).choice(50000, 10000)``; ``--recipe``)
 Prints one JSON line with NPMI and TU of the top 10 words (the scorer of ``ntm_topics.py``).
@@ -145,6 +149,9 @@ def main() -> None:
     configure_logging()
     vocab, train, test = corpus(args.corpus)
     if not args.baseline:
+        if hasattr(ntm_model.ProdLDA, "set_word_embeddings"):
+            parser.error("the model already has the embedding decoder (commit d564bdc): use --baseline, or run "
+                         "this script on main at 96770d9")
         patch_model(train, args.dims, args.word_mass)
     hp = {"feature_dim": str(len(vocab)), "num_topics": str(args.k), "seed": str(args.seed),
           **(nt.RECIPE if args.recipe else {})}
