@@ -15,7 +15,10 @@ and after training ``#test:total_loss`` / ``#test:perplexity`` with a test chann
 summary, ``#tu``, ``#wetc`` (with word vectors) and ``#npmi``. The ETA is the time left for the
 remaining epochs at this run's rate (early stopping may end sooner). TensorBoard gets the losses
 per epoch, docs/s, the scores and the topics as a table. Losses are per document
-(reconstruction negative log-likelihood + KL); perplexity is exp(total loss / total words).
+(reconstruction negative log-likelihood + KL); perplexity is exp(total loss / total words). With
+the embedding decoder (``ecr.py``) the word embeddings are computed from the training channel
+before the first step, and each step adds the clustering penalty's gradient, not its value: the
+losses logged and watched by early stopping are the model's own.
 
 Channels are read as streams into a ``DocumentStore`` on disk (memory holds an offset per
 document, not the documents); File mode reads a channel once, Pipe mode re-reads each epoch's
