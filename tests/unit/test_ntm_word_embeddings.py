@@ -4,6 +4,7 @@ format 3 (and that version 2 files still load), and training choosing the decode
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import logging
@@ -20,6 +21,8 @@ from sagetext.contract.checkpoints import Checkpoints
 from sagetext.contract.context import TrainingContext
 from sagetext.contract.hyperparameters import Spec, parse
 from sagetext.contract.paths import Paths
+from sagetext.contract.settings import Settings
+from sagetext.errors import ClientError
 from tests.conftest import SHARED_DATA
 from tests.unit.conftest import Recording
 
@@ -229,6 +232,21 @@ def test_too_few_words_keep_the_free_decoder_and_say_so(tmp_path: Path, caplog: 
         trainer.train(ctx)
     assert "NTM: free decoder matrix (no corpus word embeddings)" in caplog.text and "feature_dim is 20" in caplog.text
     assert ntm_model.load(ctx.model_dir).config.embedding_dims == 0
+
+
+def test_the_free_decoder_setting_keeps_the_free_decoder(news, tmp_path: Path,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """SAGETEXT_NTM_DECODER=free: the same job as the real-slice test trains today's free decoder."""
+    vocab, docs = news
+    ctx = _news_ctx(tmp_path, vocab, docs[:300], num_topics="4", epochs="1")
+    ctx = dataclasses.replace(ctx, settings=Settings.from_env({"SAGETEXT_NTM_DECODER": "Free"}))
+    with caplog.at_level(logging.INFO, logger="sagetext"):
+        trainer.train(ctx)
+    assert "NTM: free decoder matrix, as SAGETEXT_NTM_DECODER=free asks" in caplog.text
+    loaded = ntm_model.load(ctx.model_dir)
+    assert loaded.config.embedding_dims == 0 and loaded.embedding_decoder is None and loaded.decoder is not None
+    with pytest.raises(ClientError, match="SAGETEXT_NTM_DECODER='lda': expected one of embedding, free"):
+        Settings.from_env({"SAGETEXT_NTM_DECODER": "lda"})
 
 
 def test_a_restarted_job_ends_with_the_uninterrupted_embedding_model(news, tmp_path: Path) -> None:

@@ -24,10 +24,11 @@ def test_unset_or_empty_variables_give_the_defaults() -> None:
 def test_each_variable_sets_its_setting() -> None:
     env = {"SAGETEXT_ALGORITHM": "ntm", "SAGETEXT_DEVICE": " CUDA ", "SAGETEXT_CPU_WORKERS": "3",
            "SAGETEXT_TRAIN_THREADS": "2", "SAGETEXT_WORD2VEC_ENGINE": "torch", "SAGETEXT_MASTER_PORT": "29600",
-           "SAGETEXT_PIPE_WAIT_SECONDS": "2.5", "TRAINING_JOB_NAME": "job-7", "SAGETEXT_OTHER": "ignored"}
+           "SAGETEXT_PIPE_WAIT_SECONDS": "2.5", "TRAINING_JOB_NAME": "job-7", "SAGETEXT_OTHER": "ignored",
+           "SAGETEXT_NTM_DECODER": "free"}
     assert Settings.from_env(env) == Settings(algorithm="ntm", device="cuda", cpu_workers=3, train_threads=2,
                                               word2vec_engine="torch", master_port=29600, pipe_wait_seconds=2.5,
-                                              job_name="job-7")
+                                              job_name="job-7", ntm_decoder="free")
     assert Settings.from_env({"SAGETEXT_DEVICE": "cuda:1"}).device == "cuda:1"
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from sagetext.errors import ClientError
 
 WORD2VEC_ENGINES = ("native", "gensim", "torch")
+NTM_DECODERS = ("embedding", "free")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ class Settings:
     # SAGETEXT_WORD2VEC_SYNCS: the native word2vec engine's model combinations (and stop points) an
     # epoch; None: its default
     word2vec_syncs: int | None = None
+    # SAGETEXT_NTM_DECODER: embedding (topics among corpus word embeddings, the default where the
+    # vocabulary allows) or free (a free topic-word matrix: lower perplexity, topics repeat more)
+    ntm_decoder: str = "embedding"
     master_port: int = 29500  # SAGETEXT_MASTER_PORT: rendezvous port on the first host (several hosts)
     pipe_wait_seconds: float = 600.0  # SAGETEXT_PIPE_WAIT_SECONDS: how long to wait for a Pipe-mode FIFO
     job_name: str = "sagetext-job"  # TRAINING_JOB_NAME (SageMaker's): names the workers' rendezvous
@@ -96,6 +100,13 @@ def _engine(text: str) -> str:
     return engine
 
 
+def _ntm_decoder(text: str) -> str:
+    decoder = text.lower()
+    if decoder not in NTM_DECODERS:
+        raise ValueError(f"expected one of {', '.join(NTM_DECODERS)}")
+    return decoder
+
+
 def _port(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 65535:
         raise ValueError("expected a port in [1, 65535]")
@@ -119,6 +130,7 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {  # setting: (environm
     "train_threads": ("SAGETEXT_TRAIN_THREADS", _positive_int),
     "word2vec_engine": ("SAGETEXT_WORD2VEC_ENGINE", _engine),
     "word2vec_syncs": ("SAGETEXT_WORD2VEC_SYNCS", _positive_int),
+    "ntm_decoder": ("SAGETEXT_NTM_DECODER", _ntm_decoder),
     "master_port": ("SAGETEXT_MASTER_PORT", _port),
     "pipe_wait_seconds": ("SAGETEXT_PIPE_WAIT_SECONDS", _seconds),
     "job_name": ("TRAINING_JOB_NAME", str),

@@ -75,11 +75,13 @@ class ModelConfig:
     embedding_dims: int = 0  # the embedding decoder's D; 0: a free decoder matrix
 
     @classmethod
-    def from_hyperparameters(cls, hp: NtmHyperparameters) -> "ModelConfig":
+    def from_hyperparameters(cls, hp: NtmHyperparameters, embedding_decoder: bool = True) -> "ModelConfig":
+        """``embedding_decoder``: the embedding decoder where the vocabulary allows it (else free)."""
         layers = hp.encoder_layers
         if layers == "auto":
             layers = (3 * hp.num_topics, 2 * hp.num_topics)
-        dims = word_embeddings.DIMS if word_embeddings.fits(hp.feature_dim, hp.num_topics) else 0
+        fits = embedding_decoder and word_embeddings.fits(hp.feature_dim, hp.num_topics)
+        dims = word_embeddings.DIMS if fits else 0
         return cls(hp.feature_dim, hp.num_topics, tuple(layers), hp.encoder_layers_activation, hp.batch_norm, dims)
 
 

@@ -114,14 +114,14 @@ class Data:
 def train(ctx: TrainingContext) -> None:
     hp = ctx.hyperparameters.typed(NtmHyperparameters)
     torch.manual_seed(hp.seed + ctx.rank)  # the initial weights, dropout and the posterior samples
-    config = ModelConfig.from_hyperparameters(hp)
+    config = ModelConfig.from_hyperparameters(hp, embedding_decoder=ctx.settings.ntm_decoder == "embedding")
     data = Data(ctx, config.feature_dim)
     vocab, vectors = read_auxiliary(ctx, config.feature_dim)
     model = ProdLDA(config).to(ctx.device)
     corpus = data.corpus("train")
     assert corpus is not None  # validate() made sure the channel exists
     model.set_background(runtime.all_reduce_sum(torch.from_numpy(corpus.word_counts())).to(ctx.device))
-    set_word_embeddings(model, corpus, hp.seed, ctx.device)
+    set_word_embeddings(model, corpus, hp.seed, ctx.device, ctx.settings.ntm_decoder)
     optimizer = make_optimizer(model, hp)
     stopper = EarlyStopping(hp.tolerance, hp.num_patience_epochs)
     start = resume(ctx, model, optimizer, stopper)
@@ -158,10 +158,13 @@ def train(ctx: TrainingContext) -> None:
     data.close()
 
 
-def set_word_embeddings(model: ProdLDA, corpus: DocumentStore, seed: int, device: str) -> None:
+def set_word_embeddings(model: ProdLDA, corpus: DocumentStore, seed: int, device: str, decoder: str) -> None:
     """The embedding decoder's word embeddings from the training corpus (every worker's shard),
-    or one line saying why the model keeps the free decoder."""
+    or one line saying why the model keeps the free decoder (``decoder``: the setting)."""
     config = model.config
+    if not config.embedding_dims and decoder == "free":
+        log.info("NTM: free decoder matrix, as SAGETEXT_NTM_DECODER=free asks")
+        return
     if not config.embedding_dims:
         log.info("NTM: free decoder matrix (no corpus word embeddings): they need %d < feature_dim <= %d "
                  "and num_topics <= feature_dim; feature_dim is %d, num_topics %d", word_embeddings.DIMS,
