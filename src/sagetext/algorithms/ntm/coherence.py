@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+import scipy.sparse as sp
 
 TOP_N = 10
 
@@ -52,6 +53,20 @@ def wetc(top: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     return np.asarray(scores, dtype=np.float64)
 
 
+def pair_document_counts(vocab_size: int, documents: Sequence[np.ndarray]) -> sp.coo_matrix:
+    """(V, V) sparse float32: how many of ``documents`` (word-id arrays, repeats allowed) hold both
+    words; the diagonal is each word's document frequency."""
+    rows = np.repeat(np.arange(len(documents)), [np.size(d) for d in documents])
+    ids = np.concatenate([np.asarray(d, dtype=np.int64).ravel() for d in documents]) if documents else rows
+    present = sp.csr_matrix((np.ones(len(ids), dtype=np.float32), (rows, ids)), shape=(len(documents), vocab_size))
+    present.sum_duplicates()
+    present.data[:] = 1.0
+    pairs = (present.T @ present).tocoo()
+    pairs.sum_duplicates()
+    return pairs
+
+
+
 class CooccurrenceCounter:
     """Document frequencies and co-document frequencies of a fixed set of words, fed one
     batch of documents (word-id lists) at a time, so the corpus is never held."""
@@ -65,14 +80,14 @@ class CooccurrenceCounter:
 
     def add(self, documents: Sequence[np.ndarray]) -> None:
         """Count each document's distinct words (ids); other words are ignored."""
-        present = np.zeros((len(documents), len(self.words)), dtype=np.float32)
         if len(documents) and len(self.words):
-            ids = np.concatenate([np.asarray(d, dtype=np.int64).ravel() for d in documents])
-            doc = np.repeat(np.arange(len(documents)), [np.size(d) for d in documents])
-            place = np.minimum(np.searchsorted(self.words, ids), len(self.words) - 1)
-            counted = self.words[place] == ids
-            present[doc[counted], place[counted]] = 1.0
-        self.pair_docs += np.rint(present.T @ present).astype(np.int64)
+            places = []
+            for document in documents:
+                ids = np.asarray(document, dtype=np.int64).ravel()
+                place = np.minimum(np.searchsorted(self.words, ids), len(self.words) - 1)
+                places.append(place[self.words[place] == ids])
+            pairs = pair_document_counts(len(self.words), places)
+            self.pair_docs[pairs.row, pairs.col] += np.rint(pairs.data).astype(np.int64)
         self.num_docs += len(documents)
 
     def npmi(self, top: np.ndarray) -> np.ndarray:

@@ -15,12 +15,14 @@ model whose own decoder is then 20,000 x K; above it the model keeps the free de
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from scipy.sparse.linalg import svds
+
+from sagetext.algorithms.ntm.coherence import pair_document_counts
 
 DIMS = 25  # D: the embedding size (BENCHMARKS.md, issue 15: the one setting that moved TU much)
 MAX_WORDS = 20_000  # V x V float32 counts: 1.6 GB at the cap (see the module docstring)
@@ -31,19 +33,6 @@ BATCH_DOCS = 2048
 def fits(feature_dim: int, num_topics: int) -> bool:
     """Whether the embedding decoder applies: DIMS < V <= MAX_WORDS, and a word per topic to start at."""
     return DIMS < feature_dim <= MAX_WORDS and num_topics <= feature_dim
-
-
-def pair_document_counts(vocab_size: int, documents: Sequence[np.ndarray]) -> sp.coo_matrix:
-    """(V, V) sparse float32: how many of ``documents`` (word-id arrays, repeats allowed) hold both
-    words; the diagonal is each word's document frequency."""
-    rows = np.repeat(np.arange(len(documents)), [np.size(d) for d in documents])
-    ids = np.concatenate([np.asarray(d, dtype=np.int64).ravel() for d in documents]) if documents else rows
-    present = sp.csr_matrix((np.ones(len(ids), dtype=np.float32), (rows, ids)), shape=(len(documents), vocab_size))
-    present.sum_duplicates()
-    present.data[:] = 1.0
-    pairs = (present.T @ present).tocoo()
-    pairs.sum_duplicates()
-    return pairs
 
 
 def count_corpus(vocab_size: int, num_docs: int, word_ids: Callable[[int, int], list[np.ndarray]],
