@@ -20,13 +20,14 @@ from collections.abc import Callable
 import numpy as np
 import scipy.sparse as sp
 import torch
-from scipy.sparse.linalg import svds
+from scipy.sparse.linalg import eigsh
 
 from sagetext.algorithms.ntm.coherence import pair_document_counts
 
 DIMS = 25  # D: the embedding size (BENCHMARKS.md, issue 15: the one setting that moved TU much)
 MAX_WORDS = 20_000  # V x V float32 counts: 1.6 GB at the cap (see the module docstring)
-DENSE_SVD_WORDS = 4_000  # up to here a full SVD (seconds at 2,000 words); above, ARPACK's truncated one
+DENSE_SVD_WORDS = 4_000  # up to here a full SVD (seconds at 2,000 words); above, ARPACK's eigensolver
+PPMI_ROWS = 1024  # rows of the counts turned into PPMI at a time (1024 x V float64 temporaries)
 BATCH_DOCS = 2048
 
 
@@ -49,14 +50,18 @@ def count_corpus(vocab_size: int, num_docs: int, word_ids: Callable[[int, int], 
 
 def ppmi(counts: np.ndarray, num_docs: int) -> sp.csr_matrix:
     """max(0, log(P(i, j) / (P(i) P(j)))) off the diagonal, from pair document counts; sparse
-    (pairs that never co-occur are 0)."""
+    (pairs that never co-occur are 0). Computed ``PPMI_ROWS`` rows at a time, so that the only
+    V x V array held is ``counts`` itself."""
     df = np.diag(counts).astype(np.float64)
-    i, j = np.nonzero(counts)
-    off = i != j
-    i, j = i[off], j[off]
-    pmi = np.log(counts[i, j].astype(np.float64) * num_docs / (df[i] * df[j]))
-    keep = pmi > 0
-    return sp.csr_matrix((pmi[keep], (i[keep], j[keep])), shape=counts.shape)
+    blocks = []
+    for lo in range(0, len(counts), PPMI_ROWS):
+        hi = min(lo + PPMI_ROWS, len(counts))
+        with np.errstate(divide="ignore", invalid="ignore"):  # 0 counts: -inf; unseen words: nan
+            pmi = np.log(counts[lo:hi].astype(np.float64) * num_docs / np.outer(df[lo:hi], df))
+        pmi[np.arange(hi - lo), np.arange(lo, hi)] = 0.0
+        pmi[~(pmi > 0)] = 0.0
+        blocks.append(sp.csr_matrix(pmi))
+    return sp.csr_matrix(sp.vstack(blocks, format="csr"), shape=counts.shape)
 
 
 def embed(matrix: sp.csr_matrix, dims: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -66,11 +71,11 @@ def embed(matrix: sp.csr_matrix, dims: int) -> tuple[torch.Tensor, torch.Tensor]
     if size <= DENSE_SVD_WORDS:
         u, s, _ = np.linalg.svd(matrix.toarray())
         u, s = u[:, :dims], s[:dims]
-    else:  # ARPACK, from a fixed start so that every worker and every run agree
-        v0 = np.random.default_rng(0).uniform(0.5, 1.5, size)
-        u, s, _ = svds(matrix, k=dims, v0=v0)
-        order = np.argsort(-s)
-        u, s = u[:, order], s[order]
+    else:  # the matrix is symmetric: its singular pairs are its eigenpairs of largest |eigenvalue|
+        v0 = np.random.default_rng(0).uniform(0.5, 1.5, size)  # fixed: every worker and run agree
+        values, u = eigsh(matrix, k=dims, which="LM", v0=v0)
+        order = np.argsort(-np.abs(values))
+        u, s = u[:, order], np.abs(values[order])
     e = u * np.sqrt(s)
     lengths = np.linalg.norm(e, axis=1, keepdims=True)
     return torch.from_numpy(e / (lengths + 1e-12)).float(), torch.from_numpy(lengths[:, 0])
