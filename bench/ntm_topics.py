@@ -4,11 +4,15 @@ Corpora (../shared/data):
 * ``20news``: 20 Newsgroups as ProdLDA's bag of words (11,258 train / 7,487 test documents,
   1,994 words), converted to sparse RecordIO-protobuf with the SageMaker SDK's writer;
 * ``imdb``: the 50,000 IMDB reviews (train and test folders, all used for training) through
-  ``sagetext ntm-prepare --vocab-size 2000``, cached outside the repository (``bench/imdb_data.py``).
+  ``sagetext ntm-prepare --vocab-size 2000``, cached outside the repository (``bench/imdb_data.py``);
+* ``imdb10k``: 10,000 of those reviews, ``numpy.random.default_rng(0).choice(50000, 10000)``
+  (the slice of the exploration runs in BENCHMARKS.md).
 
 NTM trains through its real channel reader (``vocab.txt`` in the auxiliary channel, the test
-channel when there is one), with one of two settings:
+channel when there is one), with one of three settings:
 * ``defaults``: ``feature_dim`` and ``num_topics`` only, everything else SageMaker's default;
+* ``free``: the same with ``SAGETEXT_NTM_DECODER=free`` (the free decoder matrix, NTM's default
+  before the embedding decoder);
 * ``recipe``: the tuned recipe of BENCHMARKS.md (adam 0.002, batch 64, 100 epochs, relu [100, 100],
   no early stopping).
 Anchor, in the same run: gensim ``LdaModel(num_topics=K, passes=10, random_state=0)``.
@@ -16,10 +20,13 @@ Anchor, in the same run: gensim ``LdaModel(num_topics=K, passes=10, random_state
 Scored with the same code for both: NPMI of each topic's top 10 words from document
 co-occurrence on the training corpus (averaged), TU of the top 10 words, test perplexity where
 there is a test set (NTM exp(ELBO loss / words), gensim exp(-log_perplexity); both upper bounds),
-and wall seconds of the training call (NTM: reading, training, evaluation and topic scoring).
+wall seconds of the training call (NTM: reading, training, evaluation and topic scoring), and the
+peak RSS of that call: each model trains in a fresh child process, which loads the corpus, resets
+its high-water mark (``/proc/self/clear_refs``) and reads ``VmHWM`` when training returns (the
+resident corpus, the same for every model, is included; ``rss_before_mb`` gives it).
 
-Run:  python bench/ntm_topics.py [--corpus 20news imdb] [--k 20 50 100] [--settings defaults]
-      [--threads 1] [--skip-lda]
+Run:  python bench/ntm_topics.py [--corpus 20news imdb imdb10k] [--k 20 50 100]
+      [--settings defaults free recipe] [--seed 0] [--threads 1] [--skip-lda]
 Writes bench/results/ntm_topics.json and prints a table last.
 """
 
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import gc
 import gzip
 import io
 import json
@@ -36,6 +44,8 @@ import platform
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +128,16 @@ def imdb_corpus() -> tuple[list[str], Docs, Docs | None]:
     return vocab, docs, None
 
 
+def corpus_named(name: str) -> tuple[list[str], Docs, Docs | None]:
+    if name == "20news":
+        return news_corpus()
+    vocab, docs, _ = imdb_corpus()
+    if name == "imdb10k":
+        picked = np.random.default_rng(0).choice(len(docs), 10000, replace=False)
+        docs = [docs[i] for i in picked if docs[i]]
+    return vocab, docs, None
+
+
 class RecordingMetrics(MetricLogger):
     def __init__(self) -> None:
         super().__init__(enabled=True)
@@ -150,7 +170,7 @@ def run_ntm(root: Path, train_docs: Docs, test_docs: Docs | None, vocab: list[st
     torch.manual_seed(hp["seed"])
     ctx = TrainingContext(hyperparameters=hp, channels=channels, model_dir=root / "model",
                           output_data_dir=root / "output", checkpoints=Checkpoints(None, hp), metrics=metrics,
-                          device=runtime.choose_device(Settings.from_env().device))
+                          device=runtime.choose_device(Settings.from_env().device), settings=Settings.from_env())
     started = time.monotonic()
     trainer.train(ctx)
     seconds = time.monotonic() - started
@@ -183,13 +203,51 @@ def score(result: dict, counter_docs: list[np.ndarray], vocab: list[str]) -> dic
     return result
 
 
-HEADER = f"{'corpus':<7} {'K':>4} {'model':<16} {'NPMI':>6} {'TU':>6} {'test ppl':>9} {'epochs':>6} {'seconds':>8}"
+def memory_mb(field: str) -> float:
+    """``VmRSS`` or ``VmHWM`` (peak) of this process, in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def train_and_score(corpus: str, k: int, model: str, seed: int, threads: int) -> dict:
+    """One row, in a fresh child process (``ProcessPoolExecutor`` with spawn): load ``corpus``,
+    train ``model`` (``ntm-defaults``, ``ntm-free``, ``ntm-recipe`` or ``lda``), score it."""
+    if threads:
+        torch.set_num_threads(threads)
+    configure_logging()
+    logging.getLogger("gensim").setLevel(logging.WARNING)
+    vocab, train_docs, test_docs = corpus_named(corpus)
+    counter_docs = [np.array([i for i, _ in doc], dtype=np.int64) for doc in train_docs]
+    gc.collect()
+    Path("/proc/self/clear_refs").write_text("5")  # the peak from here on
+    before = memory_mb("VmRSS")
+    if model == "lda":
+        result = run_lda(train_docs, test_docs, vocab, k)
+        name = f"lda-{LDA_PASSES}-passes"
+    else:
+        settings = model.removeprefix("ntm-")
+        if settings == "free":
+            os.environ["SAGETEXT_NTM_DECODER"] = "free"
+        hp = {"feature_dim": str(len(vocab)), "num_topics": str(k), "seed": str(seed),
+              **(RECIPE if settings == "recipe" else {})}
+        with tempfile.TemporaryDirectory() as tmp:
+            result = run_ntm(Path(tmp), train_docs, test_docs, vocab, hp)
+        name = model
+    peak = memory_mb("VmHWM")
+    return {"corpus": corpus, "k": k, "model": name, "seed": seed if model != "lda" else 0,
+            "rss_before_mb": round(before), "peak_rss_mb": round(peak), **score(result, counter_docs, vocab)}
+
+
+HEADER = (f"{'corpus':<7} {'K':>4} {'model':<16} {'seed':>4} {'NPMI':>6} {'TU':>6} {'test ppl':>9} {'epochs':>6} "
+          f"{'seconds':>8} {'peak MB':>8}")
 
 
 def table_line(r: dict) -> str:
     ppl = f"{r['perplexity']:9.1f}" if r["perplexity"] is not None else f"{'-':>9}"
-    return (f"{r['corpus']:<7} {r['k']:>4} {r['model']:<16} {r['npmi']:6.3f} {r['tu']:6.3f} {ppl} "
-            f"{r['epochs_run']:>6} {r['seconds']:8.1f}")
+    return (f"{r['corpus']:<7} {r['k']:>4} {r['model']:<16} {r['seed']:>4} {r['npmi']:6.3f} {r['tu']:6.3f} {ppl} "
+            f"{r['epochs_run']:>6} {r['seconds']:8.1f} {r['peak_rss_mb']:>8}")
 
 
 def add_row(args: argparse.Namespace, rows: list[dict], row: dict) -> None:
@@ -207,9 +265,10 @@ def add_row(args: argparse.Namespace, rows: list[dict], row: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--corpus", nargs="+", default=["20news", "imdb"], choices=["20news", "imdb"])
+    parser.add_argument("--corpus", nargs="+", default=["20news", "imdb"], choices=["20news", "imdb", "imdb10k"])
     parser.add_argument("--k", nargs="+", type=int, default=[20, 50, 100], help="numbers of topics")
-    parser.add_argument("--settings", nargs="+", default=["defaults"], choices=["defaults", "recipe"])
+    parser.add_argument("--settings", nargs="+", default=["defaults"], choices=["defaults", "free", "recipe"])
+    parser.add_argument("--seed", nargs="+", type=int, default=[0], help="NTM's seed hyperparameter(s)")
     parser.add_argument("--skip-lda", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON result")
     parser.add_argument("--threads", type=int, default=0,
@@ -217,22 +276,15 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    configure_logging()
-    logging.getLogger("gensim").setLevel(logging.WARNING)
     rows: list[dict] = []
-    for corpus in args.corpus:
-        vocab, train_docs, test_docs = news_corpus() if corpus == "20news" else imdb_corpus()
-        counter_docs = [np.array([i for i, _ in doc], dtype=np.int64) for doc in train_docs]
-        for k in args.k:
-            for settings in args.settings:
-                hp = {"feature_dim": str(len(vocab)), "num_topics": str(k), **(RECIPE if settings == "recipe" else {})}
-                with tempfile.TemporaryDirectory() as tmp:
-                    result = run_ntm(Path(tmp), train_docs, test_docs, vocab, hp)
-                add_row(args, rows, {"corpus": corpus, "k": k, "model": f"ntm-{settings}",
-                                     **score(result, counter_docs, vocab)})
-            if not args.skip_lda:
-                add_row(args, rows, {"corpus": corpus, "k": k, "model": f"lda-{LDA_PASSES}-passes",
-                                     **score(run_lda(train_docs, test_docs, vocab, k), counter_docs, vocab)})
+    runs = [(corpus, k, f"ntm-{settings}", seed) for corpus in args.corpus for k in args.k
+            for settings in args.settings for seed in args.seed]
+    if not args.skip_lda:
+        runs += [(corpus, k, "lda", 0) for corpus in args.corpus for k in args.k]
+    runs.sort(key=lambda run: (args.corpus.index(run[0]), args.k.index(run[1])))  # each LDA beside its NTM rows
+    for corpus, k, model, seed in runs:
+        with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as child:
+            add_row(args, rows, child.submit(train_and_score, corpus, k, model, seed, args.threads).result())
     print(f"\n{HEADER}")
     for r in rows:
         print(table_line(r))
