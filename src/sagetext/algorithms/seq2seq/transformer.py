@@ -4,18 +4,22 @@ Vaswani et al.'s encoder-decoder with the layer norm before each sub-layer, sinu
 positions, ``transformer_model_size`` / ``_attention_heads`` / ``_feed_forward_num_hidden`` /
 ``_dropout``, and ``num_layers_encoder`` / ``num_layers_decoder`` layers. It offers the same
 ``forward`` / ``encode`` / ``init_state`` / ``step`` interface as the RNN model (see
-``model.py``). A decoding step computes only the new position: each decoder layer keeps the
-normalised inputs of the earlier positions as its self-attention keys and values (exact, since
-the layer norm comes first and attention is causal). The attention matrix of a step is the last
-decoder layer's cross-attention, averaged over heads.
+``model.py``). Decoding reuses what earlier work computed, as Sockeye does: ``encode`` projects
+the encoder states to every decoder layer's cross-attention keys and values once, and a step
+computes only the new position, each decoder layer keeping the self-attention keys and values of
+the earlier positions (exact, since attention is causal). Attention runs in torch's fused
+``scaled_dot_product_attention``, except for the one matrix a step returns: the last decoder
+layer's cross-attention, averaged over heads.
 """
 
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from sagetext.algorithms.seq2seq.config import ModelConfig
 from sagetext.algorithms.seq2seq.vocab import PAD_ID
@@ -33,6 +37,26 @@ def positions(length: int, size: int, device: torch.device) -> torch.Tensor:
     return table
 
 
+def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """(B, T, D) → (B, heads, T, D / heads)."""
+    return x.view(x.size(0), x.size(1), heads, -1).transpose(1, 2)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(B, heads, T, D / heads) → (B, T, D)."""
+    return x.transpose(1, 2).reshape(x.size(0), x.size(2), -1)
+
+
+def project(attention: nn.MultiheadAttention, x: torch.Tensor, part: int) -> torch.Tensor:
+    """The query (0), key (1) or value (2) projection of ``x`` by ``attention``'s weights, split
+    into heads. The layers keep ``nn.MultiheadAttention``'s parameters (so model files stay the
+    same) but attend here, so that keys and values can be computed once and cached."""
+    size = attention.embed_dim
+    rows = slice(part * size, (part + 1) * size)
+    bias = attention.in_proj_bias[rows] if attention.in_proj_bias is not None else None
+    return split_heads(F.linear(x, attention.in_proj_weight[rows], bias), attention.num_heads)
+
+
 class DecoderLayer(nn.Module):
     def __init__(self, size: int, heads: int, feed_forward: int, dropout: float) -> None:
         super().__init__()
@@ -43,20 +67,37 @@ class DecoderLayer(nn.Module):
                                           nn.Linear(feed_forward, size))
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, memory: torch.Tensor, memory_padding: torch.Tensor,
-                causal: torch.Tensor | None, cache: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """x (B, T, D) → (output, cross-attention weights (B, T, S), normalised inputs for the cache).
-        With ``cache`` (B, t, D) of earlier positions, x holds only the new position(s)."""
+    def memory_keys(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The cross-attention keys and values (B, heads, S, D / heads) of the encoder states."""
+        return project(self.cross_attention, memory, 1), project(self.cross_attention, memory, 2)
+
+    def forward(self, x: torch.Tensor, memory_keys: tuple[torch.Tensor, torch.Tensor], memory_mask: torch.Tensor,
+                cache: tuple[torch.Tensor, torch.Tensor] | None = None, weights: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor]]:
+        """x (B, T, D) → (output, cross-attention weights (B, T, S) averaged over heads if
+        ``weights`` else None, this layer's self-attention keys and values so far).
+        ``memory_mask`` (B, 1, 1, S) is True at real source positions. Without ``cache`` the T
+        positions attend causally among themselves (teacher forcing); with the keys and values of
+        the t earlier positions, x holds only new position(s), which see all of them."""
+        dropout = self.self_attention.dropout if self.training else 0.0
         h = self.norm_self(x)
-        keys = h if cache is None else torch.cat([cache, h], dim=1)
-        x = x + self.dropout(self.self_attention(h, keys, keys, attn_mask=causal, need_weights=False)[0])
-        normalised = keys
-        h = self.norm_cross(x)
-        attended, weights = self.cross_attention(h, memory, memory, key_padding_mask=memory_padding,
-                                                 need_weights=True, average_attn_weights=True)
-        x = x + self.dropout(attended)
-        return x + self.dropout(self.feed_forward(self.norm_ff(x))), weights, normalised
+        query, keys, values = (project(self.self_attention, h, part) for part in range(3))
+        if cache is not None:
+            keys, values = torch.cat([cache[0], keys], dim=2), torch.cat([cache[1], values], dim=2)
+        attended = F.scaled_dot_product_attention(query, keys, values, dropout_p=dropout,
+                                                  is_causal=cache is None and x.size(1) > 1)
+        x = x + self.dropout(self.self_attention.out_proj(merge_heads(attended)))
+        query = project(self.cross_attention, self.norm_cross(x), 0)
+        attention = None
+        if weights:
+            scores = (query @ memory_keys[0].transpose(-2, -1)) / math.sqrt(query.size(-1))
+            probs = torch.softmax(scores.masked_fill(~memory_mask, float("-inf")), dim=-1)
+            attention = probs.mean(dim=1)
+            attended = F.dropout(probs, dropout, self.training) @ memory_keys[1]
+        else:
+            attended = F.scaled_dot_product_attention(query, *memory_keys, attn_mask=memory_mask, dropout_p=dropout)
+        x = x + self.dropout(self.cross_attention.out_proj(merge_heads(attended)))
+        return x + self.dropout(self.feed_forward(self.norm_ff(x))), attention, (keys, values)
 
 
 class TransformerModel(nn.Module):
@@ -92,37 +133,49 @@ class TransformerModel(nn.Module):
         return self.dropout(table(ids) * self.scale + table_positions.to(table.weight.dtype))
 
     def encode(self, source: torch.Tensor, length: torch.Tensor) -> State:
+        """Encoder states, the source mask and, per decoder layer, its cross-attention keys and
+        values (computed once: every decoding step reuses them)."""
         mask = torch.arange(source.size(1), device=source.device).unsqueeze(0) < length.unsqueeze(1)
         memory = self.encoder_norm(self.encoder(self._embed(self.source_embed, source),
                                                 src_key_padding_mask=~mask))
-        return {"memory": memory, "mask": mask, "length": length}
+        encoded = {"memory": memory, "mask": mask, "length": length}
+        for i, layer in enumerate(self.decoder):
+            encoded[f"cross_keys{i}"], encoded[f"cross_values{i}"] = cast(DecoderLayer, layer).memory_keys(memory)
+        return encoded
 
-    def _decode(self, target_input: torch.Tensor, encoded: State) -> tuple[torch.Tensor, torch.Tensor]:
-        steps = target_input.size(1)
-        causal = torch.triu(torch.ones(steps, steps, dtype=torch.bool, device=target_input.device), diagonal=1)
-        x = self._embed(self.target_embed, target_input)
-        weights = x.new_zeros(0)
-        for layer in self.decoder:
-            x, weights, _ = layer(x, encoded["memory"], ~encoded["mask"], causal)
-        return self.decoder_norm(x), weights
+    def _memory(self, encoded: State, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return encoded[f"cross_keys{i}"], encoded[f"cross_values{i}"]
 
     def forward(self, source: torch.Tensor, length: torch.Tensor, target_input: torch.Tensor) -> torch.Tensor:
-        hidden, _ = self._decode(target_input, self.encode(source, length))
-        return self.output(hidden)
+        """Teacher-forced logits (B, T, target vocabulary)."""
+        encoded = self.encode(source, length)
+        memory_mask = encoded["mask"][:, None, None, :]
+        x = self._embed(self.target_embed, target_input)
+        for i, layer in enumerate(self.decoder):
+            x, _, _ = layer(x, self._memory(encoded, i), memory_mask)
+        return self.output(self.decoder_norm(x))
 
     def init_state(self, encoded: State) -> State:
-        """Per decoder layer, the normalised inputs of the positions decoded so far (none yet)."""
-        memory = encoded["memory"]
-        empty = memory.new_zeros(memory.size(0), 0, memory.size(2))
-        return {f"layer{i}": empty for i in range(len(self.decoder))}
+        """Per decoder layer, the self-attention keys and values of the positions decoded so far
+        (none yet)."""
+        memory = encoded["cross_keys0"]
+        empty = memory.new_zeros(memory.size(0), memory.size(1), 0, memory.size(3))
+        state: State = {}
+        for i in range(len(self.decoder)):
+            state[f"self_keys{i}"], state[f"self_values{i}"] = empty, empty
+        return state
 
     def step(self, previous: torch.Tensor, state: State,
              encoded: State) -> tuple[torch.Tensor, torch.Tensor, State]:
-        position = state["layer0"].size(1)
+        position = state["self_keys0"].size(2)
         x = self._embed(self.target_embed, previous.unsqueeze(1), start=position)
-        weights = x.new_zeros(0)
+        memory_mask = encoded["mask"][:, None, None, :]
+        last = len(self.decoder) - 1
+        weights: torch.Tensor | None = None
         new_state: State = {}
-        for i, layer in enumerate(self.decoder):
-            x, weights, new_state[f"layer{i}"] = layer(x, encoded["memory"], ~encoded["mask"], None,
-                                                       cache=state[f"layer{i}"])
+        for i, layer in enumerate(self.decoder):  # the attention matrix is the last layer's
+            cache = (state[f"self_keys{i}"], state[f"self_values{i}"])
+            x, weights, (new_state[f"self_keys{i}"], new_state[f"self_values{i}"]) = layer(
+                x, self._memory(encoded, i), memory_mask, cache=cache, weights=i == last)
+        assert weights is not None
         return self.output(self.decoder_norm(x)[:, 0]), weights[:, 0], new_state
