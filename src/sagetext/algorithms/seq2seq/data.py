@@ -194,24 +194,29 @@ class BatchPlan:
         self.seed = seed
         self.buckets = parallel_buckets(config, length_ratio(pairs))
         self.members = bucket_pairs(pairs, self.buckets)
+        targets = lengths(pairs)[1] + 1  # </s> counted
+        self.sizes = [self._sentences_per_batch(float(targets[members].mean()) if members else 1.0)
+                      for members in self.members]
 
     def epoch(self, epoch: int, rank: int = 0, world_size: int = 1) -> list[list[int]]:
         """This worker's batches for ``epoch``: shuffled within buckets, then in batch order.
         Every worker gets the same number of batches (the remainder is dropped)."""
         rng = random.Random(self.seed * 1_000_003 + epoch)
         batches: list[list[int]] = []
-        for (_, target_len), members in zip(self.buckets, self.members):
+        for size, members in zip(self.sizes, self.members):
             shuffled = list(members)
             rng.shuffle(shuffled)
-            size = self._sentences_per_batch(target_len)
             batches += [shuffled[i:i + size] for i in range(0, len(shuffled), size)]
         rng.shuffle(batches)
         usable = len(batches) - len(batches) % world_size if world_size > 1 else len(batches)
         return batches[rank:usable:world_size]
 
-    def _sentences_per_batch(self, target_len: int) -> int:
+    def _sentences_per_batch(self, mean_target_len: float) -> int:
+        """Pairs per batch in a bucket whose targets average ``mean_target_len`` tokens: with
+        ``batch_type=word``, about ``batch_size`` target tokens, as Sockeye's word batches count
+        them (by the bucket's mean length, not its padded length: what Sockeye calls max-word)."""
         if self.config.batch_type == "word":
-            return max(1, self.config.batch_size // target_len)
+            return max(1, round(self.config.batch_size / mean_target_len))
         return self.config.batch_size
 
 
