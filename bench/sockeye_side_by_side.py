@@ -130,21 +130,8 @@ def run_sockeye(python: str, files: dict[str, Path], work: Path, direction: str,
     checkpoints = list(CHECKPOINT.finditer(train_log))  # Samples: so far; Time-cost: training since the last
     if not checkpoints:
         raise SystemExit(f"no checkpoint line in the Sockeye log {work / f'sockeye.{direction}{tag}.train.log'}")
-    translations, test_input = output / "test.out", output / "test.in"
-    lines = files[f"test_2016_flickr.{source}"].read_text(encoding="utf-8").splitlines()[:limit]
-    test_input.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    decoded = subprocess.run([python, "-m", "sockeye.translate", "--use-cpu", "--models", str(output),
-                              "--input", str(test_input), "--output", str(translations),
-                              "--beam-size", raw["beam_size"], "--batch-size", "64"],
-                             env=env, capture_output=True, text=True)
-    decode_log = decoded.stdout + decoded.stderr
-    (work / f"sockeye.{direction}{tag}.translate.log").write_text(decode_log)
-    if decoded.returncode != 0:
-        raise SystemExit(f"sockeye.translate failed ({decoded.returncode}):\n{decode_log[-3000:]}")
-    references = files[f"test_2016_flickr.{target}"].read_text(encoding="utf-8").splitlines()[:limit]
-    outputs = translations.read_text(encoding="utf-8").splitlines()
-    bleu = sacrebleu.corpus_bleu(outputs, [references], tokenize="none", force=True).score
-    rate = DECODED.search(decode_log)
+    bleu, rate, sentences = sockeye_translate(python, output, files, source, target, raw["beam_size"], env, limit,
+                                              work / f"sockeye.{direction}{tag}.translate.log")
     parameters = PARAMETERS.search(train_log)
     samples_per_s = int(checkpoints[-1]["samples"]) / sum(float(m["seconds"]) for m in checkpoints)
     return {"system": "sockeye", "direction": direction, "arch": "transformer",
@@ -152,8 +139,29 @@ def run_sockeye(python: str, files: dict[str, Path], work: Path, direction: str,
             "train_sentences_per_s": round(samples_per_s, 1),
             "train_target_tokens_per_s": round(samples_per_s * mean_target_length(files, source, target, raw)),
             "parameters": int(parameters["count"]) if parameters else None,
-            "test_sentences": len(outputs), "test_bleu": round(bleu, 2),
-            "decode_sentences_per_s": float(rate["rate"]) if rate else None}
+            "test_sentences": sentences, "test_bleu": round(bleu, 2), "decode_sentences_per_s": rate}
+
+
+def sockeye_translate(python: str, output: Path, files: dict[str, Path], source: str, target: str, beam: str,
+                      env: dict[str, str], limit: int | None, log: Path) -> tuple[float, float | None, int]:
+    """(test2016 BLEU, sentences/s from Sockeye's own line, sentences) of the Sockeye model in
+    ``output``, batches of 64 at beam ``beam``."""
+    translations, test_input = output / "test.out", output / "test.in"
+    lines = files[f"test_2016_flickr.{source}"].read_text(encoding="utf-8").splitlines()[:limit]
+    test_input.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    decoded = subprocess.run([python, "-m", "sockeye.translate", "--use-cpu", "--models", str(output),
+                              "--input", str(test_input), "--output", str(translations),
+                              "--beam-size", beam, "--batch-size", "64"],
+                             env=env, capture_output=True, text=True)
+    decode_log = decoded.stdout + decoded.stderr
+    log.write_text(decode_log)
+    if decoded.returncode != 0:
+        raise SystemExit(f"sockeye.translate failed ({decoded.returncode}):\n{decode_log[-3000:]}")
+    references = files[f"test_2016_flickr.{target}"].read_text(encoding="utf-8").splitlines()[:limit]
+    outputs = translations.read_text(encoding="utf-8").splitlines()
+    rate = DECODED.search(decode_log)
+    bleu = sacrebleu.corpus_bleu(outputs, [references], tokenize="none", force=True).score
+    return bleu, float(rate["rate"]) if rate else None, len(outputs)
 
 
 def main() -> int:
