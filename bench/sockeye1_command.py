@@ -26,8 +26,14 @@ Nearest, not exact:
 - ``cnn_hidden_dropout``: sagetext drops before every encoder and decoder convolution and before
   the output layer; Sockeye 1.x's ``--cnn-hidden-dropout`` acts only before the decoder's
   convolutions (its cnn encoder has no dropout but the embeddings').
-- The cnn blocks: sagetext scales residual sums by sqrt(0.5) (Gehring et al.); Sockeye 1.x does
-  not. Same layers and widths, so the parameter counts differ only by small projections.
+- The cnn blocks: sagetext follows Gehring et al. (residual sums scaled by sqrt(0.5); each
+  decoder block's attention maps its states to the embedding size for the query and the context
+  back, with biases; a last map to ``num_embed_target`` before the output layer); Sockeye 1.x
+  sums without scaling and attends with plain dot products in the hidden space (no projections:
+  ``--cnn-project-qkv`` is off by default and SageMaker does not expose it, and its three bias-free
+  projections would not match either). Hence 592,128 fewer parameters in Sockeye's small cnn
+  (8,365,834 against 8,957,962: 4 blocks x 2 x (256x256 + 256) + 256x256 + 256); the rnn
+  models are within 256 parameters of each other (6,041,866 against 6,042,122).
 - ``max_seq_len_*``: sagetext truncates and counts ``</s>`` in the target; Sockeye 1.x drops
   longer pairs and counts without ``</s>``. No Multi30k sentence is near 80 tokens (the longest
   has 45), so it changes nothing here.
