@@ -1,10 +1,12 @@
-"""Benchmark: sagetext Seq2Seq beside Sockeye 3 on Multi30k, same data, vocabularies, sizes and budget.
+"""Benchmark: sagetext Seq2Seq beside Sockeye on Multi30k, same data, vocabularies, sizes and budget.
 
 Sockeye is the toolkit AWS's Seq2Seq is built on (1.x, MXNet) and the peer a user would pick
-instead; Sockeye 3 (PyTorch, PyPI) has only the transformer (no rnn, no cnn), so the comparison
-is transformer against transformer. Sockeye runs from a virtual environment of its own, never a
-project dependency; make it once (torch first, from this machine's disk, so that nothing pulls a
-CUDA build; Sockeye 3.1 asks for torch<1.14 and numpy<2, and runs on torch 2.13):
+instead. ``--arch transformer`` (the default) runs Sockeye 3 (PyTorch, PyPI), which has only the
+transformer; ``--arch rnn cnn`` run Sockeye 1.x (MXNet), which has them (its arguments, venv
+recipe and the settings without an exact equivalent: ``sockeye1_command.py``). Each Sockeye runs
+from a virtual environment of its own, never a project dependency; make Sockeye 3's once (torch
+first, from this machine's disk, so that nothing pulls a CUDA build; Sockeye 3.1 asks for
+torch<1.14 and numpy<2, and runs on torch 2.13):
 
     python3 -m venv /work/sockeye-venv
     /work/sockeye-venv/bin/pip install torch==2.13.0
@@ -13,8 +15,9 @@ CUDA build; Sockeye 3.1 asks for torch<1.14 and numpy<2, and runs on torch 2.13)
 
 Per direction, both systems get: the tokenised text of ``multi30k_seq2seq.py`` (same work folder),
 its vocabularies (``vocab.src.json`` / ``vocab.trg.json`` from ``prepare``, given to Sockeye with
-``--source-vocab`` / ``--target-vocab``), the recipe's model sizes (layers, model size, heads,
-feed-forward, embeddings, dropout, no weight tying), batches of ``batch_size`` target words,
+``--source-vocab`` / ``--target-vocab``), the arch's recipe (``RECIPES``, ``QUICK`` for
+--small/--quick) with its model sizes (transformer: layers, model size, heads, feed-forward,
+embeddings, dropout, no weight tying; rnn and cnn: ``sockeye1_command.py``), batch type and size,
 Adam at the recipe's rate, plateau-reduce with sagetext's defaults, label smoothing 0.1,
 gradient clipping 1, a checkpoint every ``checkpoint_frequency_num_batches`` updates, early
 stopping after 5 checkpoints, at most ``--max-batches`` updates, the same thread count; beam 5
@@ -25,10 +28,13 @@ logs padded *source* tokens/s, so its figure here is the sentences its checkpoin
 over their training time, validation excluded, times the mean target length, ``</s>``
 included, of the training pairs within max_seq_len); decoding sentences/s at beam 5
 (sagetext: the predictor on the whole test set, batches of 64; Sockeye: its own ``sent/sec``
-line with ``--batch-size 64``); training wall seconds for both.
+line with ``--batch-size 64``); training wall seconds for both. Sockeye 1.x logs the same
+checkpoint and ``sent/sec`` lines as 3.x (checked on a smoke run), and the threads are set the
+same way (``OMP_NUM_THREADS``, ``--use-cpu``).
 
     python bench/sockeye_side_by_side.py --small --max-batches 3000 --threads 2 \
-        [--direction de-en en-de] [--sockeye /work/sockeye-venv/bin/python]
+        [--direction de-en en-de] [--arch transformer rnn cnn] \
+        [--sockeye /work/sockeye-venv/bin/python] [--sockeye1 /work/sockeye1-venv/bin/python]
 
 Writes bench/results/sockeye_side_by_side.json and prints a table last.
 """
@@ -52,6 +58,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 import multi30k_seq2seq as ours  # noqa: E402
+from sockeye1_command import sockeye1_train_command  # noqa: E402
 
 from sagetext.contract.hyperparameters import Spec, parse  # noqa: E402
 
@@ -60,14 +67,15 @@ CHECKPOINT = re.compile(r"Checkpoint \[\d+\]\tUpdates=(?P<updates>\d+) Epoch=\d+
                         r"Time-cost=(?P<seconds>[0-9.]+)")
 DECODED = re.compile(r"Processed (?P<lines>\d+) lines\. Total time: [0-9.]+, sec/sent: [0-9.]+, sent/sec: "
                      r"(?P<rate>[0-9.]+)")
-PARAMETERS = re.compile(r"# of parameters: (?P<count>\d+)")
+PARAMETERS = re.compile(r"# of parameters: (?P<count>\d+)")  # 3.x: "# of parameters:", 1.x: "Total # of ..."
+VERSION = re.compile(r"Sockeye(?: version|:) (?P<version>[0-9][0-9.]*)")
 
 
-def recipe(args: argparse.Namespace) -> dict[str, str]:
-    """The transformer recipe of multi30k_seq2seq.py with its --small/--quick sizes and --set."""
-    raw = {**ours.COMMON, **ours.RECIPES["transformer"], "max_num_batches": str(args.max_batches)}
+def recipe(args: argparse.Namespace, arch: str) -> dict[str, str]:
+    """The arch's recipe of multi30k_seq2seq.py with its --small/--quick sizes and --set."""
+    raw = {**ours.COMMON, **ours.RECIPES[arch], "max_num_batches": str(args.max_batches)}
     if args.quick or args.small:
-        raw.update({**ours.QUICK["transformer"], "checkpoint_frequency_num_batches": "100" if args.quick else "300"})
+        raw.update({**ours.QUICK[arch], "checkpoint_frequency_num_batches": "100" if args.quick else "300"})
     raw.update(dict(item.split("=", 1) for item in args.set))
     return raw
 
@@ -113,28 +121,31 @@ def mean_target_length(files: dict[str, Path], source: str, target: str, raw: di
     return sum(lengths) / len(lengths)
 
 
-def run_sockeye(python: str, files: dict[str, Path], work: Path, direction: str, raw: dict[str, str],
+def run_sockeye(python: str, files: dict[str, Path], work: Path, direction: str, arch: str, raw: dict[str, str],
                 threads: int, tag: str, limit: int | None) -> dict[str, object]:
+    """Sockeye 3 (transformer) or 1.x (rnn, cnn; ``python`` is that venv's) trained and decoding test2016."""
     source, target = direction.split("-")
     folder = ours.prepared(files, work, source, target)
-    output = work / f"sockeye.{direction}.transformer{tag}"
+    output = work / f"sockeye.{direction}.{arch}{tag}"
+    command = (sockeye_train_command(python, files, folder, source, target, raw, output) if arch == "transformer"
+               else sockeye1_train_command(python, files, folder, source, target, raw, output, arch))
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     started = time.monotonic()
-    trained = subprocess.run(sockeye_train_command(python, files, folder, source, target, raw, output), env=env,
-                             capture_output=True, text=True)
+    trained = subprocess.run(command, env=env, capture_output=True, text=True)
     train_seconds = time.monotonic() - started
     train_log = trained.stdout + trained.stderr
-    (work / f"sockeye.{direction}{tag}.train.log").write_text(train_log)
+    log_path = work / f"sockeye.{direction}.{arch}{tag}.train.log"
+    log_path.write_text(train_log)
     if trained.returncode != 0:
         raise SystemExit(f"sockeye.train failed ({trained.returncode}):\n{train_log[-3000:]}")
     checkpoints = list(CHECKPOINT.finditer(train_log))  # Samples: so far; Time-cost: training since the last
     if not checkpoints:
-        raise SystemExit(f"no checkpoint line in the Sockeye log {work / f'sockeye.{direction}{tag}.train.log'}")
+        raise SystemExit(f"no checkpoint line in the Sockeye log {log_path}")
     bleu, rate, sentences = sockeye_translate(python, output, files, source, target, raw["beam_size"], env, limit,
-                                              work / f"sockeye.{direction}{tag}.translate.log")
-    parameters = PARAMETERS.search(train_log)
+                                              work / f"sockeye.{direction}.{arch}{tag}.translate.log")
+    parameters, version = PARAMETERS.search(train_log), VERSION.search(train_log)
     samples_per_s = int(checkpoints[-1]["samples"]) / sum(float(m["seconds"]) for m in checkpoints)
-    return {"system": "sockeye", "direction": direction, "arch": "transformer",
+    return {"system": f"sockeye {version['version'] if version else '?'}", "direction": direction, "arch": arch,
             "updates": int(checkpoints[-1]["updates"]), "train_seconds": round(train_seconds, 1),
             "train_sentences_per_s": round(samples_per_s, 1),
             "train_target_tokens_per_s": round(samples_per_s * mean_target_length(files, source, target, raw)),
@@ -169,38 +180,47 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run: small models, 200 updates, 100 test lines")
     parser.add_argument("--small", action="store_true", help="the small CPU models, --max-batches updates")
     parser.add_argument("--direction", nargs="+", default=["de-en", "en-de"], choices=["de-en", "en-de"])
+    parser.add_argument("--arch", nargs="+", default=["transformer"], choices=["transformer", "rnn", "cnn"],
+                        help="transformer: against Sockeye 3; rnn, cnn: against Sockeye 1.x (default transformer)")
     parser.add_argument("--max-batches", type=int, help="update limit for both (default 200 quick, 20000 full)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for each system (default 2)")
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="sagetext hyperparameters "
                         "over the recipe's, given to both (model sizes, dropout, rates)")
-    parser.add_argument("--sockeye", default="/work/sockeye-venv/bin/python", help="the Sockeye venv's python")
+    parser.add_argument("--sockeye", default="/work/sockeye-venv/bin/python", help="the Sockeye 3 venv's python")
+    parser.add_argument("--sockeye1", default="/work/sockeye1-venv/bin/python",
+                        help="the Sockeye 1.x (MXNet) venv's python, for rnn and cnn")
     parser.add_argument("--results", type=Path, default=RESULTS, help=f"the JSON written (default {RESULTS})")
     cache = Path(os.environ.get("SAGETEXT_CACHE", Path.home() / ".cache" / "sagetext"))
     parser.add_argument("--work-dir", type=Path, default=cache / "multi30k", help="tokenised text, models")
     args = parser.parse_args()
     args.max_batches = args.max_batches or (200 if args.quick else 20000)
-    raw = recipe(args)
+    recipes = {arch: recipe(args, arch) for arch in args.arch}
     tag = ".quick" if args.quick else ".small" if args.small else ""
     files = ours.tokenised_files(args.work_dir)
     torch.set_num_threads(args.threads)  # sagetext's decoding runs in this process
+    ours_args = argparse.Namespace(quick=args.quick, small=args.small, max_batches=args.max_batches,
+                                   threads=args.threads, set=args.set)
     results = []
     for direction in args.direction:
-        ours_args = argparse.Namespace(quick=args.quick, small=args.small, max_batches=args.max_batches,
-                                       threads=args.threads, set=args.set)
-        mine = ours.run_one(files, args.work_dir, direction, "transformer", ours_args, "cpu")
-        results.append({"system": "sagetext", **{k: mine[k] for k in (
-            "direction", "arch", "train_seconds", "train_target_tokens_per_s", "parameters", "test_sentences",
-            "test_bleu", "decode_sentences_per_s", "updates")}})
-        results.append(run_sockeye(args.sockeye, files, args.work_dir, direction, raw, args.threads, tag,
-                                   100 if args.quick else None))
+        for arch, raw in recipes.items():
+            mine = ours.run_one(files, args.work_dir, direction, arch, ours_args, "cpu")
+            results.append({"system": "sagetext", **{k: mine[k] for k in (
+                "direction", "arch", "train_seconds", "train_target_tokens_per_s", "parameters", "test_sentences",
+                "test_bleu", "decode_sentences_per_s", "updates")}})
+            python = args.sockeye if arch == "transformer" else args.sockeye1
+            results.append(run_sockeye(python, files, args.work_dir, direction, arch, raw, args.threads, tag,
+                                       100 if args.quick else None))
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps({"benchmark": "sockeye_side_by_side", "host": platform.node(),
-                                        "threads": args.threads, "hyperparameters": raw, "runs": results}, indent=2))
+                                        "threads": args.threads, "hyperparameters": recipes, "runs": results},
+                                       indent=2))
     print(f"\nResults in {args.results}")
-    print("| direction | system | params | updates | train s | target tok/s | test BLEU | decode sent/s (beam 5) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| direction | arch | system | params | updates | train s | target tok/s | test BLEU | "
+          "decode sent/s (beam 5) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['direction']} | {r['system']} | {r['parameters']} | {r['updates']} | {r['train_seconds']} | "
+        print(f"| {r['direction']} | {r['arch']} | {r['system']} | {r['parameters']} | {r['updates']} | "
+              f"{r['train_seconds']} | "
               f"{r['train_target_tokens_per_s']} | {r['test_bleu']} | {r['decode_sentences_per_s']} |")
     return 0
 
