@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
 import torch
 from scipy.sparse.linalg import eigsh
@@ -26,9 +27,9 @@ from sagetext.algorithms.ntm.coherence import pair_document_counts
 
 DIMS = 25  # D: the embedding size (BENCHMARKS.md, issue 15: the one setting that moved TU much)
 MAX_WORDS = 20_000  # V x V float32 counts: 1.6 GB at the cap (see the module docstring)
-DENSE_SVD_WORDS = 4_000  # up to here a full SVD (seconds at 2,000 words); above, ARPACK's eigensolver
+DENSE_SVD_WORDS = 4_000  # up to here LAPACK on the dense matrix (seconds at 2,000 words); above, ARPACK
 PPMI_ROWS = 1024  # rows of the counts turned into PPMI at a time (1024 x V float64 temporaries)
-BATCH_DOCS = 2048
+BATCH_DOCS = 256  # documents per sparse pair product: more hold more distinct pairs at once
 
 
 def fits(feature_dim: int, num_topics: int) -> bool:
@@ -68,14 +69,21 @@ def embed(matrix: sp.csr_matrix, dims: int) -> tuple[torch.Tensor, torch.Tensor]
     """(unit-length rows of ``U_D sqrt(S_D)`` as float32, the rows' lengths before the scaling as
     float64) of ``matrix`` (V x V). Words with no co-occurrence get a zero row and length 0."""
     size = matrix.shape[0]
-    if size <= DENSE_SVD_WORDS:
-        u, s, _ = np.linalg.svd(matrix.toarray())
-        u, s = u[:, :dims], s[:dims]
-    else:  # the matrix is symmetric: its singular pairs are its eigenpairs of largest |eigenvalue|
-        v0 = np.random.default_rng(0).uniform(0.5, 1.5, size)  # fixed: every worker and run agree
-        values, u = eigsh(matrix, k=dims, which="LM", v0=v0)
-        order = np.argsort(-np.abs(values))
-        u, s = u[:, order], np.abs(values[order])
+    # the matrix is symmetric: its singular pairs are its eigenpairs of largest |eigenvalue|
+    if size <= DENSE_SVD_WORDS:  # LAPACK's evr on both ends of the spectrum: little workspace
+        dense = matrix.toarray()
+        if size <= 2 * dims:
+            values, vectors = scipy.linalg.eigh(dense)
+        else:
+            low = scipy.linalg.eigh(dense, subset_by_index=[0, dims - 1], driver="evr")
+            high = scipy.linalg.eigh(dense, subset_by_index=[size - dims, size - 1], driver="evr")
+            values, vectors = np.concatenate([low[0], high[0]]), np.concatenate([low[1], high[1]], axis=1)
+    else:  # ARPACK, from a fixed start so that every worker and every run agree
+        v0 = np.random.default_rng(0).uniform(0.5, 1.5, size)
+        values, vectors = eigsh(matrix, k=dims, which="LM", v0=v0)
+    order = np.argsort(-np.abs(values), kind="stable")[:dims]
+    u, s = vectors[:, order], np.abs(values[order])
+    u[np.diff(sp.csr_matrix(matrix).indptr) == 0] = 0.0  # no co-occurrence: exactly no embedding
     e = u * np.sqrt(s)
     lengths = np.linalg.norm(e, axis=1, keepdims=True)
     return torch.from_numpy(e / (lengths + 1e-12)).float(), torch.from_numpy(lengths[:, 0])
