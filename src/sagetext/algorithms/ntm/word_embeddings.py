@@ -83,7 +83,7 @@ def embed(matrix: sp.csr_matrix, dims: int) -> tuple[torch.Tensor, torch.Tensor]
         values, vectors = eigsh(matrix, k=dims, which="LM", v0=v0)
     order = np.argsort(-np.abs(values), kind="stable")[:dims]
     u, s = vectors[:, order], np.abs(values[order])
-    u[np.diff(sp.csr_matrix(matrix).indptr) == 0] = 0.0  # no co-occurrence: exactly no embedding
+    u[matrix.getnnz(axis=1) == 0] = 0.0  # no co-occurrence: exactly no embedding
     e = u * np.sqrt(s)
     lengths = np.linalg.norm(e, axis=1, keepdims=True)
     return torch.from_numpy(e / (lengths + 1e-12)).float(), torch.from_numpy(lengths[:, 0])
