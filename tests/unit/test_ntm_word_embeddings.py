@@ -264,3 +264,27 @@ def test_a_restarted_job_ends_with_the_uninterrupted_embedding_model(news, tmp_p
     assert states[0].keys() == states[1].keys() and "embedding_decoder.sinkhorn_g" in states[0]
     for key in states[0]:
         assert torch.equal(states[0][key], states[1][key]), key
+
+
+def test_word_masses_follow_topical_words_as_far_as_the_topics_allow(news) -> None:
+    """On real embeddings the power rises with fewer topics, leaves ``OWNED_WORDS`` effective
+    words per topic, and puts more mass on a topical word than on a general one."""
+    vocab, docs = news
+    counts, total = _counts(news)
+    _, lengths = word_embeddings.embed(word_embeddings.ppmi(counts, total), word_embeddings.DIMS)
+    few, many = ecr.mass_power(lengths, 5), ecr.mass_power(lengths, 60)
+    assert ecr.MIN_POWER <= many < few <= ecr.MAX_POWER
+    assert ecr.effective_words(lengths, many) == pytest.approx(ecr.OWNED_WORDS * 60, rel=1e-4)
+    assert ecr.mass_power(lengths, len(vocab)) == ecr.MIN_POWER  # not enough words: the floor
+    masses = ecr.log_masses(lengths, few).exp()
+    assert masses.sum().item() == pytest.approx(1.0)
+    topical, general = vocab.index("atheism"), vocab.index("however")
+    assert masses[topical] > 10 * masses[general]
+
+
+def test_flat_lengths_keep_the_highest_power_and_equal_masses() -> None:
+    lengths = torch.full((50,), 2.0, dtype=torch.float64)
+    assert ecr.mass_power(lengths, 2) == ecr.MAX_POWER  # every power leaves all 50 words
+    decoder = ecr.EmbeddingDecoder(2, 50, 3)
+    decoder.set_words(torch.nn.functional.normalize(torch.randn(50, 3), dim=1), lengths, seed=0)
+    assert torch.allclose(decoder.log_word_mass.exp(), torch.full((50,), 0.02))

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sagetext.algorithms.ntm import coherence, topics, word_embeddings
+from sagetext.algorithms.ntm import coherence, ecr, topics, word_embeddings
 from sagetext.algorithms.ntm import model as ntm_model
 from sagetext.algorithms.ntm.documents import DocumentStore
 from sagetext.algorithms.ntm.hyperparameters import NtmHyperparameters
@@ -174,8 +174,10 @@ def set_word_embeddings(model: ProdLDA, corpus: DocumentStore, seed: int, device
     embeddings, lengths = word_embeddings.from_corpus(config.feature_dim, len(corpus), corpus.word_ids,
                                                       runtime.all_reduce_sum, config.embedding_dims)
     model.set_word_embeddings(embeddings.to(device), lengths.to(device), seed)
-    log.info("NTM: embedding decoder on %d-dimensional word embeddings from the training corpus (%.1f s)",
-             config.embedding_dims, time.monotonic() - started)
+    power = ecr.mass_power(lengths, config.num_topics)
+    log.info("NTM: embedding decoder on %d-dimensional word embeddings from the training corpus (%.1f s); "
+             "word masses: embedding length ** %.2f, %.0f effective words", config.embedding_dims,
+             time.monotonic() - started, power, ecr.effective_words(lengths, power))
 
 
 def finish(ctx: TrainingContext, model: ProdLDA, data: Data, vocab: list[str] | None,
