@@ -26,8 +26,8 @@ nothing beyond ``feature_dim`` and ``num_topics``.
 
 Why (BENCHMARKS.md, issue 15): under SageMaker's defaults the free decoder gives TU 0.63 at K=100
 on 20 Newsgroups; this decoder 0.84-0.85 with higher NPMI, at a test perplexity about 25 % worse.
-The adaptive word masses raised NPMI on the 50,000 IMDB reviews from 0.143 to 0.202 (K=20) and
-0.151 to 0.176 (K=50), where squared lengths left many topics of general words.
+The adaptive word masses raised NPMI on the 50,000 IMDB reviews from 0.143 to 0.201 (K=20) and
+0.151 to 0.173 (K=50), where squared lengths left many topics of general words.
 """
 
 from __future__ import annotations
