@@ -273,9 +273,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON result")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads (0 = torch's default); 1 is fastest on a busy shared machine")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parser.parse_args()  # --threads acts in each child (train_and_score)
     rows: list[dict] = []
     runs = [(corpus, k, f"ntm-{settings}", seed) for corpus in args.corpus for k in args.k
             for settings in args.settings for seed in args.seed]

@@ -66,17 +66,20 @@ class EmbeddingDecoder(nn.Module):
         self.register_buffer("sinkhorn_warm", torch.zeros((), dtype=torch.bool))
 
     @torch.no_grad()
-    def set_words(self, embeddings: torch.Tensor, lengths: torch.Tensor, seed: int) -> None:
+    def set_words(self, embeddings: torch.Tensor, lengths: torch.Tensor, seed: int) -> float:
         """Fix the word embeddings (V, D, unit rows) and masses (``lengths`` to ``mass_power``,
-        normalized); start each topic at a distinct word of the corpus drawn with ``seed``."""
+        normalized); start each topic at a distinct word of the corpus drawn with ``seed``.
+        Returns the masses' power."""
         self.word_emb.copy_(embeddings)
-        self.log_word_mass.copy_(log_masses(lengths, mass_power(lengths, len(self.topic_emb))))
+        power = mass_power(lengths, len(self.topic_emb))
+        self.log_word_mass.copy_(log_masses(lengths, power))
         seen = torch.nonzero(lengths > 0).flatten()
         if len(seen) < len(self.topic_emb):  # fewer words in the corpus than topics: start at any
             seen = torch.arange(len(embeddings))
         pick = seen[torch.randperm(len(seen), generator=torch.Generator().manual_seed(seed))]
         self.topic_emb.copy_(embeddings[pick[:len(self.topic_emb)]])
         self.sinkhorn_warm.fill_(False)
+        return power
 
     def cost(self) -> torch.Tensor:
         """(K, V) squared distances between topic and word embeddings (words without one: far)."""

@@ -140,11 +140,11 @@ class ProdLDA(nn.Module):
         log_frequency = torch.log((word_counts.double() + 1.0) / (word_counts.double() + 1.0).sum())
         self.decoder_bn.shift.copy_(log_frequency - log_frequency.mean())
 
-    def set_word_embeddings(self, embeddings: torch.Tensor, lengths: torch.Tensor, seed: int) -> None:
+    def set_word_embeddings(self, embeddings: torch.Tensor, lengths: torch.Tensor, seed: int) -> float:
         """The embedding decoder's fixed word embeddings (``word_embeddings.from_corpus``) and its
-        topics' start (words drawn with ``seed``)."""
+        topics' start (words drawn with ``seed``); returns the power of its word masses."""
         assert self.embedding_decoder is not None, "a free-decoder model has no word embeddings"
-        self.embedding_decoder.set_words(embeddings, lengths, seed)
+        return self.embedding_decoder.set_words(embeddings, lengths, seed)
 
     def encode(self, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         hidden = self.dropout(self.encoder(counts))

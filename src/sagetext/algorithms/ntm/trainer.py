@@ -173,8 +173,7 @@ def set_word_embeddings(model: ProdLDA, corpus: DocumentStore, seed: int, device
     started = time.monotonic()
     embeddings, lengths = word_embeddings.from_corpus(config.feature_dim, len(corpus), corpus.word_ids,
                                                       runtime.all_reduce_sum, config.embedding_dims)
-    model.set_word_embeddings(embeddings.to(device), lengths.to(device), seed)
-    power = ecr.mass_power(lengths, config.num_topics)
+    power = model.set_word_embeddings(embeddings.to(device), lengths.to(device), seed)
     log.info("NTM: embedding decoder on %d-dimensional word embeddings from the training corpus (%.1f s); "
              "word masses: embedding length ** %.2f, %.0f effective words", config.embedding_dims,
              time.monotonic() - started, power, ecr.effective_words(lengths, power))

@@ -109,13 +109,13 @@ class _Beams:
         """Take the sentences marked ``done`` (active,) out of the search, with their best
         hypotheses."""
         rows = done.repeat_interleave(self.k)
-        sentences = self.sentences[done].tolist()
-        found = _best(self.tokens[rows, 1:], self.scores[done], self.attention[rows], length[self.sentences[done]],
+        sentences = self.sentences[done]
+        found = _best(self.tokens[rows, 1:], self.scores[done], self.attention[rows], length[sentences],
                       len(sentences), self.k)
         self.scores, self.tokens = self.scores[~done], self.tokens[~rows]
         self.attention, self.finished = self.attention[~rows], self.finished[~rows]
         self.sentences = self.sentences[~done]
-        return list(zip(sentences, found))
+        return list(zip(sentences.tolist(), found))
 
 
 def _best(tokens: torch.Tensor, scores: torch.Tensor, attention: torch.Tensor, length: torch.Tensor,

@@ -133,12 +133,13 @@ class TransformerModel(nn.Module):
         return self.dropout(table(ids) * self.scale + table_positions.to(table.weight.dtype))
 
     def encode(self, source: torch.Tensor, length: torch.Tensor) -> State:
-        """Encoder states, the source mask and, per decoder layer, its cross-attention keys and
-        values (computed once: every decoding step reuses them)."""
+        """The source mask and, per decoder layer, its cross-attention keys and values of the
+        encoder states (computed once: every decoding step reuses them; beam search repeats only
+        these per hypothesis, not the encoder states themselves)."""
         mask = torch.arange(source.size(1), device=source.device).unsqueeze(0) < length.unsqueeze(1)
         memory = self.encoder_norm(self.encoder(self._embed(self.source_embed, source),
                                                 src_key_padding_mask=~mask))
-        encoded = {"memory": memory, "mask": mask, "length": length}
+        encoded = {"mask": mask}
         for i, layer in enumerate(self.decoder):
             encoded[f"cross_keys{i}"], encoded[f"cross_values{i}"] = cast(DecoderLayer, layer).memory_keys(memory)
         return encoded
