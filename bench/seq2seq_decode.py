@@ -1,15 +1,16 @@
-"""Benchmark: beam-search decoding speed of trained Seq2Seq models, sagetext beside Sockeye 3.
+"""Benchmark: beam-search decoding speed of trained Seq2Seq models, sagetext beside Sockeye.
 
-Takes the small transformer models that ``sockeye_side_by_side.py --small`` trained (sagetext's
-``job.<direction>.transformer.small/model`` and Sockeye's ``sockeye.<direction>.transformer.small``
-in the work folder) and translates Multi30k test2016 with each, beam 5, batches of 64, the same
-thread count, one after the other in the same run: sagetext through its predictor (the serving
-path, as ``multi30k_seq2seq.py`` measures it), Sockeye through ``sockeye.translate`` (its own
-``sent/sec`` line). Prints test BLEU (sacreBLEU, tokenize=none) and sentences/s for both;
-``--repeat N`` decodes N times each, alternating, and reports every run.
+Takes the small models of one arch that ``sockeye_side_by_side.py --small`` trained (sagetext's
+``job.<direction>.<arch>.small/model`` and Sockeye's ``sockeye.<direction>.<arch>.small`` in the
+work folder: Sockeye 3 for the transformer, Sockeye 1.x for rnn and cnn) and translates Multi30k
+test2016 with each, beam 5, batches of 64, the same thread count, one after the other in the same
+run: sagetext through its predictor (the serving path, as ``multi30k_seq2seq.py`` measures it),
+Sockeye through ``sockeye.translate`` (its own ``sent/sec`` line). Prints test BLEU (sacreBLEU,
+tokenize=none) and sentences/s for both; ``--repeat N`` decodes N times each, alternating, and
+reports every run.
 
-    python bench/seq2seq_decode.py [--direction de-en] [--threads 2] [--repeat 1]
-        [--sockeye /work/sockeye-venv/bin/python]
+    python bench/seq2seq_decode.py [--arch transformer] [--direction de-en] [--threads 2] [--repeat 1]
+        [--sockeye /work/sockeye-venv/bin/python] [--sockeye1 /work/sockeye1-venv/bin/python]
 
 Writes bench/results/seq2seq_decode.json and prints a table last.
 """
@@ -37,10 +38,12 @@ RESULTS = BENCH / "results" / "seq2seq_decode.json"
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", default="transformer", choices=["transformer", "rnn", "cnn"])
     parser.add_argument("--direction", default="de-en", choices=["de-en", "en-de"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--sockeye", default="/work/sockeye-venv/bin/python", help="the Sockeye venv's python")
+    parser.add_argument("--sockeye", default="/work/sockeye-venv/bin/python", help="the Sockeye 3 venv's python")
+    parser.add_argument("--sockeye1", default="/work/sockeye1-venv/bin/python", help="the Sockeye 1.x venv's python")
     parser.add_argument("--results", type=Path, default=RESULTS)
     cache = Path(os.environ.get("SAGETEXT_CACHE", Path.home() / ".cache" / "sagetext"))
     parser.add_argument("--work-dir", type=Path, default=cache / "multi30k", help="tokenised text, models")
@@ -48,8 +51,9 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     files = ours.tokenised_files(args.work_dir)
     source, target = args.direction.split("-")
-    mine = args.work_dir / f"job.{args.direction}.transformer.small" / "model"
-    theirs = args.work_dir / f"sockeye.{args.direction}.transformer.small"
+    mine = args.work_dir / f"job.{args.direction}.{args.arch}.small" / "model"
+    theirs = args.work_dir / f"sockeye.{args.direction}.{args.arch}.small"
+    python = args.sockeye if args.arch == "transformer" else args.sockeye1
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     revision = subprocess.run(["git", "-C", str(BENCH), "rev-parse", "--short", "HEAD"], capture_output=True,
                               text=True).stdout.strip()
@@ -58,14 +62,14 @@ def main() -> int:
         bleu, seconds, sentences = ours.bleu_on_test(mine, files, source, target, None)
         runs.append({"system": "sagetext", "attempt": attempt, "test_bleu": round(bleu, 2),
                      "decode_sentences_per_s": round(sentences / seconds, 1)})
-        bleu, rate, _ = side.sockeye_translate(args.sockeye, theirs, files, source, target, "5", env, None,
-                                               args.work_dir / f"sockeye.{args.direction}.decode.log")
+        bleu, rate, _ = side.sockeye_translate(python, theirs, files, source, target, "5", env, None,
+                                               args.work_dir / f"sockeye.{args.direction}.{args.arch}.decode.log")
         runs.append({"system": "sockeye", "attempt": attempt, "test_bleu": round(bleu, 2),
                      "decode_sentences_per_s": rate})
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps({"benchmark": "seq2seq_decode", "host": platform.node(),
                                         "sagetext": f"{revision} ({ours.__file__})", "threads": args.threads,
-                                        "direction": args.direction, "runs": runs}, indent=2))
+                                        "arch": args.arch, "direction": args.direction, "runs": runs}, indent=2))
     print(f"\nResults in {args.results}\n| system | run | test BLEU | decode sent/s (beam 5) |\n|---|---|---|---|")
     for r in runs:
         print(f"| {r['system']} | {r['attempt']} | {r['test_bleu']} | {r['decode_sentences_per_s']} |")

@@ -121,36 +121,48 @@ def mean_target_length(files: dict[str, Path], source: str, target: str, raw: di
     return sum(lengths) / len(lengths)
 
 
-def run_sockeye(python: str, files: dict[str, Path], work: Path, direction: str, arch: str, raw: dict[str, str],
-                threads: int, tag: str, limit: int | None) -> dict[str, object]:
-    """Sockeye 3 (transformer) or 1.x (rnn, cnn; ``python`` is that venv's) trained and decoding test2016."""
+def train_sockeye(python: str, files: dict[str, Path], work: Path, direction: str, arch: str, raw: dict[str, str],
+                  threads: int, output: Path) -> dict[str, object]:
+    """Sockeye 3 (transformer) or 1.x (rnn, cnn; ``python`` is that venv's) trained into ``output``;
+    its version, parameters, updates, wall seconds and training speed from its log."""
     source, target = direction.split("-")
     folder = ours.prepared(files, work, source, target)
-    output = work / f"sockeye.{direction}.{arch}{tag}"
     command = (sockeye_train_command(python, files, folder, source, target, raw, output) if arch == "transformer"
                else sockeye1_train_command(python, files, folder, source, target, raw, output, arch))
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     started = time.monotonic()
-    trained = subprocess.run(command, env=env, capture_output=True, text=True)
+    trained = subprocess.run(command, env=thread_env(threads), capture_output=True, text=True)
     train_seconds = time.monotonic() - started
     train_log = trained.stdout + trained.stderr
-    log_path = work / f"sockeye.{direction}.{arch}{tag}.train.log"
+    log_path = output.with_name(output.name + ".train.log")
     log_path.write_text(train_log)
     if trained.returncode != 0:
         raise SystemExit(f"sockeye.train failed ({trained.returncode}):\n{train_log[-3000:]}")
     checkpoints = list(CHECKPOINT.finditer(train_log))  # Samples: so far; Time-cost: training since the last
     if not checkpoints:
         raise SystemExit(f"no checkpoint line in the Sockeye log {log_path}")
-    bleu, rate, sentences = sockeye_translate(python, output, files, source, target, raw["beam_size"], env, limit,
-                                              work / f"sockeye.{direction}.{arch}{tag}.translate.log")
     parameters, version = PARAMETERS.search(train_log), VERSION.search(train_log)
     samples_per_s = int(checkpoints[-1]["samples"]) / sum(float(m["seconds"]) for m in checkpoints)
     return {"system": f"sockeye {version['version'] if version else '?'}", "direction": direction, "arch": arch,
             "updates": int(checkpoints[-1]["updates"]), "train_seconds": round(train_seconds, 1),
             "train_sentences_per_s": round(samples_per_s, 1),
             "train_target_tokens_per_s": round(samples_per_s * mean_target_length(files, source, target, raw)),
-            "parameters": int(parameters["count"]) if parameters else None,
-            "test_sentences": sentences, "test_bleu": round(bleu, 2), "decode_sentences_per_s": rate}
+            "parameters": int(parameters["count"]) if parameters else None}
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+
+
+def run_sockeye(python: str, files: dict[str, Path], work: Path, direction: str, arch: str, raw: dict[str, str],
+                threads: int, tag: str, limit: int | None) -> dict[str, object]:
+    """Sockeye trained (``train_sockeye``), then decoding test2016."""
+    source, target = direction.split("-")
+    output = work / f"sockeye.{direction}.{arch}{tag}"
+    trained = train_sockeye(python, files, work, direction, arch, raw, threads, output)
+    bleu, rate, sentences = sockeye_translate(python, output, files, source, target, raw["beam_size"],
+                                              thread_env(threads), limit,
+                                              work / f"sockeye.{direction}.{arch}{tag}.translate.log")
+    return {**trained, "test_sentences": sentences, "test_bleu": round(bleu, 2), "decode_sentences_per_s": rate}
 
 
 def sockeye_translate(python: str, output: Path, files: dict[str, Path], source: str, target: str, beam: str,
