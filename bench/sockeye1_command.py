@@ -42,7 +42,8 @@ Nearest, not exact:
   larger (a smoke run), else updates after the last multiple would be trained and not kept.
 - Recurrent weights: Sockeye 1.x initialises them orthogonally (its default, not a SageMaker
   hyperparameter); sagetext uses Xavier for every matrix.
-- Seed: 1 (sagetext's spec default is 0; the two generators differ anyway).
+- Seed: 1, or the ``seed`` the recipe sets (sagetext's spec default is 0; the two generators
+  differ anyway).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def sockeye1_train_command(python: str, files: dict[str, Path], folder: Path, so
             "--num-embed", f"{hp['num_embed_source']}:{hp['num_embed_target']}",
             "--embed-dropout", f"{hp['embed_dropout_source']}:{hp['embed_dropout_target']}",
             *(rnn_arguments(hp) if arch == "rnn" else cnn_arguments(hp)),
-            *training_arguments(hp)]
+            *training_arguments(hp), "--seed", raw.get("seed", "1")]
 
 
 def rnn_arguments(hp: Hyperparameters) -> list[str]:
@@ -113,7 +114,7 @@ def training_arguments(hp: Hyperparameters) -> list[str]:
                  "--checkpoint-interval", str(interval),
                  "--max-num-checkpoint-not-improved", str(hp["checkpoint_threshold"]),
                  "--optimized-metric", str(hp["optimized_metric"]),
-                 "--decode-and-evaluate", "0", "--keep-last-params", "1", "--seed", "1"]
+                 "--decode-and-evaluate", "0", "--keep-last-params", "1"]
     if max_updates > 0:
         arguments += ["--max-updates", str(max_updates)]
     if hp["momentum"] is not None:

@@ -108,7 +108,7 @@ def sockeye_train_command(python: str, files: dict[str, Path], folder: Path, sou
             "--checkpoint-interval", str(hp["checkpoint_frequency_num_batches"]),
             "--max-num-checkpoint-not-improved", str(hp["checkpoint_threshold"]),
             "--optimized-metric", "perplexity", "--max-updates", str(hp["max_num_batches"]),
-            "--decode-and-evaluate", "0", "--keep-last-params", "1", "--seed", "1"]
+            "--decode-and-evaluate", "0", "--keep-last-params", "1", "--seed", raw.get("seed", "1")]
 
 
 def mean_target_length(files: dict[str, Path], source: str, target: str, raw: dict[str, str]) -> float:
@@ -197,7 +197,8 @@ def main() -> int:
     parser.add_argument("--max-batches", type=int, help="update limit for both (default 200 quick, 20000 full)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for each system (default 2)")
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="sagetext hyperparameters "
-                        "over the recipe's, given to both (model sizes, dropout, rates)")
+                        "over the recipe's, given to both (model sizes, dropout, rates; seed=N seeds both, "
+                        "else sagetext's default 0 and Sockeye's 1)")
     parser.add_argument("--sockeye", default="/work/sockeye-venv/bin/python", help="the Sockeye 3 venv's python")
     parser.add_argument("--sockeye1", default="/work/sockeye1-venv/bin/python",
                         help="the Sockeye 1.x (MXNet) venv's python, for rnn and cnn")
