@@ -16,6 +16,7 @@ model whose own decoder is then 20,000 x K; above it the model keeps the free de
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import numpy as np
 import scipy.linalg
@@ -62,7 +63,7 @@ def ppmi(counts: np.ndarray, num_docs: int) -> sp.csr_matrix:
         pmi[np.arange(hi - lo), np.arange(lo, hi)] = 0.0
         pmi[~(pmi > 0)] = 0.0
         blocks.append(sp.csr_matrix(pmi))
-    return sp.csr_matrix(sp.vstack(blocks, format="csr"), shape=counts.shape)
+    return cast(sp.csr_matrix, sp.vstack(blocks, format="csr"))
 
 
 def embed(matrix: sp.csr_matrix, dims: int) -> tuple[torch.Tensor, torch.Tensor]:
