@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
-import subprocess
 import sys
 from pathlib import Path
 
@@ -42,21 +40,17 @@ def main() -> int:
     parser.add_argument("--direction", default="de-en", choices=["de-en", "en-de"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--sockeye", default="/work/sockeye-venv/bin/python", help="the Sockeye 3 venv's python")
-    parser.add_argument("--sockeye1", default="/work/sockeye1-venv/bin/python", help="the Sockeye 1.x venv's python")
     parser.add_argument("--results", type=Path, default=RESULTS)
-    cache = Path(os.environ.get("SAGETEXT_CACHE", Path.home() / ".cache" / "sagetext"))
-    parser.add_argument("--work-dir", type=Path, default=cache / "multi30k", help="tokenised text, models")
+    side.peer_arguments(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     files = ours.tokenised_files(args.work_dir)
     source, target = args.direction.split("-")
     mine = args.work_dir / f"job.{args.direction}.{args.arch}.small" / "model"
     theirs = args.work_dir / f"sockeye.{args.direction}.{args.arch}.small"
-    python = args.sockeye if args.arch == "transformer" else args.sockeye1
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
-    revision = subprocess.run(["git", "-C", str(BENCH), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True).stdout.strip()
+    python = side.sockeye_python(args, args.arch)
+    env = side.thread_env(args.threads)
+    revision = side.revision()
     runs = []
     for attempt in range(args.repeat):
         bleu, seconds, sentences = ours.bleu_on_test(mine, files, source, target, None)

@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
@@ -48,18 +46,15 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="sagetext hyperparameters "
                         "over the recipe's, given to both")
-    parser.add_argument("--sockeye", default="/work/sockeye-venv/bin/python", help="the Sockeye 3 venv's python")
-    parser.add_argument("--sockeye1", default="/work/sockeye1-venv/bin/python", help="the Sockeye 1.x venv's python")
     parser.add_argument("--results", type=Path, default=RESULTS)
-    cache = Path(os.environ.get("SAGETEXT_CACHE", Path.home() / ".cache" / "sagetext"))
-    parser.add_argument("--work-dir", type=Path, default=cache / "multi30k", help="tokenised text, models")
+    side.peer_arguments(parser)
     args = parser.parse_args()
     setup = argparse.Namespace(quick=False, small=True, max_batches=args.updates, set=args.set)
     raw = side.recipe(setup, args.arch)
     files = ours.tokenised_files(args.work_dir)
     source, target = args.direction.split("-")
     folder = ours.prepared(files, args.work_dir, source, target)
-    python = args.sockeye if args.arch == "transformer" else args.sockeye1
+    python = side.sockeye_python(args, args.arch)
     runs = []
     for attempt in range(args.repeat):
         _, log_text = ours.train_job(folder, raw, args.work_dir / f"speed.job.{args.direction}.{args.arch}",
@@ -74,8 +69,7 @@ def main() -> int:
         runs.append({"attempt": attempt, **{k: theirs[k] for k in ("system", "updates", "train_target_tokens_per_s")}})
         print(f"round {attempt}: sagetext {runs[-2]['train_target_tokens_per_s']}, "
               f"{theirs['system']} {theirs['train_target_tokens_per_s']} target tokens/s", flush=True)
-    revision = subprocess.run(["git", "-C", str(BENCH), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True).stdout.strip()
+    revision = side.revision()
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps({"benchmark": "seq2seq_train_speed", "host": platform.node(),
                                         "sagetext": revision, "threads": args.threads, "arch": args.arch,

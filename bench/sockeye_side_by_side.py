@@ -153,6 +153,26 @@ def thread_env(threads: int) -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
 
 
+def peer_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every Sockeye benchmark takes: the two venvs' pythons and the work folder."""
+    parser.add_argument("--sockeye", default="/work/sockeye-venv/bin/python", help="the Sockeye 3 venv's python")
+    parser.add_argument("--sockeye1", default="/work/sockeye1-venv/bin/python",
+                        help="the Sockeye 1.x (MXNet) venv's python, for rnn and cnn")
+    cache = Path(os.environ.get("SAGETEXT_CACHE", Path.home() / ".cache" / "sagetext"))
+    parser.add_argument("--work-dir", type=Path, default=cache / "multi30k", help="tokenised text, models")
+
+
+def sockeye_python(args: argparse.Namespace, arch: str) -> str:
+    """Sockeye 3's python for the transformer, Sockeye 1.x's for rnn and cnn."""
+    return str(args.sockeye if arch == "transformer" else args.sockeye1)
+
+
+def revision() -> str:
+    """The short commit of this checkout."""
+    return subprocess.run(["git", "-C", str(BENCH), "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
+
+
 def run_sockeye(python: str, files: dict[str, Path], work: Path, direction: str, arch: str, raw: dict[str, str],
                 threads: int, tag: str, limit: int | None) -> dict[str, object]:
     """Sockeye trained (``train_sockeye``), then decoding test2016."""
@@ -199,12 +219,8 @@ def main() -> int:
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="sagetext hyperparameters "
                         "over the recipe's, given to both (model sizes, dropout, rates; seed=N seeds both, "
                         "else sagetext's default 0 and Sockeye's 1)")
-    parser.add_argument("--sockeye", default="/work/sockeye-venv/bin/python", help="the Sockeye 3 venv's python")
-    parser.add_argument("--sockeye1", default="/work/sockeye1-venv/bin/python",
-                        help="the Sockeye 1.x (MXNet) venv's python, for rnn and cnn")
     parser.add_argument("--results", type=Path, default=RESULTS, help=f"the JSON written (default {RESULTS})")
-    cache = Path(os.environ.get("SAGETEXT_CACHE", Path.home() / ".cache" / "sagetext"))
-    parser.add_argument("--work-dir", type=Path, default=cache / "multi30k", help="tokenised text, models")
+    peer_arguments(parser)
     args = parser.parse_args()
     args.max_batches = args.max_batches or (200 if args.quick else 20000)
     recipes = {arch: recipe(args, arch) for arch in args.arch}
@@ -220,9 +236,8 @@ def main() -> int:
             results.append({"system": "sagetext", **{k: mine[k] for k in (
                 "direction", "arch", "train_seconds", "train_target_tokens_per_s", "parameters", "test_sentences",
                 "test_bleu", "decode_sentences_per_s", "updates")}})
-            python = args.sockeye if arch == "transformer" else args.sockeye1
-            results.append(run_sockeye(python, files, args.work_dir, direction, arch, raw, args.threads, tag,
-                                       100 if args.quick else None))
+            results.append(run_sockeye(sockeye_python(args, arch), files, args.work_dir, direction, arch, raw,
+                                       args.threads, tag, 100 if args.quick else None))
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps({"benchmark": "sockeye_side_by_side", "host": platform.node(),
                                         "threads": args.threads, "hyperparameters": recipes, "runs": results},
