@@ -29,6 +29,7 @@ from sagetext.algorithms.seq2seq.config import ModelConfig
 from sagetext.algorithms.seq2seq.vocab import PAD_ID
 
 State = dict[str, torch.Tensor]
+RECURRENT_GAIN = 1.414  # MXNet's Orthogonal() default scale, Sockeye 1.x's recurrent init
 
 
 def build_model(config: ModelConfig) -> nn.Module:
@@ -223,11 +224,16 @@ class RNNModel(nn.Module):
 def initialise(model: nn.Module, config: ModelConfig) -> None:
     """MXNet-style initialisation as SageMaker/Sockeye: matrices and convolution kernels
     Xavier-uniform with magnitude ``weight_init_scale`` and the chosen fan (or uniform ±scale);
-    biases zero."""
+    recurrent (hidden-to-hidden) matrices orthogonal, whatever ``weight_init_type`` says, as
+    Sockeye 1.x does by default (``--rnn-h2h-init orthogonal``: MXNet's ``Orthogonal()``, scale
+    ``RECURRENT_GAIN``); biases zero."""
     with torch.no_grad():
         for name, param in model.named_parameters():
             if param.dim() < 2:
                 param.zero_()
+                continue
+            if "weight_hh" in name:
+                nn.init.orthogonal_(param, gain=RECURRENT_GAIN)
                 continue
             if config.weight_init_type == "uniform":
                 param.uniform_(-config.weight_init_scale, config.weight_init_scale)
