@@ -343,12 +343,14 @@ def translate_pairs(model: nn.Module, pairs: Sequence[Pair], beam_size: int, max
 
 
 def _optimizer(model: nn.Module, config: TrainerConfig) -> torch.optim.Optimizer:
+    """SageMaker's optimizer_type; Adam and SGD in torch's fused form (one pass over each
+    parameter's memory per update, on CPU as on GPU: the same rule in fewer, faster kernels)."""
     params, lr, decay = model.parameters(), config.learning_rate, config.weight_decay
     if config.optimizer_type == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=config.momentum or 0.0, weight_decay=decay)
+        return torch.optim.SGD(params, lr=lr, momentum=config.momentum or 0.0, weight_decay=decay, fused=True)
     if config.optimizer_type == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, weight_decay=decay)
-    return torch.optim.Adam(params, lr=lr, weight_decay=decay)
+    return torch.optim.Adam(params, lr=lr, weight_decay=decay, fused=True)
 
 
 def _autocast(device: str) -> Any:
