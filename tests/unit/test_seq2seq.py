@@ -434,3 +434,21 @@ def test_pairs_are_stored_on_disk_and_read_back_exactly() -> None:
     assert data.bucket_pairs(store, buckets) == data.bucket_pairs(pairs, buckets)
     batch, again = data.make_batch(pairs, [5, 7, 9]), data.make_batch(store, [5, 7, 9])
     assert torch.equal(batch.source, again.source) and torch.equal(batch.target_output, again.target_output)
+
+
+@pytest.mark.parametrize("architecture", ["rnn", "transformer", "cnn"])
+def test_scored_positions_get_the_logits_of_teacher_forcing(architecture: str) -> None:
+    """Training asks only for the logits of real target positions (no padding); they are the
+    full teacher-forced logits at those positions, in row-major order."""
+    cnn = {"encoder_type": "cnn", "decoder_type": "cnn", "cnn_num_hidden": "32"}
+    raw = {"rnn": TINY_RNN, "transformer": TINY_TRANSFORMER, "cnn": {**TINY_RNN, **cnn}}[architecture]
+    torch.manual_seed(0)
+    model = build_model(cfg.model_config(view(hyperparameters(raw)), 12, 13)).eval()
+    pairs = [(np.array([4, 5, 6, 7]), np.array([6, 5, 9])), (np.array([7, 8]), np.array([8, 9, 10, 11, 4]))]
+    batch = data.make_batch(pairs, [0, 1])
+    scored = batch.target_output != vocabulary.PAD_ID
+    with torch.no_grad():
+        full = model(batch.source, batch.source_length, batch.target_input)
+        only = model(batch.source, batch.source_length, batch.target_input, scored)
+    assert only.shape == (int(scored.sum()), 13) == (4 + 6, 13)
+    assert torch.allclose(only, full[scored], atol=1e-5)

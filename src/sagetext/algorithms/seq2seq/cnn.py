@@ -163,15 +163,17 @@ class ConvolutionalModel(nn.Module):
         scale = length.clamp(min=1).to(keys.dtype).sqrt()
         return {"keys": keys, "values": values, "mask": mask, "scale": scale, "length": length}
 
-    def forward(self, source: torch.Tensor, length: torch.Tensor, target_input: torch.Tensor) -> torch.Tensor:
-        """Teacher forcing: (B, S), (B,), (B, T) → logits (B, T, V)."""
+    def forward(self, source: torch.Tensor, length: torch.Tensor, target_input: torch.Tensor,
+                scored: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher forcing: (B, S), (B,), (B, T) → logits (B, T, V), or with ``scored`` (B, T)
+        only the logits (N, V) of the positions it marks."""
         encoded = self.encode(source, length)
         positions = torch.arange(target_input.size(1), device=target_input.device).expand_as(target_input)
         target = x = self.embed(target_input, positions)
         for block, attention in zip(self.blocks, self.attention):
             states, _ = attention(block(x), target, encoded)
             x = (states + x) * SQRT_HALF
-        return self._logits(x)
+        return self._logits(x if scored is None else x[scored])
 
     def init_state(self, encoded: State) -> State:
         """Per block, the inputs of the last ``width - 1`` positions (zeros before the start), and

@@ -12,7 +12,8 @@ attention then reads its ``cnn_num_hidden``-wide states.
 
 Every architecture (this one, ``cnn.py``'s convolutional decoder and ``transformer.py``)
 offers the same interface to training and beam search: ``forward`` (teacher forcing →
-logits), ``encode``, ``init_state`` and ``step`` (one target token → logits and attention).
+logits, of every position or only of those marked ``scored``), ``encode``, ``init_state`` and
+``step`` (one target token → logits and attention).
 Encoded inputs and decoder states are dicts of tensors whose first dimension is the batch, so
 beam search can repeat and reorder them without knowing the architecture.
 """
@@ -178,15 +179,18 @@ class RNNModel(nn.Module):
         hidden, attention, state = self._step_hidden(previous, state, encoded)
         return self.output(hidden), attention, state
 
-    def forward(self, source: torch.Tensor, length: torch.Tensor, target_input: torch.Tensor) -> torch.Tensor:
-        """Teacher forcing: (B, S), (B,), (B, T) → logits (B, T, V)."""
+    def forward(self, source: torch.Tensor, length: torch.Tensor, target_input: torch.Tensor,
+                scored: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher forcing: (B, S), (B,), (B, T) → logits (B, T, V), or with ``scored`` (B, T)
+        only the logits (N, V) of the N positions it marks (training skips the padding)."""
         encoded = self.encode(source, length)
         state = self.init_state(encoded)
         hiddens = []
         for t in range(target_input.size(1)):
             hidden, _, state = self._step_hidden(target_input[:, t], state, encoded)
             hiddens.append(hidden)
-        return self.output(torch.stack(hiddens, dim=1))
+        stacked = torch.stack(hiddens, dim=1)
+        return self.output(stacked if scored is None else stacked[scored])
 
     # ---- one decoder step -------------------------------------------------------------------
 

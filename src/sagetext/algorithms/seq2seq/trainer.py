@@ -165,11 +165,11 @@ class Trainer:
         """One optimizer step on one batch; returns (summed loss, correct tokens, tokens)."""
         batch = batch.to(self.device)
         self.network.train()
+        scored = batch.target_output != PAD_ID  # the output layer and the loss skip the padding
         with _autocast(self.device):
-            logits = self.network(batch.source, batch.source_length, batch.target_input)
-        flat_logits = logits.float().view(-1, logits.size(-1))
-        target = batch.target_output.view(-1)
-        loss_sum = nn.functional.cross_entropy(flat_logits, target, ignore_index=PAD_ID, reduction="sum",
+            logits = self.network(batch.source, batch.source_length, batch.target_input, scored).float()
+        target = batch.target_output[scored]
+        loss_sum = nn.functional.cross_entropy(logits, target, reduction="sum",
                                                label_smoothing=self.config.label_smoothing)
         tokens = batch.num_target_tokens
         self.optimizer.zero_grad(set_to_none=True)
@@ -179,7 +179,7 @@ class Trainer:
         self._set_learning_rate()
         self.optimizer.step()
         with torch.no_grad():
-            correct = int(((flat_logits.argmax(-1) == target) & (target != PAD_ID)).sum())
+            correct = int((logits.argmax(-1) == target).sum())
         loss_value = float(loss_sum.detach())
         if not math.isfinite(loss_value):
             raise RuntimeError(f"the training loss became {loss_value} at update {self.state.updates + 1}; "
@@ -244,12 +244,12 @@ class Trainer:
         loss_sum, correct, tokens = 0.0, 0, 0
         for batch in sequential_batches(self.inputs.validation, 64):
             batch = batch.to(self.device)
+            scored = batch.target_output != PAD_ID
             with _autocast(self.device):
-                logits = self.model(batch.source, batch.source_length, batch.target_input).float()
-            target = batch.target_output
-            loss_sum += float(nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=PAD_ID,
-                                                          reduction="sum"))
-            correct += int(((logits.argmax(-1) == target) & (target != PAD_ID)).sum())
+                logits = self.model(batch.source, batch.source_length, batch.target_input, scored).float()
+            target = batch.target_output[scored]
+            loss_sum += float(nn.functional.cross_entropy(logits, target, reduction="sum"))
+            correct += int((logits.argmax(-1) == target).sum())
             tokens += batch.num_target_tokens
         metrics = {"perplexity": math.exp(min(loss_sum / tokens, 100.0)), "accuracy": correct / tokens}
         sample = self.config.bleu_sample_size

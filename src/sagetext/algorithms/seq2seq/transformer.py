@@ -147,14 +147,16 @@ class TransformerModel(nn.Module):
     def _memory(self, encoded: State, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         return encoded[f"cross_keys{i}"], encoded[f"cross_values{i}"]
 
-    def forward(self, source: torch.Tensor, length: torch.Tensor, target_input: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced logits (B, T, target vocabulary)."""
+    def forward(self, source: torch.Tensor, length: torch.Tensor, target_input: torch.Tensor,
+                scored: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher-forced logits (B, T, target vocabulary), or only those (N, V) of the positions
+        ``scored`` (B, T) marks."""
         encoded = self.encode(source, length)
         memory_mask = encoded["mask"][:, None, None, :]
         x = self._embed(self.target_embed, target_input)
         for i, layer in enumerate(self.decoder):
             x, _, _ = layer(x, self._memory(encoded, i), memory_mask)
-        return self.output(self.decoder_norm(x))
+        return self.output(self.decoder_norm(x if scored is None else x[scored]))
 
     def init_state(self, encoded: State) -> State:
         """Per decoder layer, the self-attention keys and values of the positions decoded so far
