@@ -152,7 +152,10 @@ def test_rnn_learns_digit_reversal(rnn_model_dir: Path, corpus: dict[str, Path])
 
 def test_transformer_learns_digit_reversal(tmp_path: Path, corpus: dict[str, Path]) -> None:
     torch.set_num_threads(1)
-    trainer = make_trainer(hyperparameters(TINY_TRANSFORMER), channels_for(tmp_path, corpus))
+    # 1,000 updates: at 600 the accuracy ranged from 0.94 to 0.98 with rounding-level changes
+    # (fused Adam against torch's per-parameter Adam), too close to the bar to test anything
+    raw = {**TINY_TRANSFORMER, "max_num_batches": "1000"}
+    trainer = make_trainer(hyperparameters(raw), channels_for(tmp_path, corpus))
     trainer.fit()
     metrics = trainer.evaluate()
     assert metrics["accuracy"] >= 0.97, metrics
