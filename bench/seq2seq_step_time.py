@@ -15,11 +15,11 @@ Prints one line last: ms per update, pairs and target tokens per update, target 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 BENCH = Path(__file__).resolve().parent
@@ -29,6 +29,7 @@ import multi30k_seq2seq as ours  # noqa: E402
 import sockeye_side_by_side as side  # noqa: E402
 
 from sagetext.algorithms.seq2seq import config as cfg  # noqa: E402
+from sagetext.algorithms.seq2seq import text_input  # noqa: E402
 from sagetext.algorithms.seq2seq import vocab as vocabulary  # noqa: E402
 from sagetext.algorithms.seq2seq.data import PairStore, make_batch, truncate  # noqa: E402
 from sagetext.algorithms.seq2seq.hyperparameters import Seq2SeqHyperparameters  # noqa: E402
@@ -37,19 +38,13 @@ from sagetext.contract.checkpoints import Checkpoints  # noqa: E402
 from sagetext.contract.hyperparameters import Spec, parse  # noqa: E402
 
 
-def ids(vocab: vocabulary.Vocab, line: str) -> np.ndarray:
-    return np.asarray(vocab.ids(line), dtype=np.int64)
-
-
 def trainer_for(raw: dict[str, str], folder: Path, files: dict[str, Path], source: str, target: str) -> Trainer:
     hp = parse(raw, Spec.load("seq2seq"))
     typed = hp.typed(Seq2SeqHyperparameters)
     source_vocab = vocabulary.load(folder / "vocab.src.json")
     target_vocab = vocabulary.load(folder / "vocab.trg.json")
-    lines = zip(files[f"train.{source}"].read_text(encoding="utf-8").splitlines(),
-                files[f"train.{target}"].read_text(encoding="utf-8").splitlines())
-    pairs = truncate(((ids(source_vocab, s), ids(target_vocab, t)) for s, t in lines),
-                     cfg.data_config(typed))
+    pairs = truncate(text_input.read_pairs(files[f"train.{source}"], files[f"train.{target}"], source_vocab.ids,
+                                           target_vocab.ids), cfg.data_config(typed))
     inputs = Inputs(pairs, PairStore(), source_vocab, target_vocab)
     return Trainer(cfg.model_config(typed, len(source_vocab), len(target_vocab)), cfg.data_config(typed),
                    cfg.trainer_config(typed), inputs, Checkpoints(None, hp))
@@ -80,15 +75,12 @@ def main() -> int:
     timed = batches[args.warmup:]
     profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) if args.profile else None
     started = time.perf_counter()
-    if profiler is not None:
-        with profiler:
-            for batch in timed:
-                trainer._update(batch)
-        print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
-    else:
+    with profiler or contextlib.nullcontext():
         for batch in timed:
             trainer._update(batch)
     seconds = time.perf_counter() - started
+    if profiler is not None:
+        print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
     pairs = sum(len(b.source_length) for b in timed) / len(timed)
     tokens = sum(b.num_target_tokens for b in timed)
     print(f"{args.arch} {args.direction}: {1000 * seconds / len(timed):.1f} ms per update, {pairs:.1f} pairs and "

@@ -165,13 +165,10 @@ class Trainer:
         """One optimizer step on one batch; returns (summed loss, correct tokens, tokens)."""
         batch = batch.to(self.device)
         self.network.train()
-        scored = batch.target_output != PAD_ID  # the output layer and the loss skip the padding
-        with _autocast(self.device):
-            logits = self.network(batch.source, batch.source_length, batch.target_input, scored).float()
-        target = batch.target_output[scored]
+        logits, target = _scored_logits(self.network, batch, self.device)
         loss_sum = nn.functional.cross_entropy(logits, target, reduction="sum",
                                                label_smoothing=self.config.label_smoothing)
-        tokens = batch.num_target_tokens
+        tokens = len(target)
         self.optimizer.zero_grad(set_to_none=True)
         (loss_sum / tokens).backward()
         if self.config.clip_gradient > 0:
@@ -243,14 +240,10 @@ class Trainer:
         self.model.eval()
         loss_sum, correct, tokens = 0.0, 0, 0
         for batch in sequential_batches(self.inputs.validation, 64):
-            batch = batch.to(self.device)
-            scored = batch.target_output != PAD_ID
-            with _autocast(self.device):
-                logits = self.model(batch.source, batch.source_length, batch.target_input, scored).float()
-            target = batch.target_output[scored]
+            logits, target = _scored_logits(self.model, batch.to(self.device), self.device)
             loss_sum += float(nn.functional.cross_entropy(logits, target, reduction="sum"))
             correct += int((logits.argmax(-1) == target).sum())
-            tokens += batch.num_target_tokens
+            tokens += len(target)
         metrics = {"perplexity": math.exp(min(loss_sum / tokens, 100.0)), "accuracy": correct / tokens}
         sample = self.config.bleu_sample_size
         if sample != 0 or self.config.optimized_metric == "bleu":
@@ -340,6 +333,15 @@ def translate_pairs(model: nn.Module, pairs: Sequence[Pair], beam_size: int, max
                                                              beam_size, limit)):
                 outputs[index] = hypothesis.tokens
     return outputs
+
+
+def _scored_logits(network: nn.Module, batch: Batch, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Teacher-forced logits (N, V) and targets (N,) of the batch's N real target positions: the
+    output layer and the loss skip the padding."""
+    scored = batch.target_output != PAD_ID
+    with _autocast(device):
+        logits = network(batch.source, batch.source_length, batch.target_input, scored).float()
+    return logits, batch.target_output[scored]
 
 
 def _optimizer(model: nn.Module, config: TrainerConfig) -> torch.optim.Optimizer:
