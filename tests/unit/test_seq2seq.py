@@ -9,6 +9,7 @@ other Seq2Seq tests.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import random
 import threading
@@ -20,12 +21,12 @@ import pytest
 import torch
 
 from sagetext.algorithms import seq2seq
+from sagetext.algorithms.seq2seq import artifacts, data, prepare
 from sagetext.algorithms.seq2seq import config as cfg
-from sagetext.algorithms.seq2seq import data, prepare
 from sagetext.algorithms.seq2seq import vocab as vocabulary
 from sagetext.algorithms.seq2seq.beam import beam_search
 from sagetext.algorithms.seq2seq.hyperparameters import Seq2SeqHyperparameters
-from sagetext.algorithms.seq2seq.model import build_model
+from sagetext.algorithms.seq2seq.model import build_model, with_source_eos
 from sagetext.algorithms.seq2seq.trainer import Inputs, Trainer, translate_pairs, write_model
 from sagetext.contract.channels import Channel
 from sagetext.contract.checkpoints import Checkpoints
@@ -414,7 +415,10 @@ def test_step_by_step_decoding_equals_teacher_forcing(architecture: str) -> None
             logits, attention, state = model.step(batch.target_input[:, t], state, encoded)
             assert torch.allclose(logits, expected[:, t], atol=1e-4), t
             assert torch.allclose(attention.sum(1), torch.ones(2), atol=1e-4)
-            assert float(attention[1, 2:].abs().sum()) == 0.0  # no weight on the second sentence's padding
+            # the model reads each source with </s> after it (4 + 1 columns); the second
+            # sentence's two tokens and its </s> hold all of its weight, its padding none
+            assert attention.shape == (2, 5)
+            assert float(attention[1, 3:].abs().sum()) == 0.0
 
 
 def test_pairs_are_stored_on_disk_and_read_back_exactly() -> None:
@@ -455,3 +459,24 @@ def test_scored_positions_get_the_logits_of_teacher_forcing(architecture: str) -
         only = model(batch.source, batch.source_length, batch.target_input, scored)
     assert only.shape == (int(scored.sum()), 13) == (4 + 6, 13)
     assert torch.allclose(only, full[scored], atol=1e-5)
+
+
+def test_sources_end_in_eos_within_max_seq_len_source() -> None:
+    """As Sockeye's: </s> after each source's tokens; a source already max_seq_len_source long
+    ends in </s> in place of its last token (the maximum counts it)."""
+    source = torch.tensor([[4, 5, 6], [7, 0, 0], [8, 9, 0]])
+    length = torch.tensor([3, 1, 2])
+    marked, marked_length = with_source_eos(source, length, max_len=10)
+    assert marked.tolist() == [[4, 5, 6, 3], [7, 3, 0, 0], [8, 9, 3, 0]]
+    assert marked_length.tolist() == [4, 2, 3]
+    marked, marked_length = with_source_eos(source, length, max_len=3)
+    assert marked.tolist() == [[4, 5, 3], [7, 3, 0], [8, 9, 3]]
+    assert marked_length.tolist() == [3, 2, 3]
+
+
+def test_new_models_read_sources_with_eos_and_older_model_files_without() -> None:
+    hp = hyperparameters(TINY_RNN)
+    assert cfg.model_config(view(hp), 12, 13).source_eos is True
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "seq2seq_cnn_tiny" / "model"
+    assert json.loads((fixture / "config.json").read_text())["format_version"] == 2
+    assert artifacts.load(fixture).config.source_eos is False

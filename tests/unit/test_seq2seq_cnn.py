@@ -116,7 +116,9 @@ def test_step_by_step_decoding_equals_teacher_forcing(encoder: str, decoder: str
             logits, attention, state = model.step(target_input[:, t], state, encoded)
             assert torch.allclose(logits, expected[:, t], atol=1e-4), t
             assert torch.allclose(attention.sum(1), torch.ones(2), atol=1e-4)
-            assert float(attention[1, 2:].abs().sum()) == 0.0  # no weight on the second sentence's padding
+            # each source is read with </s> after it: the second sentence's padding, after its two
+            # tokens and its </s>, holds no weight
+            assert float(attention[1, 3:].abs().sum()) == 0.0
 
 
 @pytest.mark.parametrize("encoder,decoder", COMBINATIONS)
@@ -155,7 +157,7 @@ def test_cnn_learns_digit_reversal_and_its_model_folder_loads(tmp_path: Path, co
     from sagetext.algorithms.seq2seq.trainer import write_model
     write_model(tmp_path / "model", best, trainer, hp.as_strings())
     meta = json.loads((tmp_path / "model" / "config.json").read_text())
-    assert meta["format_version"] == 2 and (meta["model"]["encoder_type"], meta["model"]["decoder_type"]) == (
-        "cnn", "cnn")
+    assert meta["format_version"] == 3 and (meta["model"]["encoder_type"], meta["model"]["decoder_type"]) == (
+        "cnn", "cnn") and meta["model"]["source_eos"] is True
     loaded = artifacts.load(tmp_path / "model")
     assert exact_match(loaded.model, trainer.inputs.validation, beam=3) >= 0.9

@@ -38,7 +38,7 @@ def test_model_folder_holds_weights_config_and_both_vocabularies(rnn_model_dir: 
     assert sorted(p.name for p in rnn_model_dir.iterdir()) == ["config.json", "model.pt", "vocab.src.json",
                                                                "vocab.trg.json"]
     config = json.loads((rnn_model_dir / "config.json").read_text())
-    assert config["format_version"] == 2
+    assert config["format_version"] == 3
     assert (config["model"]["encoder_type"], config["model"]["decoder_type"]) == ("rnn", "rnn")
 
 

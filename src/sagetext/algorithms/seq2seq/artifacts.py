@@ -28,8 +28,8 @@ from sagetext.contract.hyperparameters import Spec, parse
 from sagetext.errors import ClientError
 
 FORMAT = "sagetext-seq2seq"
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 PARAMS_FILE = "model.pt"
 SUBWORD_FILES = {"source": "spm.src.model", "target": "spm.trg.model"}
 CONFIG_FILE = "config.json"
@@ -98,12 +98,16 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 
 def _upgrade(model: dict[str, Any], version: int) -> dict[str, Any]:
-    """A version-1 model config in version 2's terms: its ``architecture`` was both sides, and
-    as it had no cnn part, the (unused) cnn settings take the spec's defaults."""
-    if version != 1 or "architecture" not in model:
+    """An older model config in the current version's terms. Versions 1 and 2 were trained
+    without a source-side ``</s>``. Version 1's ``architecture`` was both sides, and as it had no
+    cnn part, the (unused) cnn settings take the spec's defaults."""
+    if version >= 3:
         return model
+    upgraded = {**model, "source_eos": False}
+    if version != 1 or "architecture" not in model:
+        return upgraded
     defaults = parse({}, Spec.load("seq2seq"))
-    upgraded = {name: value for name, value in model.items() if name != "architecture"}
+    upgraded = {name: value for name, value in upgraded.items() if name != "architecture"}
     upgraded.update(encoder_type=model["architecture"], decoder_type=model["architecture"])
     upgraded.update({f.name: defaults[f.name] for f in fields(ModelConfig) if f.name.startswith("cnn_")})
     return upgraded

@@ -7,7 +7,8 @@ extends with ``<pad>`` at no cost; a sentence whose hypotheses have all finished
 batch. At the end each sentence's best hypothesis is the one with
 the highest log-probability divided by its length (Sockeye's length penalty with alpha=1,
 beta=0). The attention weights of the chosen hypothesis come back too: one row per output
-token, one column per source position.
+token, one column per source token, each row summing to 1 (the weight a model that reads its
+sources with ``</s>`` put on that ``</s>`` is left out and the row rescaled).
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ class _Beams:
         origin = (offsets + torch.div(best, vocab, rounding_mode="floor")).view(-1)
         chosen = (best % vocab).view(-1, 1)
         self.tokens = torch.cat([self.tokens[origin], chosen], dim=1)
-        self.attention = torch.cat([self.attention[origin], weights.float()[origin].unsqueeze(1)], dim=1)
+        columns = self.attention.size(2)  # the source's tokens (not a source-side </s> the model added)
+        self.attention = torch.cat([self.attention[origin], weights.float()[origin, :columns].unsqueeze(1)], dim=1)
         self.finished = self.finished[origin] | (chosen.view(-1) == EOS_ID)
         return origin
 
@@ -131,9 +133,9 @@ def _best(tokens: torch.Tensor, scores: torch.Tensor, attention: torch.Tensor, l
     for sentence in range(batch):
         row = sentence * k + int(winners[sentence])
         n = lengths[row] - (1 if EOS_ID in tokens[row].tolist()[:lengths[row]] else 0)
-        source_len = int(length[sentence])
+        weights = attention[row, :n, :int(length[sentence])]
         results.append(Hypothesis(
             tokens=tokens[row, :n].tolist(),
             score=float(normalised[sentence, winners[sentence]]),
-            attention=attention[row, :n, :source_len].tolist()))
+            attention=(weights / weights.sum(dim=1, keepdim=True).clamp(min=1e-9)).tolist()))
     return results

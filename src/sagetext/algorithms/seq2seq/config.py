@@ -60,6 +60,9 @@ class ModelConfig:
     transformer_dropout: float
     max_seq_len_source: int
     max_seq_len_target: int
+    # every source ends in </s> (within max_seq_len_source), in training and in decoding, as in
+    # Sockeye 1.x (and so AWS's Seq2Seq) and Sockeye 3; False only in model files made before
+    source_eos: bool
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -137,7 +140,7 @@ def check(hp: Seq2SeqHyperparameters) -> None:
 def model_config(hp: Seq2SeqHyperparameters, source_vocab_size: int, target_vocab_size: int) -> ModelConfig:
     return _config(ModelConfig, hp, source_vocab_size=source_vocab_size,
                    target_vocab_size=target_vocab_size,
-                   rnn_attention_num_hidden=hp.rnn_attention_num_hidden or hp.rnn_num_hidden)
+                   rnn_attention_num_hidden=hp.rnn_attention_num_hidden or hp.rnn_num_hidden, source_eos=True)
 
 
 def data_config(hp: Seq2SeqHyperparameters) -> DataConfig:

@@ -27,7 +27,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from sagetext.algorithms.seq2seq.config import ModelConfig
-from sagetext.algorithms.seq2seq.vocab import PAD_ID
+from sagetext.algorithms.seq2seq.vocab import EOS_ID, PAD_ID
 
 State = dict[str, torch.Tensor]
 RECURRENT_GAIN = 1.414  # MXNet's Orthogonal() default scale, Sockeye 1.x's recurrent init
@@ -55,6 +55,20 @@ def build_encoder(config: ModelConfig) -> nn.Module:
 def encoder_width(config: ModelConfig) -> int:
     """The width of the encoder states that attention reads."""
     return config.cnn_num_hidden if config.encoder_type == "cnn" else config.rnn_num_hidden
+
+
+def with_source_eos(source: torch.Tensor, length: torch.Tensor,
+                    max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each source row (B, S) of ``length`` tokens followed by ``</s>``, as Sockeye's sources
+    are: one more column and one more token, except that a row already ``max_len`` long keeps
+    its length, its last token becoming ``</s>`` (``max_seq_len_source`` counts it)."""
+    width = min(source.size(1) + 1, max_len)
+    rows = torch.arange(source.size(0), device=source.device)
+    marked = source.new_full((source.size(0), width), PAD_ID)
+    marked[:, :min(source.size(1), width)] = source[:, :width]
+    at = length.clamp(max=width - 1)
+    marked[rows, at] = EOS_ID
+    return marked, at + 1
 
 
 def _rnn(cell: str, inputs: int, hidden: int, bidirectional: bool = False) -> nn.RNNBase:
@@ -149,6 +163,8 @@ class RNNModel(nn.Module):
     # ---- the interface used by training and beam search -----------------------------------
 
     def encode(self, source: torch.Tensor, length: torch.Tensor) -> State:
+        if self.config.source_eos:
+            source, length = with_source_eos(source, length, self.config.max_seq_len_source)
         memory = self.encoder(source, length)
         mask = torch.arange(source.size(1), device=source.device).unsqueeze(0) < length.unsqueeze(1)
         return {"memory": memory, "keys": self.attention.keys(memory), "mask": mask, "length": length}
