@@ -153,11 +153,12 @@ def test_rnn_learns_digit_reversal(rnn_model_dir: Path, corpus: dict[str, Path])
 
 def test_transformer_learns_digit_reversal(tmp_path: Path, corpus: dict[str, Path]) -> None:
     torch.set_num_threads(1)
-    # 1,000 updates: at 600 the accuracy ranged from 0.94 to 0.98 with rounding-level changes
-    # (fused Adam against torch's per-parameter Adam), too close to the bar to test anything
+    # The model a job writes is its best checkpoint, and that is what is tested: the last
+    # update's accuracy moves by several points from one checkpoint to the next (0.88-0.99 after
+    # 300 updates), so that rounding-level changes such as fusing two matmuls decided it.
     raw = {**TINY_TRANSFORMER, "max_num_batches": "1000"}
     trainer = make_trainer(hyperparameters(raw), channels_for(tmp_path, corpus))
-    trainer.fit()
+    trainer.model.load_state_dict(trainer.fit())
     metrics = trainer.evaluate()
     assert metrics["accuracy"] >= 0.97, metrics
     assert exact_match(trainer.model, trainer.inputs.validation, beam=3) >= 0.8

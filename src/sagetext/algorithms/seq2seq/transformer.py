@@ -48,14 +48,16 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(1, 2).reshape(x.size(0), x.size(2), -1)
 
 
-def project(attention: nn.MultiheadAttention, x: torch.Tensor, part: int) -> torch.Tensor:
-    """The query (0), key (1) or value (2) projection of ``x`` by ``attention``'s weights, split
-    into heads. The layers keep ``nn.MultiheadAttention``'s parameters (so model files stay the
-    same) but attend here, so that keys and values can be computed once and cached."""
+def project(attention: nn.MultiheadAttention, x: torch.Tensor, first: int, count: int = 1) -> list[torch.Tensor]:
+    """``count`` consecutive projections of ``x`` by ``attention``'s weights, from the query (0),
+    key (1) or value (2) one, each split into heads: one matmul for all of them. The layers keep
+    ``nn.MultiheadAttention``'s parameters (so model files stay the same) but attend here, so
+    that keys and values can be computed once and cached."""
     size = attention.embed_dim
-    rows = slice(part * size, (part + 1) * size)
+    rows = slice(first * size, (first + count) * size)
     bias = attention.in_proj_bias[rows] if attention.in_proj_bias is not None else None
-    return split_heads(F.linear(x, attention.in_proj_weight[rows], bias), attention.num_heads)
+    projected = F.linear(x, attention.in_proj_weight[rows], bias)
+    return [split_heads(part, attention.num_heads) for part in projected.split(size, dim=-1)]
 
 
 class DecoderLayer(nn.Module):
@@ -70,7 +72,8 @@ class DecoderLayer(nn.Module):
 
     def memory_keys(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The cross-attention keys and values (B, heads, S, D / heads) of the encoder states."""
-        return project(self.cross_attention, memory, 1), project(self.cross_attention, memory, 2)
+        keys, values = project(self.cross_attention, memory, 1, count=2)
+        return keys, values
 
     def forward(self, x: torch.Tensor, memory_keys: tuple[torch.Tensor, torch.Tensor], memory_mask: torch.Tensor,
                 cache: tuple[torch.Tensor, torch.Tensor] | None = None, weights: bool = False
@@ -82,13 +85,13 @@ class DecoderLayer(nn.Module):
         the t earlier positions, x holds only new position(s), which see all of them."""
         dropout = self.self_attention.dropout if self.training else 0.0
         h = self.norm_self(x)
-        query, keys, values = (project(self.self_attention, h, part) for part in range(3))
+        query, keys, values = project(self.self_attention, h, 0, count=3)
         if cache is not None:
             keys, values = torch.cat([cache[0], keys], dim=2), torch.cat([cache[1], values], dim=2)
         attended = F.scaled_dot_product_attention(query, keys, values, dropout_p=dropout,
                                                   is_causal=cache is None and x.size(1) > 1)
         x = x + self.dropout(self.self_attention.out_proj(merge_heads(attended)))
-        query = project(self.cross_attention, self.norm_cross(x), 0)
+        (query,) = project(self.cross_attention, self.norm_cross(x), 0)
         attention = None
         if weights:
             scores = (query @ memory_keys[0].transpose(-2, -1)) / math.sqrt(query.size(-1))
