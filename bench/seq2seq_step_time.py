@@ -3,7 +3,9 @@
 Builds the Trainer of ``multi30k_seq2seq.py``'s recipe (``--small`` sizes by default) on the
 Multi30k training pairs and times ``--steps`` updates on the first batches of epoch 0 after
 ``--warmup`` untimed ones: the same batches in every checkout, so that running this script in two
-checkouts one after the other compares their code (nothing else is trained or decoded). With
+checkouts one after the other compares their code (nothing else is trained or decoded). It
+imports the sagetext of the checkout it lives in (``multi30k_seq2seq`` puts that ``src/`` first
+on the path, whatever ``PYTHONPATH`` says): to time another checkout, run that checkout's copy. With
 ``--profile``, torch's profiler table of the timed updates, by self CPU time, comes first.
 
     python bench/seq2seq_step_time.py [--arch transformer] [--direction de-en] [--steps 40]
