@@ -38,7 +38,7 @@ from torch import nn
 from torch.nn import functional
 
 from sagetext.algorithms.seq2seq.config import ModelConfig
-from sagetext.algorithms.seq2seq.model import build_encoder, encoder_width, initialise, with_source_eos
+from sagetext.algorithms.seq2seq.model import build_encoder, encoder_width, initialise, source_as_read
 from sagetext.algorithms.seq2seq.vocab import PAD_ID
 
 State = dict[str, torch.Tensor]
@@ -152,8 +152,7 @@ class ConvolutionalModel(nn.Module):
     # ---- the interface used by training and beam search -----------------------------------
 
     def encode(self, source: torch.Tensor, length: torch.Tensor) -> State:
-        if self.config.source_eos:
-            source, length = with_source_eos(source, length, self.config.max_seq_len_source)
+        source, length = source_as_read(self.config, source, length)
         if isinstance(self.encoder, ConvolutionalEncoder):
             keys, embedded = self.encoder.encode(source, length)
             values = (keys + embedded) * SQRT_HALF

@@ -71,6 +71,15 @@ def with_source_eos(source: torch.Tensor, length: torch.Tensor,
     return marked, at + 1
 
 
+def source_as_read(config: ModelConfig, source: torch.Tensor,
+                   length: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The source batch as every architecture's ``encode`` reads it: with ``</s>`` after each
+    row when the model was trained so (``config.source_eos``), else unchanged."""
+    if not config.source_eos:
+        return source, length
+    return with_source_eos(source, length, config.max_seq_len_source)
+
+
 def _rnn(cell: str, inputs: int, hidden: int, bidirectional: bool = False) -> nn.RNNBase:
     kind = nn.LSTM if cell == "lstm" else nn.GRU
     return kind(inputs, hidden, batch_first=True, bidirectional=bidirectional)
@@ -163,8 +172,7 @@ class RNNModel(nn.Module):
     # ---- the interface used by training and beam search -----------------------------------
 
     def encode(self, source: torch.Tensor, length: torch.Tensor) -> State:
-        if self.config.source_eos:
-            source, length = with_source_eos(source, length, self.config.max_seq_len_source)
+        source, length = source_as_read(self.config, source, length)
         memory = self.encoder(source, length)
         mask = torch.arange(source.size(1), device=source.device).unsqueeze(0) < length.unsqueeze(1)
         return {"memory": memory, "keys": self.attention.keys(memory), "mask": mask, "length": length}

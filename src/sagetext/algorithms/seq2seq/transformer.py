@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from sagetext.algorithms.seq2seq.config import ModelConfig
-from sagetext.algorithms.seq2seq.model import with_source_eos
+from sagetext.algorithms.seq2seq.model import source_as_read
 from sagetext.algorithms.seq2seq.vocab import PAD_ID
 
 State = dict[str, torch.Tensor]
@@ -140,8 +140,7 @@ class TransformerModel(nn.Module):
         """The source mask and, per decoder layer, its cross-attention keys and values of the
         encoder states (computed once: every decoding step reuses them; beam search repeats only
         these per hypothesis, not the encoder states themselves)."""
-        if self.config.source_eos:
-            source, length = with_source_eos(source, length, self.config.max_seq_len_source)
+        source, length = source_as_read(self.config, source, length)
         mask = torch.arange(source.size(1), device=source.device).unsqueeze(0) < length.unsqueeze(1)
         memory = self.encoder_norm(self.encoder(self._embed(self.source_embed, source),
                                                 src_key_padding_mask=~mask))
