@@ -34,7 +34,13 @@ same way (``OMP_NUM_THREADS``, ``--use-cpu``).
 
     python bench/sockeye_side_by_side.py --small --max-batches 3000 --threads 2 \
         [--direction de-en en-de] [--arch transformer rnn cnn] \
-        [--sockeye /work/sockeye-venv/bin/python] [--sockeye1 /work/sockeye1-venv/bin/python]
+        [--sockeye /work/sockeye-venv/bin/python] [--sockeye1 /work/sockeye1-venv/bin/python] \
+        [--systems sagetext sockeye]
+
+``--systems`` runs one side only: two processes, ``--systems sagetext`` and ``--systems sockeye``
+with ``--threads 1`` and a ``--results`` each, train both at once on a 2-core machine, one core
+each (prepare the work folder first, e.g. with one ``--quick`` run, so that they do not both
+write it).
 
 Writes bench/results/sockeye_side_by_side.json and prints a table last.
 """
@@ -216,6 +222,9 @@ def main() -> int:
                         help="transformer: against Sockeye 3; rnn, cnn: against Sockeye 1.x (default transformer)")
     parser.add_argument("--max-batches", type=int, help="update limit for both (default 200 quick, 20000 full)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for each system (default 2)")
+    parser.add_argument("--systems", nargs="+", default=["sagetext", "sockeye"], choices=["sagetext", "sockeye"],
+                        help="which systems run (default both, one after the other); two processes with "
+                        "--systems sagetext / sockeye, --threads 1 and their own --results run them side by side")
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="sagetext hyperparameters "
                         "over the recipe's, given to both (model sizes, dropout, rates; seed=N seeds both, "
                         "else sagetext's default 0 and Sockeye's 1)")
@@ -232,12 +241,14 @@ def main() -> int:
     results = []
     for direction in args.direction:
         for arch, raw in recipes.items():
-            mine = ours.run_one(files, args.work_dir, direction, arch, ours_args, "cpu")
-            results.append({"system": "sagetext", **{k: mine[k] for k in (
-                "direction", "arch", "train_seconds", "train_target_tokens_per_s", "parameters", "test_sentences",
-                "test_bleu", "decode_sentences_per_s", "updates")}})
-            results.append(run_sockeye(sockeye_python(args, arch), files, args.work_dir, direction, arch, raw,
-                                       args.threads, tag, 100 if args.quick else None))
+            if "sagetext" in args.systems:
+                mine = ours.run_one(files, args.work_dir, direction, arch, ours_args, "cpu")
+                results.append({"system": "sagetext", **{k: mine[k] for k in (
+                    "direction", "arch", "train_seconds", "train_target_tokens_per_s", "parameters",
+                    "test_sentences", "test_bleu", "decode_sentences_per_s", "updates")}})
+            if "sockeye" in args.systems:
+                results.append(run_sockeye(sockeye_python(args, arch), files, args.work_dir, direction, arch, raw,
+                                           args.threads, tag, 100 if args.quick else None))
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps({"benchmark": "sockeye_side_by_side", "host": platform.node(),
                                         "threads": args.threads, "hyperparameters": recipes, "runs": results},
