@@ -21,7 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from sagetext import __version__, algorithms, model_archive, model_commands, s3, specs
 from sagetext.contract.metrics import configure_logging
@@ -31,6 +31,8 @@ from sagetext.errors import ClientError
 
 if TYPE_CHECKING:
     from sagetext.algorithms.blazingtext.fasttext_format.quantize import Retrain
+
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,6 +49,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sagetext {__version__}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
+    _train_command(sub)
+    _serve_command(sub)
+    _model_commands(sub)
+    _tool_commands(sub)
+    _quantize_command(sub)
+    return parser
+
+
+def _train_command(sub: Subparsers) -> None:
     train = sub.add_parser("train", help="train a model as the container would")
     train.add_argument("--algorithm", required=True, choices=sorted(algorithms.MODULES))
     train.add_argument("--channel", action="append", default=[], metavar="NAME=PATH",
@@ -69,6 +80,8 @@ def _parser() -> argparse.ArgumentParser:
                        "a SageMaker job with a TensorBoardOutputConfig does (needs sagetext[tensorboard])")
     train.set_defaults(run=_train)
 
+
+def _serve_command(sub: Subparsers) -> None:
     serve = sub.add_parser("serve", help="serve a model as the container would")
     model = serve.add_mutually_exclusive_group(required=True)
     model.add_argument("--model-dir", type=Path, help="a folder of model files (what training wrote)")
@@ -81,6 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="default: $SAGEMAKER_BIND_TO_PORT or 8080")
     serve.set_defaults(run=model_commands.serve)
 
+
+def _model_commands(sub: Subparsers) -> None:
+    """predict, test and neighbors: use a trained model from the shell."""
     predict = sub.add_parser("predict", help="answer every instance of a file as the server would")
     _model_arguments(predict)
     predict.add_argument("--input", default="-", metavar="FILE", help="default: standard input")
@@ -116,6 +132,10 @@ def _parser() -> argparse.ArgumentParser:
                       help="a word, or words joined by + and - (king - man + woman); several queries in a row")
     near.set_defaults(run=_neighbors)
 
+
+def _tool_commands(sub: Subparsers) -> None:
+    """The SageMaker helpers (metric definitions, algorithm spec, hyperparameter table) and the
+    data preparation commands."""
     metrics = sub.add_parser("metric-definitions", help="print the MetricDefinitions for an Estimator")
     metrics.add_argument("--algorithm", required=True, choices=sorted(algorithms.MODULES))
     metrics.set_defaults(run=lambda a: print(json.dumps(specs.metric_definitions(a.algorithm), indent=2)) or 0)
@@ -137,6 +157,8 @@ def _parser() -> argparse.ArgumentParser:
     _ntm_prepare().add_arguments(ntm)
     ntm.set_defaults(run=lambda a: run_preparation("ntm-prepare", _ntm_prepare().run, a))
 
+
+def _quantize_command(sub: Subparsers) -> None:
     quantize = sub.add_parser("quantize", help="compress a BlazingText supervised model.bin into fastText's .ftz "
                               "(what `fasttext quantize` does)")
     quantize.add_argument("--model-dir", type=Path, required=True, help="the folder holding model.bin")
@@ -157,7 +179,6 @@ def _parser() -> argparse.ArgumentParser:
     table = sub.add_parser("hyperparameters", help="print an algorithm's hyperparameters as a Markdown table")
     table.add_argument("--algorithm", required=True, choices=sorted(algorithms.MODULES))
     table.set_defaults(run=lambda a: print(hyperparameter_table(a.algorithm)) or 0)
-    return parser
 
 
 def _quantize(args: argparse.Namespace) -> int:
