@@ -121,6 +121,24 @@ def test_step_by_step_decoding_equals_teacher_forcing(encoder: str, decoder: str
             assert float(attention[1, 3:].abs().sum()) == 0.0
 
 
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("width", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("activation", ["glu", "relu"])
+def test_a_block_computes_its_convolution_over_the_padded_sequence(causal: bool, width: int, activation: str) -> None:
+    """The block runs its convolution as one matrix product over windows; it must compute what
+    torch's conv1d computes with the block's weights (the meaning model files were trained with):
+    centred windows in the encoder (an even width looks one more ahead), earlier ones only in the
+    decoder."""
+    torch.manual_seed(0)
+    block = cnn.ConvolutionBlock(16, width, activation, 0.0, causal=causal).eval()
+    x = torch.randn(3, 7, 16)
+    before = width - 1 if causal else (width - 1) // 2
+    padded = torch.nn.functional.pad(x.transpose(1, 2), (before, width - 1 - before))
+    expected = block._activate(block.conv(padded).transpose(1, 2))
+    with torch.no_grad():
+        assert torch.allclose(block(x), expected, atol=1e-5)
+
+
 @pytest.mark.parametrize("encoder,decoder", COMBINATIONS)
 def test_batched_and_single_beam_search_agree(encoder: str, decoder: str) -> None:
     model = tiny(encoder, decoder, cnn_hidden_dropout="0.2", cnn_kernel_width_encoder="4").eval()
