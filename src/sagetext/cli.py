@@ -52,8 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     _train_command(sub)
     _serve_command(sub)
     _model_commands(sub)
-    _tool_commands(sub)
-    _quantize_command(sub)
+    _sagemaker_commands(sub)
+    _data_commands(sub)
     return parser
 
 
@@ -133,9 +133,9 @@ def _model_commands(sub: Subparsers) -> None:
     near.set_defaults(run=_neighbors)
 
 
-def _tool_commands(sub: Subparsers) -> None:
-    """The SageMaker helpers (metric definitions, algorithm spec, hyperparameter table) and the
-    data preparation commands."""
+def _sagemaker_commands(sub: Subparsers) -> None:
+    """What a SageMaker user needs beside the image: metric definitions, the algorithm spec and
+    the hyperparameter table."""
     metrics = sub.add_parser("metric-definitions", help="print the MetricDefinitions for an Estimator")
     metrics.add_argument("--algorithm", required=True, choices=sorted(algorithms.MODULES))
     metrics.set_defaults(run=lambda a: print(json.dumps(specs.metric_definitions(a.algorithm), indent=2)) or 0)
@@ -147,6 +147,13 @@ def _tool_commands(sub: Subparsers) -> None:
     spec.add_argument("--name", help="AlgorithmName (default: sagetext-ALGORITHM)")
     spec.set_defaults(run=_algorithm_spec)
 
+    table = sub.add_parser("hyperparameters", help="print an algorithm's hyperparameters as a Markdown table")
+    table.add_argument("--algorithm", required=True, choices=sorted(algorithms.MODULES))
+    table.set_defaults(run=lambda a: print(hyperparameter_table(a.algorithm)) or 0)
+
+
+def _data_commands(sub: Subparsers) -> None:
+    """Data and model file tools: the Seq2Seq and NTM preparation commands and quantize."""
     prepare = sub.add_parser("seq2seq-prepare", help="parallel text -> train.rec, val.rec and vocab JSON "
                              "(SageMaker's create_vocab_proto.py)")
     _seq2seq_prepare().add_arguments(prepare)
@@ -157,8 +164,6 @@ def _tool_commands(sub: Subparsers) -> None:
     _ntm_prepare().add_arguments(ntm)
     ntm.set_defaults(run=lambda a: run_preparation("ntm-prepare", _ntm_prepare().run, a))
 
-
-def _quantize_command(sub: Subparsers) -> None:
     quantize = sub.add_parser("quantize", help="compress a BlazingText supervised model.bin into fastText's .ftz "
                               "(what `fasttext quantize` does)")
     quantize.add_argument("--model-dir", type=Path, required=True, help="the folder holding model.bin")
@@ -175,10 +180,6 @@ def _quantize_command(sub: Subparsers) -> None:
     quantize.add_argument("--learning-rate", type=float, default=0.05,
                           help="with --retrain: the starting rate (fastText's default 0.05)")
     quantize.set_defaults(run=_quantize)
-
-    table = sub.add_parser("hyperparameters", help="print an algorithm's hyperparameters as a Markdown table")
-    table.add_argument("--algorithm", required=True, choices=sorted(algorithms.MODULES))
-    table.set_defaults(run=lambda a: print(hyperparameter_table(a.algorithm)) or 0)
 
 
 def _quantize(args: argparse.Namespace) -> int:

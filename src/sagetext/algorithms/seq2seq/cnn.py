@@ -60,15 +60,16 @@ class ConvolutionBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Every position at once, as one matrix product over the windows (the convolution's
         weights, read as ``step`` reads them)."""
-        width = self.conv.kernel_size[0]
         padded = functional.pad(self.dropout(x), (0, 0, self.pad_before, self.pad_after))
-        windows = padded.unfold(1, width, 1).reshape(x.size(0), x.size(1), -1)  # (B, T, H * width)
-        return self._activate(functional.linear(windows, self.conv.weight.flatten(1), self.conv.bias))
+        return self._convolve(padded.unfold(1, self.conv.kernel_size[0], 1))  # windows (B, T, H, width)
 
     def step(self, window: torch.Tensor) -> torch.Tensor:
         """The output at the last position of a causal window (B, width, H) → (B, H)."""
-        flat = self.dropout(window).transpose(1, 2).reshape(window.size(0), -1)
-        return self._activate(functional.linear(flat, self.conv.weight.flatten(1), self.conv.bias))
+        return self._convolve(self.dropout(window).transpose(1, 2))
+
+    def _convolve(self, windows: torch.Tensor) -> torch.Tensor:
+        """Windows (..., H, width) → the activated convolution output (..., H) at each."""
+        return self._activate(functional.linear(windows.flatten(-2), self.conv.weight.flatten(1), self.conv.bias))
 
     def _activate(self, x: torch.Tensor) -> torch.Tensor:
         return functional.glu(x, dim=-1) if self.activation == "glu" else ACTIVATIONS[self.activation](x)
