@@ -8,12 +8,16 @@ positions, ``transformer_model_size`` / ``_attention_heads`` / ``_feed_forward_n
 the encoder states to every decoder layer's cross-attention keys and values once, and a step
 computes only the new position, each decoder layer keeping the self-attention keys and values of
 the earlier positions (exact, since attention is causal). Attention runs in torch's fused
-``scaled_dot_product_attention``, except for the one matrix a step returns: the last decoder
-layer's cross-attention, averaged over heads.
+``scaled_dot_product_attention``, except for the one matrix a step returns (the last decoder
+layer's cross-attention, averaged over heads) and in training on CPU, where ``attend`` computes
+it to draw its dropout mask with ``dropout.py``'s cheaper generator, as every dropout here does.
+The layers keep the parameter names of torch's ``nn.MultiheadAttention`` and
+``nn.TransformerEncoderLayer``, which earlier versions used, so model files are unchanged.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import cast
 
@@ -22,6 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from sagetext.algorithms.seq2seq.config import ModelConfig
+from sagetext.algorithms.seq2seq.dropout import Dropout, dropout
 from sagetext.algorithms.seq2seq.model import source_as_read
 from sagetext.algorithms.seq2seq.vocab import PAD_ID
 
@@ -60,15 +65,70 @@ def project(attention: nn.MultiheadAttention, x: torch.Tensor, first: int, count
     return [split_heads(part, attention.num_heads) for part in projected.split(size, dim=-1)]
 
 
+def attend(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, dropout_p: float,
+           mask: torch.Tensor | None = None, causal: bool = False) -> torch.Tensor:
+    """softmax(q·kᵀ / √d) v over heads (B, heads, T, D / heads), where ``mask`` (broadcast to
+    (B, heads, T, S)) is True, or causally; ``dropout_p`` > 0 only in training. torch's fused
+    attention runs it, except when training on CPU with dropout, where torch would compute the
+    same products and softmax and draw the dropout mask the slow way: this draws it with
+    ``dropout.dropout``."""
+    if dropout_p == 0.0 or query.device.type != "cpu":
+        return F.scaled_dot_product_attention(query, keys, values, attn_mask=mask, dropout_p=dropout_p,
+                                              is_causal=causal)
+    scores = (query @ keys.transpose(-2, -1)) * query.size(-1) ** -0.5
+    if causal:
+        scores = scores.masked_fill(torch.ones(scores.shape[-2:], dtype=torch.bool).triu(1), float("-inf"))
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return dropout(torch.softmax(scores, dim=-1), dropout_p, True) @ values
+
+
+class EncoderLayer(nn.Module):
+    """A pre-norm encoder layer, named and initialised as torch's
+    ``nn.TransformerEncoderLayer(norm_first=True)`` (so model files are unchanged), attending
+    through ``attend``: x + self-attention(norm1(x)), then + feed-forward(norm2(x))."""
+
+    def __init__(self, size: int, heads: int, feed_forward: int, dropout_p: float) -> None:
+        super().__init__()
+        self.self_attn = nn.MultiheadAttention(size, heads, dropout=dropout_p, batch_first=True)
+        self.linear1 = nn.Linear(size, feed_forward)
+        self.dropout = Dropout(dropout_p)
+        self.linear2 = nn.Linear(feed_forward, size)
+        self.norm1, self.norm2 = nn.LayerNorm(size), nn.LayerNorm(size)
+        self.dropout1, self.dropout2 = Dropout(dropout_p), Dropout(dropout_p)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x (B, S, D); ``mask`` (B, 1, 1, S) True at real source positions."""
+        query, keys, values = project(self.self_attn, self.norm1(x), 0, count=3)
+        attended = attend(query, keys, values, self.self_attn.dropout if self.training else 0.0, mask=mask)
+        x = x + self.dropout1(self.self_attn.out_proj(merge_heads(attended)))
+        hidden = self.dropout(F.relu(self.linear1(self.norm2(x))))
+        return x + self.dropout2(self.linear2(hidden))
+
+
+class Encoder(nn.Module):
+    """``num_layers_encoder`` copies of one ``EncoderLayer`` (copies of the same initial weights,
+    as ``nn.TransformerEncoder`` makes them, before the model's own initialisation)."""
+
+    def __init__(self, layer: EncoderLayer, count: int) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList([copy.deepcopy(layer) for _ in range(count)])
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x, mask)
+        return x
+
+
 class DecoderLayer(nn.Module):
-    def __init__(self, size: int, heads: int, feed_forward: int, dropout: float) -> None:
+    def __init__(self, size: int, heads: int, feed_forward: int, dropout_p: float) -> None:
         super().__init__()
         self.norm_self, self.norm_cross, self.norm_ff = nn.LayerNorm(size), nn.LayerNorm(size), nn.LayerNorm(size)
-        self.self_attention = nn.MultiheadAttention(size, heads, dropout=dropout, batch_first=True)
-        self.cross_attention = nn.MultiheadAttention(size, heads, dropout=dropout, batch_first=True)
-        self.feed_forward = nn.Sequential(nn.Linear(size, feed_forward), nn.ReLU(), nn.Dropout(dropout),
+        self.self_attention = nn.MultiheadAttention(size, heads, dropout=dropout_p, batch_first=True)
+        self.cross_attention = nn.MultiheadAttention(size, heads, dropout=dropout_p, batch_first=True)
+        self.feed_forward = nn.Sequential(nn.Linear(size, feed_forward), nn.ReLU(), Dropout(dropout_p),
                                           nn.Linear(feed_forward, size))
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout_p)
 
     def memory_keys(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The cross-attention keys and values (B, heads, S, D / heads) of the encoder states."""
@@ -83,13 +143,12 @@ class DecoderLayer(nn.Module):
         ``memory_mask`` (B, 1, 1, S) is True at real source positions. Without ``cache`` the T
         positions attend causally among themselves (teacher forcing); with the keys and values of
         the t earlier positions, x holds only new position(s), which see all of them."""
-        dropout = self.self_attention.dropout if self.training else 0.0
+        dropout_p = self.self_attention.dropout if self.training else 0.0
         h = self.norm_self(x)
         query, keys, values = project(self.self_attention, h, 0, count=3)
         if cache is not None:
             keys, values = torch.cat([cache[0], keys], dim=2), torch.cat([cache[1], values], dim=2)
-        attended = F.scaled_dot_product_attention(query, keys, values, dropout_p=dropout,
-                                                  is_causal=cache is None and x.size(1) > 1)
+        attended = attend(query, keys, values, dropout_p, causal=cache is None and x.size(1) > 1)
         x = x + self.dropout(self.self_attention.out_proj(merge_heads(attended)))
         (query,) = project(self.cross_attention, self.norm_cross(x), 0)
         attention = None
@@ -97,9 +156,9 @@ class DecoderLayer(nn.Module):
             scores = (query @ memory_keys[0].transpose(-2, -1)) / math.sqrt(query.size(-1))
             probs = torch.softmax(scores.masked_fill(~memory_mask, float("-inf")), dim=-1)
             attention = probs.mean(dim=1)
-            attended = F.dropout(probs, dropout, self.training) @ memory_keys[1]
+            attended = dropout(probs, dropout_p, self.training) @ memory_keys[1]
         else:
-            attended = F.scaled_dot_product_attention(query, *memory_keys, attn_mask=memory_mask, dropout_p=dropout)
+            attended = attend(query, *memory_keys, dropout_p, mask=memory_mask)
         x = x + self.dropout(self.cross_attention.out_proj(merge_heads(attended)))
         return x + self.dropout(self.feed_forward(self.norm_ff(x))), attention, (keys, values)
 
@@ -112,11 +171,10 @@ class TransformerModel(nn.Module):
         self.scale = math.sqrt(size)
         self.source_embed = nn.Embedding(config.source_vocab_size, size, padding_idx=PAD_ID)
         self.target_embed = nn.Embedding(config.target_vocab_size, size, padding_idx=PAD_ID)
-        self.dropout = nn.Dropout(config.transformer_dropout)
-        layer = nn.TransformerEncoderLayer(size, config.transformer_attention_heads,
-                                           config.transformer_feed_forward_num_hidden,
-                                           config.transformer_dropout, batch_first=True, norm_first=True)
-        self.encoder = nn.TransformerEncoder(layer, config.num_layers_encoder, enable_nested_tensor=False)
+        self.dropout = Dropout(config.transformer_dropout)
+        layer = EncoderLayer(size, config.transformer_attention_heads, config.transformer_feed_forward_num_hidden,
+                             config.transformer_dropout)
+        self.encoder = Encoder(layer, config.num_layers_encoder)
         self.encoder_norm = nn.LayerNorm(size)
         self.decoder = nn.ModuleList([
             DecoderLayer(size, config.transformer_attention_heads, config.transformer_feed_forward_num_hidden,
@@ -142,8 +200,7 @@ class TransformerModel(nn.Module):
         these per hypothesis, not the encoder states themselves)."""
         source, length = source_as_read(self.config, source, length)
         mask = torch.arange(source.size(1), device=source.device).unsqueeze(0) < length.unsqueeze(1)
-        memory = self.encoder_norm(self.encoder(self._embed(self.source_embed, source),
-                                                src_key_padding_mask=~mask))
+        memory = self.encoder_norm(self.encoder(self._embed(self.source_embed, source), mask[:, None, None, :]))
         encoded = {"mask": mask}
         for i, layer in enumerate(self.decoder):
             encoded[f"cross_keys{i}"], encoded[f"cross_values{i}"] = cast(DecoderLayer, layer).memory_keys(memory)
