@@ -1,7 +1,7 @@
 """``sagetext``: run the containers' jobs from a shell, outside SageMaker.
 
-``sagetext train`` lays out a temporary contract root (the /opt/ml of a container) from
-command-line arguments and runs exactly what the image's ``train`` runs; ``sagetext serve``
+``sagetext train`` runs exactly what the image's ``train`` runs, in a temporary contract root
+(the /opt/ml of a container) laid out from its arguments (``local_training``); ``sagetext serve``
 starts the same server as the image's ``serve``. Outside SageMaker, channels may be
 ``s3://`` prefixes and the model may go to S3 as ``model.tar.gz`` (see ``sagetext.s3``), and
 ``serve --model-data`` serves a ``model.tar.gz`` from a file or S3. ``sagetext predict``
@@ -11,22 +11,16 @@ and ``sagetext test`` answer and score a file with a trained model (``model_comm
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from sagetext import __version__, algorithms, model_archive, model_commands, s3, specs
-from sagetext.contract.metrics import configure_logging
-from sagetext.contract.paths import Paths
-from sagetext.contract.settings import Settings
+from sagetext import __version__, algorithms, local_training, model_commands, s3, specs
 from sagetext.errors import ClientError
 
 if TYPE_CHECKING:
@@ -285,68 +279,7 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
     return result
 
 
-def layout(root: Path, channels: dict[str, Path], hyperparameters: dict[str, str],
-           model_dir: Path, checkpoint_dir: Path | None = None, tensorboard_dir: Path | None = None) -> Paths:
-    """Write a contract root under ``root`` like SageMaker's /opt/ml for these inputs."""
-    paths = Paths(root)
-    paths.config_dir.mkdir(parents=True, exist_ok=True)
-    paths.hyperparameters_file.write_text(json.dumps(hyperparameters, indent=2))
-    paths.inputdataconfig_file.write_text(json.dumps(
-        {name: {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated",
-                "RecordWrapperType": "None"} for name in channels}, indent=2))
-    for name, source in channels.items():
-        target = paths.channel_dir(name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            target.symlink_to(source.resolve(), target_is_directory=True)
-        else:
-            target.mkdir()
-            (target / source.name).symlink_to(source.resolve())
-    model_dir.mkdir(parents=True, exist_ok=True)
-    paths.model_dir.symlink_to(model_dir.resolve(), target_is_directory=True)
-    if checkpoint_dir is not None:
-        paths.checkpointconfig_file.write_text(json.dumps({"LocalPath": str(checkpoint_dir.resolve())}))
-    if tensorboard_dir is not None:
-        paths.tensorboard_config_file.write_text(json.dumps({"LocalPath": str(tensorboard_dir.resolve())}))
-    return paths
-
-
-class _UserPaths(logging.Filter):
-    """Log records with the temporary contract root's paths replaced by the user's own (the
-    files and folders given to ``sagetext train``), so messages name what the user knows."""
-
-    def __init__(self, replacements: dict[str, str]) -> None:
-        super().__init__()
-        self.replacements = sorted(replacements.items(), key=lambda item: -len(item[0]))  # longest first
-
-    def rewrite(self, text: str) -> str:
-        for temporary, own in self.replacements:
-            text = text.replace(temporary, own)
-        return text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        rewritten = self.rewrite(message)
-        if rewritten != message:
-            record.msg, record.args = rewritten, ()
-        return True
-
-
-def _user_paths(paths: Paths, channels: dict[str, Path], model_dir: Path) -> _UserPaths:
-    replacements = {str(paths.model_dir): str(model_dir)}
-    for name, source in channels.items():
-        folder = paths.channel_dir(name)
-        if source.is_dir():
-            replacements[str(folder)] = str(source)
-        else:
-            replacements[str(folder / source.name)] = str(source)
-            replacements[str(folder)] = str(source.parent)
-    return _UserPaths(replacements)
-
-
 def _train(args: argparse.Namespace) -> int:
-    from sagetext import training
-
     if args.model_dir is None and args.output is None and args.output_dir is None:
         raise SystemExit("sagetext train: give --model-dir, --output s3://BUCKET/PREFIX or --output-dir DIR")
     if args.output is not None and not s3.is_s3_uri(args.output):
@@ -358,7 +291,6 @@ def _train(args: argparse.Namespace) -> int:
     for name, value in sources.items():
         if not s3.is_s3_uri(value) and not Path(value).exists():
             raise SystemExit(f"sagetext: channel {name}: {value} does not exist")
-    hyperparameters = _pairs(args.hyperparameter, "--hyperparameter")
     if args.tensorboard is not None:
         from sagetext.contract import tensorboard
 
@@ -366,59 +298,16 @@ def _train(args: argparse.Namespace) -> int:
             raise SystemExit(f"sagetext train: --tensorboard needs the tensorboard package "
                              f"({tensorboard.INSTALL_HINT})")
     job_name = args.job_name or f"sagetext-{args.algorithm}-{time.strftime('%Y-%m-%d-%H-%M-%S', time.gmtime())}"
-    store = s3.S3(args.s3_endpoint_url)
-    root = Path(tempfile.mkdtemp(prefix="sagetext-job-"))
+    job = local_training.LocalJob(
+        algorithm=args.algorithm, job_name=job_name, channels=sources,
+        hyperparameters=_pairs(args.hyperparameter, "--hyperparameter"), model_dir=args.model_dir,
+        output=args.output, output_dir=args.output_dir, s3_endpoint_url=args.s3_endpoint_url,
+        checkpoint_dir=args.checkpoint_dir, tensorboard_dir=args.tensorboard, workers=args.workers)
     try:
-        channels = {name: _channel_source(store, name, value, root) for name, value in sources.items()}
-        model_dir = args.model_dir if args.model_dir is not None else root / "model-files"
-        paths = layout(root, channels, hyperparameters, model_dir, args.checkpoint_dir, args.tensorboard)
-        settings = dataclasses.replace(Settings.from_env(), algorithm=args.algorithm, job_name=job_name)
-        if args.workers is not None:
-            settings = dataclasses.replace(settings, cpu_workers=args.workers)
-        user_paths = _user_paths(paths, channels, model_dir)
-        configure_logging()
-        handlers = [h for h in logging.getLogger("sagetext").handlers if getattr(h, "_sagetext", False)]
-        for handler in handlers:  # training logs its failure once; it names the user's paths
-            handler.addFilter(user_paths)
-        try:
-            code = training.main(paths, settings)
-        finally:
-            for handler in handlers:
-                handler.removeFilter(user_paths)
-        if code != 0:
-            return code
-        _save_model(store, model_dir, args.output, args.output_dir, job_name, root)
-        return 0
+        return local_training.run(job)
     except ClientError as exc:
         print(f"sagetext train: {exc.message}", file=sys.stderr)
         return 1
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def _channel_source(store: s3.S3, name: str, value: str, root: Path) -> Path:
-    """A local channel path as given, or an s3:// prefix downloaded under ``root``."""
-    if not s3.is_s3_uri(value):
-        return Path(value)
-    target = root / "s3-channels" / name
-    files = store.download_prefix(value, target)
-    print(f"sagetext: channel {name}: {len(files)} objects from {value}", file=sys.stderr)
-    return target
-
-
-def _save_model(store: s3.S3, model_dir: Path, output: str | None, output_dir: Path | None,
-                job_name: str, root: Path) -> None:
-    """model.tar.gz from ``model_dir`` into ``output_dir`` and/or to ``output``, as SageMaker
-    uploads it (``<output>/<job_name>/output/model.tar.gz``)."""
-    if output is None and output_dir is None:
-        return
-    archive = model_archive.pack(model_dir, (output_dir or root) / model_archive.ARCHIVE_NAME)
-    if output_dir is not None:
-        print(f"sagetext: wrote {archive}", file=sys.stderr)
-    if output is not None:
-        uri = str(s3.S3Uri.parse(output).join(job_name, "output", model_archive.ARCHIVE_NAME))
-        store.upload_file(archive, uri)
-        print(f"sagetext: uploaded {uri}", file=sys.stderr)
 
 
 def _predict(args: argparse.Namespace) -> int:
