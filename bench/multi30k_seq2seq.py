@@ -42,6 +42,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -101,25 +102,39 @@ def tokenise(line: str) -> str:
 
 
 def tokenised_files(work: Path) -> dict[str, Path]:
-    """``{split}.{lang}`` tokenised text in the work folder (made once)."""
+    """``{split}.{lang}`` tokenised text in the work folder (made once; each file appears whole)."""
     work.mkdir(parents=True, exist_ok=True)
     files = {}
     for split in ("train", "val", "test_2016_flickr"):
         for lang in ("en", "de"):
             path = work / f"{split}.{lang}"
-            if not path.exists():
+            if not path.exists():  # written aside and moved into place: another process may read it
                 with gzip.open(SHARED / f"{split}.{lang}.gz", "rt", encoding="utf-8") as f:
-                    path.write_text("".join(tokenise(line) + "\n" for line in f), encoding="utf-8")
+                    aside = path.with_name(f"{path.name}.{os.getpid()}")
+                    aside.write_text("".join(tokenise(line) + "\n" for line in f), encoding="utf-8")
+                os.replace(aside, path)
             files[f"{split}.{lang}"] = path
     return files
 
 
 def prepared(files: dict[str, Path], work: Path, source: str, target: str) -> Path:
+    """The RecordIO channels and vocabularies of one direction, prepared once per work folder.
+    They are written to a folder of their own and renamed into place, so two benchmarks started
+    at once on a fresh work folder (``sockeye_side_by_side.py --systems``) never read or write a
+    half-prepared one: the first rename wins, the other copy is removed."""
     out = work / f"prepared.{source}-{target}"
-    if not (out / "val.rec").exists():
-        prepare.main(["-ts", str(files[f"train.{source}"]), "-tt", str(files[f"train.{target}"]),
-                      "-vs", str(files[f"val.{source}"]), "-vt", str(files[f"val.{target}"]),
-                      "--word-min-count-source", "2", "--word-min-count-target", "2", "--output-dir", str(out)])
+    if (out / "val.rec").exists():
+        return out
+    staging = Path(tempfile.mkdtemp(prefix=f"{out.name}.", dir=work))
+    prepare.main(["-ts", str(files[f"train.{source}"]), "-tt", str(files[f"train.{target}"]),
+                  "-vs", str(files[f"val.{source}"]), "-vt", str(files[f"val.{target}"]),
+                  "--word-min-count-source", "2", "--word-min-count-target", "2", "--output-dir", str(staging)])
+    try:
+        staging.rename(out)
+    except OSError:  # another process renamed its copy into place first, or an old one is half-written
+        shutil.rmtree(staging)
+        if not (out / "val.rec").exists():
+            raise SystemExit(f"{out} is half-prepared (no val.rec): remove it and run again") from None
     return out
 
 

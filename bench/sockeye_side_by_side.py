@@ -39,8 +39,8 @@ same way (``OMP_NUM_THREADS``, ``--use-cpu``).
 
 ``--systems`` runs one side only: two processes, ``--systems sagetext`` and ``--systems sockeye``
 with ``--threads 1`` and a ``--results`` each, train both at once on a 2-core machine, one core
-each (prepare the work folder first, e.g. with one ``--quick`` run, so that they do not both
-write it).
+each; they may start together on a fresh work folder (each prepares the data aside and moves it
+into place).
 
 Writes bench/results/sockeye_side_by_side.json and prints a table last.
 """
