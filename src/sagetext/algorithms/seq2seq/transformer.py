@@ -75,12 +75,20 @@ def attend(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, dropou
     if dropout_p == 0.0 or query.device.type != "cpu":
         return F.scaled_dot_product_attention(query, keys, values, attn_mask=mask, dropout_p=dropout_p,
                                               is_causal=causal)
-    scores = (query @ keys.transpose(-2, -1)) * query.size(-1) ** -0.5
+    return dropout(attention_weights(query, keys, mask, causal), dropout_p, True) @ values
+
+
+def attention_weights(query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor | None = None,
+                      causal: bool = False) -> torch.Tensor:
+    """softmax(q·kᵀ / √d) (B, heads, T, S), zero where ``mask`` is False or, if ``causal``, at
+    later positions."""
+    scores = (query @ keys.transpose(-2, -1)) / math.sqrt(query.size(-1))
     if causal:
-        scores = scores.masked_fill(torch.ones(scores.shape[-2:], dtype=torch.bool).triu(1), float("-inf"))
+        later = torch.ones(scores.shape[-2:], dtype=torch.bool, device=scores.device).triu(1)
+        scores = scores.masked_fill(later, float("-inf"))
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
-    return dropout(torch.softmax(scores, dim=-1), dropout_p, True) @ values
+    return torch.softmax(scores, dim=-1)
 
 
 class EncoderLayer(nn.Module):
@@ -153,8 +161,7 @@ class DecoderLayer(nn.Module):
         (query,) = project(self.cross_attention, self.norm_cross(x), 0)
         attention = None
         if weights:
-            scores = (query @ memory_keys[0].transpose(-2, -1)) / math.sqrt(query.size(-1))
-            probs = torch.softmax(scores.masked_fill(~memory_mask, float("-inf")), dim=-1)
+            probs = attention_weights(query, memory_keys[0], memory_mask)
             attention = probs.mean(dim=1)
             attended = dropout(probs, dropout_p, self.training) @ memory_keys[1]
         else:
