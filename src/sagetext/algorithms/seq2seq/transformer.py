@@ -188,14 +188,29 @@ class TransformerModel(nn.Module):
                          config.transformer_dropout) for _ in range(config.num_layers_decoder)])
         self.decoder_norm = nn.LayerNorm(size)
         self.output = nn.Linear(size, config.target_vocab_size)
-        for param in self.parameters():
-            if param.dim() >= 2:
-                nn.init.xavier_uniform_(param)
+        self._initialise()
+
+    def _initialise(self) -> None:
+        """Sockeye 3's initialisation: every weight matrix Glorot-uniform, every bias zero (layer
+        norms at one and zero), embeddings uniform in ±0.07 (the padding row zero). The
+        cross-attention's query projection and its key-value projection are two matrices there
+        (the query reads the decoder, keys and values the encoder), each with its own fan."""
         with torch.no_grad():
-            self.source_embed.weight.normal_(0, size ** -0.5)
-            self.target_embed.weight.normal_(0, size ** -0.5)
-            self.source_embed.weight[PAD_ID].zero_()
-            self.target_embed.weight[PAD_ID].zero_()
+            for module in self.modules():
+                if isinstance(module, nn.Embedding):
+                    module.weight.uniform_(-0.07, 0.07)
+                    module.weight[PAD_ID].zero_()
+                    continue
+                for name, param in module.named_parameters(recurse=False):
+                    if name.endswith("bias"):
+                        param.zero_()
+                    elif param.dim() >= 2:
+                        nn.init.xavier_uniform_(param)
+            for layer in self.decoder:
+                query, keys_values = cast(DecoderLayer, layer).cross_attention.in_proj_weight.split(
+                    [self.config.transformer_model_size, 2 * self.config.transformer_model_size])
+                nn.init.xavier_uniform_(query)
+                nn.init.xavier_uniform_(keys_values)
 
     def _embed(self, table: nn.Embedding, ids: torch.Tensor, start: int = 0) -> torch.Tensor:
         table_positions = positions(start + ids.size(1), table.embedding_dim, ids.device)[start:]
