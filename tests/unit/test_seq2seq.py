@@ -219,6 +219,27 @@ def test_weights_follow_xavier_magnitude_and_fan() -> None:
     assert float(model.hidden.bias.detach().abs().max()) == 0.0
 
 
+
+def test_transformer_starts_as_sockeye_3_does() -> None:
+    """Glorot-uniform matrices (the cross-attention's query and key-value projections each with
+    its own fan), zero biases, embeddings in ±0.07 with a zero padding row."""
+    torch.manual_seed(0)
+    model = build_model(cfg.model_config(view(hyperparameters({**TINY_TRANSFORMER, "transformer_model_size": "128"})),
+                                         500, 600))
+    biases = [name for name, p in model.named_parameters() if name.endswith("bias") and "norm" not in name]
+    assert biases and all(float(model.get_parameter(name).abs().max()) == 0.0 for name in biases)
+    for table in (model.source_embed.weight, model.target_embed.weight):
+        assert 0.069 < float(table.abs().max()) <= 0.07 and float(table[0].abs().max()) == 0.0
+
+    def near_glorot(weight: torch.Tensor) -> bool:
+        bound = (6 / sum(weight.shape)) ** 0.5
+        return 0.98 * bound < float(weight.abs().max()) <= bound
+
+    cross = model.decoder[0].cross_attention.in_proj_weight.detach()  # (3 * 128, 128)
+    assert near_glorot(cross[:128]) and near_glorot(cross[128:])
+    assert near_glorot(model.decoder[0].self_attention.in_proj_weight.detach())
+    assert near_glorot(model.output.weight.detach()) and near_glorot(model.encoder.layers[0].linear1.weight.detach())
+
 # ---- checkpoints, resume, SIGTERM -----------------------------------------------------------------
 
 class _Killed(Exception):
