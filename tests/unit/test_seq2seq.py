@@ -332,6 +332,11 @@ def test_invalid_combinations(raw: dict[str, str], needle: str) -> None:
         hyperparameters({**TINY_RNN, **raw})
 
 
+def test_an_odd_rnn_num_hidden_is_refused_only_where_the_bidirectional_encoder_splits_it() -> None:
+    hp = hyperparameters({**TINY_RNN, "encoder_type": "cnn", "rnn_num_hidden": "63"})  # no ClientError
+    assert hp["rnn_num_hidden"] == 63
+
+
 def test_vocab_without_special_tokens_names_the_token(tmp_path: Path) -> None:
     path = tmp_path / "vocab.src.json"
     path.write_text('{"<pad>": 0, "<unk>": 1, "</s>": 2, "a": 3}')

@@ -119,7 +119,7 @@ COMBINATIONS = (("rnn", "rnn"), ("rnn", "cnn"), ("cnn", "rnn"), ("cnn", "cnn"), 
 def check(hp: Seq2SeqHyperparameters) -> None:
     """Rules the spec's ranges cannot express; one ClientError listing every problem."""
     errors = []
-    if hp.rnn_num_hidden % 2:
+    if hp.encoder_type == "rnn" and hp.rnn_num_hidden % 2:
         errors.append(f"rnn_num_hidden={hp.rnn_num_hidden}: expected an even number "
                       "(the bidirectional encoder splits it across its two directions)")
     if (hp.encoder_type, hp.decoder_type) not in COMBINATIONS:
