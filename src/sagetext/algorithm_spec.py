@@ -64,8 +64,9 @@ def request_body(algorithm: str, image: str, name: str | None = None) -> dict[st
 
 def hyperparameter(name: str, entry: Mapping[str, Any]) -> dict[str, Any]:
     """One HyperParameterSpecification from a configs/ entry."""
-    modes = entry.get("modes")
-    doc = entry.get("doc", "") + (f" Modes: {', '.join(modes)}." if modes else "")
+    modes, conditions = entry.get("modes"), entry.get("used_when")
+    doc = (entry.get("doc", "") + (f" Modes: {', '.join(modes)}." if modes else "")
+           + (f" Used only with {' or '.join(conditions)}." if conditions else ""))
     result: dict[str, Any] = {"Name": name, "Description": _text(doc), "Type": TYPES[entry["type"]],
                               "IsTunable": bool(entry.get("tunable")), "IsRequired": bool(entry.get("required"))}
     value_range = _range(entry)

@@ -248,12 +248,12 @@ def run_preparation(command: str, run: Callable[[argparse.Namespace], int], args
 
 def hyperparameter_table(algorithm: str) -> str:
     """The spec in configs/ as documentation: name, type, default, modes, meaning."""
-    rows = ["| name | type | default | modes | meaning |", "|---|---|---|---|---|"]
+    rows = ["| name | type | default | used in | meaning |", "|---|---|---|---|---|"]
     for name, entry in specs.load(algorithm)["hyperparameters"].items():
         default = "**required**" if entry.get("required") else f"`{entry.get('default', '')}`"
         kind = entry["type"] if entry["type"] != "enum" else " / ".join(entry["values"])
-        modes = ", ".join(entry.get("modes", ["all"]))
-        rows.append(f"| `{name}` | {kind} | {default} | {modes} | {entry.get('doc', '')} |")
+        used = ", ".join(entry.get("modes", [])) or " or ".join(entry.get("used_when", [])) or "all"
+        rows.append(f"| `{name}` | {kind} | {default} | {used} | {entry.get('doc', '')} |")
     return "\n".join(rows)
 
 

@@ -110,8 +110,8 @@ def _run_job(paths: Paths, settings: Settings | None, started: float, stop: "Sto
         job = load_job(paths, settings if settings is not None else Settings.from_env())
         log.info("Arguments: train (algorithm %s, hosts %s, current %s)", job.algorithm.name,
                  list(job.cluster.hosts), job.cluster.current_host)
-        for name in job.hyperparameters.unused:
-            log.warning("Hyperparameter %s is ignored in mode %s", name, job.hyperparameters.get("mode"))
+        for name, why in job.hyperparameters.unused.items():
+            log.warning("Hyperparameter %s is ignored: %s", name, why)
         nproc = workers_per_host(job.settings)
         if job.cluster.num_hosts * nproc == 1:
             code = run_worker(job, runtime.Runtime(device=runtime.choose_device(job.settings.device)), stop)

@@ -52,7 +52,48 @@ def test_missing_required_key_and_bad_enum() -> None:
 
 def test_keys_of_another_mode_are_accepted_but_listed_as_unused() -> None:
     hp = parse({"mode": "supervised", "window_size": "3"}, SPEC)
-    assert hp.unused == ("window_size",)
+    assert list(hp.unused) == ["window_size"]
+    assert hp.unused["window_size"] == "used only in mode cbow, skipgram, batch_skipgram (this job: mode=supervised)"
+
+
+SEQ2SEQ = Spec.load("seq2seq")
+ARCHITECTURE_SETTINGS = {"rnn_num_hidden": "64", "rnn_attention_type": "dot", "cnn_num_hidden": "64",
+                         "cnn_kernel_width_encoder": "3", "cnn_kernel_width_decoder": "3",
+                         "transformer_model_size": "64", "num_embed_source": "32", "weight_init_scale": "2"}
+
+
+@pytest.mark.parametrize("encoder,decoder,ignored", [
+    ("rnn", "rnn", ["cnn_kernel_width_decoder", "cnn_kernel_width_encoder", "cnn_num_hidden",
+                    "transformer_model_size"]),
+    ("cnn", "cnn", ["rnn_attention_type", "rnn_num_hidden", "transformer_model_size"]),
+    ("rnn", "cnn", ["cnn_kernel_width_encoder", "rnn_attention_type", "transformer_model_size"]),
+    ("cnn", "rnn", ["cnn_kernel_width_decoder", "transformer_model_size"]),
+    ("transformer", "transformer", ["cnn_kernel_width_decoder", "cnn_kernel_width_encoder", "cnn_num_hidden",
+                                    "num_embed_source", "rnn_attention_type", "rnn_num_hidden",
+                                    "weight_init_scale"]),
+])
+def test_seq2seq_settings_of_another_architecture_are_listed_as_unused(encoder: str, decoder: str,
+                                                                        ignored: list[str]) -> None:
+    hp = parse({"encoder_type": encoder, "decoder_type": decoder, **ARCHITECTURE_SETTINGS}, SEQ2SEQ)
+    assert list(hp.unused) == ignored
+    assert set(hp.unused) < hp.given  # only names the user set; defaults are never reported
+
+
+def test_an_unused_setting_says_which_architectures_read_it_and_what_this_job_has() -> None:
+    hp = parse({"encoder_type": "cnn", "decoder_type": "cnn", "rnn_attention_type": "dot"}, SEQ2SEQ)
+    assert hp.unused == {"rnn_attention_type": "used only with decoder_type=rnn (this job: decoder_type=cnn)"}
+    hp = parse({"encoder_type": "transformer", "decoder_type": "transformer", "rnn_num_hidden": "64"}, SEQ2SEQ)
+    assert hp.unused["rnn_num_hidden"] == ("used only with encoder_type=rnn or decoder_type=rnn "
+                                           "(this job: encoder_type=transformer, decoder_type=transformer)")
+
+
+@pytest.mark.parametrize("name", sorted(algorithms.MODULES))
+def test_every_used_when_condition_names_an_enum_and_one_of_its_values(name: str) -> None:
+    entries = specs.load(name)["hyperparameters"]
+    for key, entry in entries.items():
+        for condition in entry.get("used_when", []):
+            setting, _, value = condition.partition("=")
+            assert entries[setting]["type"] == "enum" and value in entries[setting]["values"], (key, condition)
 
 
 def test_int_lists_nan_and_integral_floats() -> None:

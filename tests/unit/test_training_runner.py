@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from pathlib import Path
@@ -67,6 +68,19 @@ def test_success_writes_success_file_and_gives_the_context(job, monkeypatch) -> 
     assert fake.seen.rank == 0 and fake.seen.world_size == 1 and fake.seen.device == "cpu"
     assert fake.seen.channel("train").mode == "File"
     assert not fake.seen.checkpoints.enabled
+
+
+def test_a_setting_the_job_ignores_is_logged_as_such(job, monkeypatch, caplog) -> None:
+    job.hyperparameters({"mode": "supervised", "window_size": "3"})
+    logger = logging.getLogger("sagetext")  # its own stdout handler does not propagate to caplog's
+    logger.addHandler(caplog.handler)
+    try:
+        code, _ = run(monkeypatch, "ok")
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert code == 0
+    assert ("Hyperparameter window_size is ignored: used only in mode cbow, skipgram, batch_skipgram "
+            "(this job: mode=supervised)") in caplog.text
 
 
 def test_client_error_and_internal_error_are_told_apart(job, monkeypatch) -> None:

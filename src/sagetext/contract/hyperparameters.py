@@ -20,7 +20,7 @@ import math
 import types
 import typing
 from collections.abc import Iterator, Mapping
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal, Optional, TypeVar, Union
 
 from sagetext import specs
@@ -46,7 +46,7 @@ class Hyperparameters(Mapping[str, Any]):
 
     parsed: Mapping[str, Any]
     given: frozenset[str] = frozenset()  # names the user set explicitly
-    unused: tuple[str, ...] = ()  # names the user set that the chosen mode ignores
+    unused: Mapping[str, str] = field(default_factory=dict)  # names the user set that this job ignores: why
     algorithm: str = ""
     may_differ_on_resume: frozenset[str] = frozenset()  # may change between a checkpoint and its resumption
 
@@ -107,11 +107,23 @@ def parse(raw: Mapping[str, Any], spec: Spec) -> Hyperparameters:
     if errors:
         accepted = f" Accepted names: {', '.join(sorted(spec.entries))}." if unknown else ""
         raise ClientError("Invalid hyperparameters: " + "; ".join(errors) + "." + accepted)
-    mode = values.get(spec.mode_key) if spec.mode_key else None
-    unused = tuple(sorted(k for k in given & spec.entries.keys()
-                          if mode is not None and mode not in spec.entries[k].get("modes", [mode])))
+    unused = {k: why for k in sorted(given & spec.entries.keys()) if (why := _why_unused(k, values, spec))}
     resumable = frozenset(k for k, entry in spec.entries.items() if entry.get("may_differ_on_resume"))
     return Hyperparameters(values, frozenset(given & spec.entries.keys()), unused, spec.algorithm, resumable)
+
+
+def _why_unused(name: str, values: Mapping[str, Any], spec: Spec) -> str | None:
+    """Why this job ignores ``name`` (None when it reads it): the entry's ``modes`` leave out the
+    job's mode, or none of its ``used_when`` conditions (``"encoder_type=rnn"``) holds."""
+    entry = spec.entries[name]
+    mode = values.get(spec.mode_key) if spec.mode_key else None
+    if mode is not None and mode not in entry.get("modes", [mode]):
+        return f"used only in mode {', '.join(entry['modes'])} (this job: {spec.mode_key}={mode})"
+    conditions = [condition.split("=", 1) for condition in entry.get("used_when", [])]
+    if conditions and not any(str(values[key]) == value for key, value in conditions):
+        job = ", ".join(dict.fromkeys(f"{key}={values[key]}" for key, _ in conditions))
+        return f"used only with {' or '.join(entry['used_when'])} (this job: {job})"
+    return None
 
 
 _SCALARS: dict[str, type] = {"int": int, "float": float, "bool": bool, "str": str}
