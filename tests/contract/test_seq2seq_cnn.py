@@ -42,6 +42,8 @@ def test_cnn_trains_and_serves_through_the_executables(opt_ml: FakeOptMl, prepar
                                                        tmp_path: Path, run_train: RunTrain) -> None:
     log = train(opt_ml, prepared, CNN, run_train)
     assert "Seq2Seq cnn encoder, cnn decoder:" in log
+    assert ("Hyperparameter rnn_num_hidden is ignored: used only with encoder_type=rnn or decoder_type=rnn "
+            "(this job: encoder_type=cnn, decoder_type=cnn)") in log  # TINY's rnn settings, said not silent
     meta = json.loads((opt_ml.model / "config.json").read_text())
     assert (meta["model"]["encoder_type"], meta["model"]["decoder_type"]) == ("cnn", "cnn")
     port = free_port()
