@@ -247,7 +247,8 @@ def run_preparation(command: str, run: Callable[[argparse.Namespace], int], args
 
 
 def hyperparameter_table(algorithm: str) -> str:
-    """The spec in configs/ as documentation: name, type, default, modes, meaning."""
+    """The spec in configs/ as documentation: name, type, default, where it is read (modes or
+    used_when), meaning."""
     rows = ["| name | type | default | used in | meaning |", "|---|---|---|---|---|"]
     for name, entry in specs.load(algorithm)["hyperparameters"].items():
         default = "**required**" if entry.get("required") else f"`{entry.get('default', '')}`"
