@@ -368,7 +368,7 @@ def test_labeled_text_reader_on_arbitrary_bytes(tmp_path: Path, content_type: st
 
 def test_manifest_lines_that_broke_the_json_reader() -> None:
     """Regressions: json.loads raised RecursionError and ValueError (not JSONDecodeError) here."""
-    from sagetext.data.text import manifest_line
+    from sagetext.data.manifest import manifest_line
 
     assert manifest_line(b"[" * 100_000) is None  # nested too deep
     assert manifest_line(b'{"source": "x", "label": ' + b"7" * 5000 + b"}") is None  # > 4300 digits

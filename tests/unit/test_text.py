@@ -18,7 +18,8 @@ from sagemaker_training import recordio as sdk_recordio
 
 from sagetext.contract.channels import Channel
 from sagetext.contract.paths import Paths
-from sagetext.data.text import LabeledReader, line_owner, manifest_line, tokenize, tokenize_lines
+from sagetext.data.manifest import manifest_line
+from sagetext.data.text import LabeledReader, line_owner, tokenize, tokenize_lines
 from sagetext.errors import ClientError
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "blazingtext" / "train.txt"

@@ -7,15 +7,10 @@ or ``"label": [1, 3]``; each label ``x`` becomes the token ``__label__x``.
 
 In Pipe mode with ``RecordWrapperType: RecordIO`` a stream starts with RecordIO's magic
 number and is read record by record, in one of two shapes, told apart by the first record:
-
-- each record holds lines of a file (SageMaker wraps each S3 object as one record; a record
-  may also hold a single line): its lines are read as they would be from the file, in either
-  format;
-- each record holds one attribute value of an augmented-manifest line: SageMaker streams the
-  manifest's ``AttributeNames`` (``["source", "label"]``) in that order, each value as its own
-  record, so records come in pairs, source then label. A source record is the text (as it is,
-  or as a JSON string); a label record is a JSON value (``1``, ``"pos"``, ``[1, 3]``) or a bare
-  label token. Each pair is read as the manifest line ``{"source": ..., "label": ...}``.
+each record holds lines of a file (SageMaker wraps each S3 object as one record; a record may
+also hold a single line), read as they would be from the file, in either format; or each
+record holds one attribute value of an augmented-manifest line, paired back into manifest
+lines by ``data.manifest``, which also turns manifest lines into ``__label__`` lines.
 
 The readers work on blocks of whole lines kept as UTF-8 bytes, the way fastText reads its
 input, so that tokens and hashes match fastText byte for byte; a token is a span (start,
@@ -39,7 +34,7 @@ from typing import BinaryIO
 import numpy as np
 
 from sagetext.contract.channels import Channel
-from sagetext.data import media_types, recordio
+from sagetext.data import manifest, media_types, recordio
 from sagetext.errors import ClientError
 
 log = logging.getLogger(__name__)
@@ -188,7 +183,7 @@ class LabeledReader:
             for line_numbers, text in self._shard(chunks):
                 broken: set[int] = set()
                 if json_lines:
-                    text, broken = _manifest_to_lines(text)
+                    text, broken = manifest.manifest_to_lines(text)
                 block = self._usable(text, name, line_numbers, broken)
                 if block.num_lines:
                     yield block
@@ -204,7 +199,7 @@ class LabeledReader:
                 return iter(()), False
             records = itertools.chain([first_record], records)
             if not _holds_lines(first_record):
-                return _attribute_lines(records), True
+                return _in_blocks(manifest.attribute_lines(records), BLOCK_BYTES), True
             chunks = _record_lines(records)
         else:
             chunks = line_chunks(stream)
@@ -285,46 +280,6 @@ def line_owner(indices: np.ndarray, world_size: int) -> np.ndarray:
     return (x % np.uint64(world_size)).astype(np.int64)
 
 
-def _manifest_to_lines(text: bytes) -> tuple[bytes, set[int]]:
-    """Each JSON object as a ``__label__`` line; a broken one as a blank line, its index returned."""
-    out, broken = [], set()
-    for j, line in enumerate(text.split(b"\n")[:-1]):
-        converted = manifest_line(line) if line.strip() else b""
-        if converted is None:
-            broken.add(j)
-        out.append(converted or b"")
-    return b"\n".join(out) + b"\n", broken
-
-
-def manifest_line(line: bytes) -> bytes | None:
-    """``{"source": "...", "label": 1 | "x" | [1, 3]}`` as ``__label__1 ... source``; None if invalid."""
-    try:
-        record = json.loads(line)
-    except (ValueError, RecursionError):  # not JSON, not UTF-8, an integer of > 4300 digits, nested too deep
-        return None
-    if not isinstance(record, dict) or not isinstance(record.get("source"), str):
-        return None
-    labels = record.get("label")
-    labels = labels if isinstance(labels, list) else [labels]
-    names = [name for name in map(_label_name, labels) if name is not None]
-    if not names or len(names) != len(labels):
-        return None
-    tokens = " ".join(n if n.startswith("__label__") else "__label__" + n for n in names)
-    return (tokens + " " + record["source"].replace("\n", " ")).encode("utf-8")
-
-
-def _label_name(value: object) -> str | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, str) and value and not any(c.isspace() or c == "\0" for c in value):  # one fastText token
-        return value
-    return None
-
-
 def _payloads(stream: BinaryIO, name: str) -> Iterator[bytes]:
     """The payloads of a RecordIO-wrapped stream; broken framing is a ClientError naming it."""
     try:
@@ -354,20 +309,6 @@ def _record_lines(records: Iterable[bytes], size: int = BLOCK_BYTES) -> Iterator
     return _in_blocks((p if p.endswith(b"\n") else p + b"\n" for p in records), size)
 
 
-def _attribute_lines(records: Iterable[bytes], size: int = BLOCK_BYTES) -> Iterator[bytes]:
-    """Augmented-manifest attribute records, paired (source, label), as manifest JSON lines,
-    about ``size`` bytes at a time. A source left without a label (an odd count) gets a null
-    label, so that it is reported as a bad record."""
-    def lines() -> Iterator[bytes]:
-        pairs = iter(records)
-        for source in pairs:
-            label = next(pairs, None)
-            yield (b'{"source":' + _json_string(source) + b',"label":'
-                   + (b"null" if label is None else _json_value(label)) + b"}\n")
-
-    return _in_blocks(lines(), size)
-
-
 def _in_blocks(lines: Iterable[bytes], size: int) -> Iterator[bytes]:
     """``lines`` (each ending in a newline) joined into blocks of about ``size`` bytes."""
     pieces: list[bytes] = []
@@ -380,29 +321,6 @@ def _in_blocks(lines: Iterable[bytes], size: int) -> Iterator[bytes]:
             pieces, held = [], 0
     if pieces:
         yield b"".join(pieces)
-
-
-def _json_string(value: bytes) -> bytes:
-    """A source attribute as a JSON string: as sent when it is one, else its text encoded."""
-    text = value.strip()
-    if text.startswith(b'"'):
-        try:
-            if isinstance(json.loads(text), str):
-                return text
-        except (ValueError, RecursionError):
-            pass
-    return json.dumps(value.decode("utf-8", errors="replace")).encode("utf-8")
-
-
-def _json_value(value: bytes) -> bytes:
-    """A label attribute as JSON: as sent when it is JSON (``1``, ``"pos"``, ``[1, 3]``), else
-    its text as a JSON string (a bare token such as ``pos``)."""
-    text = value.strip()
-    try:
-        json.loads(text)
-    except (ValueError, RecursionError):
-        return json.dumps(text.decode("utf-8", errors="replace")).encode("utf-8")
-    return text.replace(b"\n", b" ").replace(b"\r", b" ")
 
 
 def line_chunks(stream: BinaryIO, size: int = BLOCK_BYTES) -> Iterator[bytes]:
