@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from sagetext import algorithms
-from sagetext.algorithms.seq2seq import trainer as seq2seq_trainer
+from sagetext.algorithms.seq2seq import validation as seq2seq_validation
 from sagetext.contract.hyperparameters import Spec, parse
 from tests.unit.conftest import Recording
 from tests.unit.test_seq2seq import (
@@ -65,8 +65,8 @@ def test_every_value_aws_documents_is_accepted(algorithm: str) -> None:
 
 def test_bleu_is_reported_on_sockeyes_0_to_1_scale() -> None:
     sentences = ["a man rides a bike .", "two dogs play in the snow ."]
-    assert seq2seq_trainer.corpus_bleu(sentences, sentences, "none") == pytest.approx(1.0)
-    half = seq2seq_trainer.corpus_bleu(["a man rides a horse .", "two dogs play in the snow ."], sentences, "none")
+    assert seq2seq_validation.corpus_bleu(sentences, sentences, "none") == pytest.approx(1.0)
+    half = seq2seq_validation.corpus_bleu(["a man rides a horse .", "two dogs play in the snow ."], sentences, "none")
     assert 0.5 < half < 1.0
 
 

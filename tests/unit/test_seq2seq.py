@@ -27,7 +27,8 @@ from sagetext.algorithms.seq2seq import vocab as vocabulary
 from sagetext.algorithms.seq2seq.beam import beam_search
 from sagetext.algorithms.seq2seq.hyperparameters import Seq2SeqHyperparameters
 from sagetext.algorithms.seq2seq.model import build_model, with_source_eos
-from sagetext.algorithms.seq2seq.trainer import Inputs, Trainer, translate_pairs, write_model
+from sagetext.algorithms.seq2seq.trainer import Inputs, Trainer, write_model
+from sagetext.algorithms.seq2seq.validation import translate_pairs
 from sagetext.contract.channels import Channel
 from sagetext.contract.checkpoints import Checkpoints
 from sagetext.contract.context import TrainingStopped

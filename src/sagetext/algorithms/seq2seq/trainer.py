@@ -25,22 +25,27 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import sacrebleu
 import torch
 from torch import nn
 
 from sagetext.algorithms.seq2seq import artifacts
 from sagetext.algorithms.seq2seq.beam import beam_search
 from sagetext.algorithms.seq2seq.config import DataConfig, ModelConfig, TrainerConfig
-from sagetext.algorithms.seq2seq.data import Batch, BatchPlan, Pair, lengths, make_batch, sequential_batches
+from sagetext.algorithms.seq2seq.data import Batch, BatchPlan, Pair, make_batch
 from sagetext.algorithms.seq2seq.model import build_model
-from sagetext.algorithms.seq2seq.vocab import PAD_ID, Vocab
+from sagetext.algorithms.seq2seq.validation import (
+    autocast,
+    corpus_bleu,
+    perplexity_and_accuracy,
+    scored_logits,
+    translate_pairs,
+)
+from sagetext.algorithms.seq2seq.vocab import Vocab
 from sagetext.contract.checkpoints import Checkpoints, Position, generator_state, restore_generator_state
 from sagetext.contract.context import TrainingStopped
 from sagetext.contract.metrics import MetricLogger
@@ -165,7 +170,7 @@ class Trainer:
         """One optimizer step on one batch; returns (summed loss, correct tokens, tokens)."""
         batch = batch.to(self.device)
         self.network.train()
-        logits, target = _scored_logits(self.network, batch, self.device)
+        logits, target = scored_logits(self.network, batch, self.device)
         loss_sum = nn.functional.cross_entropy(logits, target, reduction="sum",
                                                label_smoothing=self.config.label_smoothing)
         tokens = len(target)
@@ -234,17 +239,9 @@ class Trainer:
                      state.bad_checkpoints)
             state.done = True
 
-    @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         """Validation perplexity and accuracy, and BLEU when asked for."""
-        self.model.eval()
-        loss_sum, correct, tokens = 0.0, 0, 0
-        for batch in sequential_batches(self.inputs.validation, 64):
-            logits, target = _scored_logits(self.model, batch.to(self.device), self.device)
-            loss_sum += float(nn.functional.cross_entropy(logits, target, reduction="sum"))
-            correct += int((logits.argmax(-1) == target).sum())
-            tokens += len(target)
-        metrics = {"perplexity": math.exp(min(loss_sum / tokens, 100.0)), "accuracy": correct / tokens}
+        metrics = perplexity_and_accuracy(self.model, self.inputs.validation, self.device)
         sample = self.config.bleu_sample_size
         if sample != 0 or self.config.optimized_metric == "bleu":
             pairs = self.inputs.validation if sample <= 0 else self.inputs.validation[:sample]
@@ -270,7 +267,7 @@ class Trainer:
         batch = make_batch(pairs, list(range(len(pairs)))).to(self.device)
         self.model.eval()
         limit = min(self.model_config.max_seq_len_target, 2 * int(batch.source_length.max()) + 10)
-        with _autocast(self.device):
+        with autocast(self.device):
             found = beam_search(self.model, batch.source, batch.source_length, self.config.beam_size, limit)
         source_vocab, target_vocab = self.inputs.source_vocab, self.inputs.target_vocab
         for i, ((source, _), hypothesis) in enumerate(zip(pairs, found)):
@@ -311,39 +308,6 @@ class Trainer:
             raise TrainingStopped()
 
 
-def corpus_bleu(hypotheses: list[str], references: list[str], tokenize: str) -> float:
-    """Corpus BLEU on Sockeye 1.x's scale, 0 to 1 (sacreBLEU's 0-100 score / 100): the scale of
-    ``validation:bleu`` in SageMaker's Sockeye-based Seq2Seq, so that tuning ranges and
-    thresholds carry over."""
-    return float(sacrebleu.corpus_bleu(hypotheses, [references], tokenize=tokenize, force=True).score) / 100.0
-
-
-def translate_pairs(model: nn.Module, pairs: Sequence[Pair], beam_size: int, max_len: int, device: str,
-                    batch_size: int = 64) -> list[list[int]]:
-    """Beam-search outputs (ids without </s>) for the sources of ``pairs``, in order."""
-    model.eval()
-    order = np.argsort(lengths(pairs)[0], kind="stable").tolist()
-    outputs: list[list[int]] = [[] for _ in pairs]
-    for start in range(0, len(order), batch_size):
-        chosen = order[start:start + batch_size]
-        batch = make_batch(pairs, chosen).to(device)
-        limit = min(max_len, 2 * int(batch.source_length.max()) + 10)
-        with _autocast(device):
-            for index, hypothesis in zip(chosen, beam_search(model, batch.source, batch.source_length,
-                                                             beam_size, limit)):
-                outputs[index] = hypothesis.tokens
-    return outputs
-
-
-def _scored_logits(network: nn.Module, batch: Batch, device: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Teacher-forced logits (N, V) and targets (N,) of the batch's N real target positions: the
-    output layer and the loss skip the padding."""
-    scored = batch.target_output != PAD_ID
-    with _autocast(device):
-        logits = network(batch.source, batch.source_length, batch.target_input, scored).float()
-    return logits, batch.target_output[scored]
-
-
 def _optimizer(model: nn.Module, config: TrainerConfig) -> torch.optim.Optimizer:
     """SageMaker's optimizer_type; Adam and SGD in torch's fused form (one pass over each
     parameter's memory per update, on CPU as on GPU: the same rule in fewer, faster kernels)."""
@@ -353,12 +317,6 @@ def _optimizer(model: nn.Module, config: TrainerConfig) -> torch.optim.Optimizer
     if config.optimizer_type == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, weight_decay=decay)
     return torch.optim.Adam(params, lr=lr, weight_decay=decay, fused=True)
-
-
-def _autocast(device: str) -> Any:
-    if device.startswith("cuda"):
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
 
 
 class _Progress:
