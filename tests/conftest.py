@@ -39,7 +39,8 @@ class FakeOptMl:
     def hyperparameters(self, values: dict[str, str]) -> None:
         self._config("hyperparameters.json", values)
 
-    def channel(self, name: str, files: dict[str, str | bytes], mode: str = "File") -> Path:
+    def channel(self, name: str, files: dict[str, str | bytes], mode: str = "File",
+                distribution: str = "FullyReplicated", content_type: str = "text/plain") -> Path:
         folder = self.root / "input" / "data" / name
         folder.mkdir(parents=True, exist_ok=True)
         for file_name, content in files.items():
@@ -47,8 +48,8 @@ class FakeOptMl:
             path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
         config_file = self.root / "input" / "config" / "inputdataconfig.json"
         config = json.loads(config_file.read_text()) if config_file.exists() else {}
-        config[name] = {"TrainingInputMode": mode, "S3DistributionType": "FullyReplicated",
-                        "RecordWrapperType": "None", "ContentType": "text/plain"}
+        config[name] = {"TrainingInputMode": mode, "S3DistributionType": distribution,
+                        "RecordWrapperType": "None", "ContentType": content_type}
         self._config("inputdataconfig.json", config)
         return folder
 

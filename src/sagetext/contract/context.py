@@ -45,6 +45,22 @@ class TrainingContext:
         """Rank 0 writes the model, the metrics and the checkpoints."""
         return self.rank == 0
 
+    def shard(self, channel: Channel) -> tuple[int, int]:
+        """``(index, count)``: this worker reads part ``index`` of ``count`` of the channel's records.
+
+        With ``FullyReplicated`` every host holds the whole channel, and the job's workers split
+        it among themselves (``rank`` of ``world_size``). With ``ShardedByS3Key`` on several
+        hosts, SageMaker has already given each host its own objects, so only this host's
+        workers split them (its local rank of its workers): every record is read once, not
+        ``1 / num_hosts`` of them. Ranks run host by host (the launcher's node rank is the
+        host's place in ``hosts``), so the local rank is ``rank % workers_per_host``.
+        """
+        hosts = self.cluster.num_hosts
+        if channel.distribution != "ShardedByS3Key" or hosts == 1:
+            return self.rank, self.world_size
+        per_host = max(1, self.world_size // hosts)
+        return self.rank % per_host, per_host
+
     def channel(self, name: str) -> Channel:
         try:
             return self.channels[name]

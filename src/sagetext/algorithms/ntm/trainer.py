@@ -96,7 +96,7 @@ class Data:
             return self.cache[name]
         number = self.passes.get(name, 0)
         started = time.monotonic()
-        corpus = DocumentStore.read(channel, self.feature_dim, number, self.ctx.rank, self.ctx.world_size)
+        corpus = DocumentStore.read(channel, self.feature_dim, number, *self.ctx.shard(channel))
         if name in self.cache:
             self.cache[name].close()
         if number == 0:

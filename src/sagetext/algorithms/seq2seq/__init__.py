@@ -55,6 +55,7 @@ class Seq2Seq:
     def train(self, ctx: TrainingContext) -> None:
         from sagetext.algorithms.seq2seq import config, data, trainer
         hp = ctx.hyperparameters.typed(Seq2SeqHyperparameters)  # the runner has called validate
+        check_sharding(ctx)
         data_config = config.data_config(hp)
         read = read_inputs(ctx.channels, hp)
         inputs = trainer.Inputs(data.truncate(read.train, data_config), data.truncate(read.validation, data_config),
@@ -62,7 +63,7 @@ class Seq2Seq:
         model_config = config.model_config(hp, len(inputs.source_vocab), len(inputs.target_vocab))
         run = trainer.Trainer(model_config, data_config, config.trainer_config(hp), inputs, ctx.checkpoints,
                               device=ctx.device, rank=ctx.rank, world_size=ctx.world_size, metrics=ctx.metrics,
-                              stop_requested=ctx.stop_requested)
+                              stop_requested=ctx.stop_requested, data_shard=ctx.shard(ctx.channel("train")))
         best = run.fit()
         if ctx.is_writer:
             trainer.write_model(ctx.model_dir, best, run, ctx.hyperparameters.as_strings())
@@ -71,6 +72,22 @@ class Seq2Seq:
     def load(self, model_dir: Path) -> "Seq2SeqPredictor":
         from sagetext.algorithms.seq2seq.predictor import Seq2SeqPredictor
         return Seq2SeqPredictor.load(model_dir)
+
+
+def check_sharding(ctx: TrainingContext) -> None:
+    """With several hosts only a RecordIO ``train`` channel may be ``ShardedByS3Key`` (each host
+    then trains on its own objects): every worker must score the same validation set and use
+    the same vocabularies, and vocabularies learned from text would differ between hosts."""
+    if ctx.cluster.num_hosts == 1:
+        return
+    for name, channel in sorted(ctx.channels.items()):
+        if channel.distribution == "FullyReplicated":
+            continue
+        if name != "train" or _holds_text(channel):
+            what = "the train channel when it holds text" if name == "train" else f"the '{name}' channel"
+            raise ClientError(f"channel '{name}': S3DistributionType={channel.distribution!r} on "
+                              f"{ctx.cluster.num_hosts} hosts; Seq2Seq needs FullyReplicated for {what} "
+                              "(only a RecordIO train channel may be ShardedByS3Key)")
 
 
 def read_inputs(channels: Mapping[str, Channel], hp: Seq2SeqHyperparameters) -> "Inputs":

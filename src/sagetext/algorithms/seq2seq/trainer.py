@@ -52,6 +52,7 @@ from sagetext.contract.metrics import MetricLogger
 from sagetext.contract.progress import Progress
 from sagetext.contract.tensorboard import heat_map
 from sagetext.distributed import runtime
+from sagetext.errors import ClientError
 
 log = logging.getLogger(__name__)
 PROGRESS_SECONDS = 10.0
@@ -90,7 +91,9 @@ class Trainer:
     def __init__(self, model_config: ModelConfig, data_config: DataConfig, config: TrainerConfig,
                  inputs: Inputs, checkpoints: Checkpoints, *, device: str = "cpu", rank: int = 0,
                  world_size: int = 1, metrics: MetricLogger | None = None,
-                 stop_requested: threading.Event | None = None) -> None:
+                 stop_requested: threading.Event | None = None, data_shard: tuple[int, int] | None = None) -> None:
+        """``data_shard``: the part of ``inputs.train`` this worker trains on, ``(index, count)``
+        (``TrainingContext.shard``); by default ``(rank, world_size)``."""
         self.model_config, self.data_config, self.config, self.inputs = model_config, data_config, config, inputs
         self.checkpoints, self.device, self.rank, self.world_size = checkpoints, device, rank, world_size
         self.metrics = metrics or MetricLogger(enabled=rank == 0)
@@ -103,6 +106,8 @@ class Trainer:
             self.network = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.optimizer = _optimizer(self.model, config)
         self.plan = BatchPlan(inputs.train, data_config, config.seed)
+        self.data_shard = data_shard or (rank, world_size)
+        self.epoch_batches = self._common_epoch_batches()
         self.state = TrainState(learning_rate=config.learning_rate)
         self.best_params: dict[str, torch.Tensor] = {}
         self.train_seconds = 0.0  # time spent in updates (this run), for the throughput figure
@@ -113,18 +118,17 @@ class Trainer:
 
     def fit(self) -> dict[str, torch.Tensor]:
         """Train until a stopping rule fires; returns the best parameters (on CPU)."""
-        log.info("Seq2Seq %s encoder, %s decoder: %d parameters; %d training pairs in %d buckets; "
-                 "%d validation pairs", self.model_config.encoder_type, self.model_config.decoder_type,
-                 sum(p.numel() for p in self.model.parameters()),
-                 len(self.inputs.train), len(self.plan.buckets), len(self.inputs.validation))
+        log.info("Seq2Seq %s encoder, %s decoder: %d parameters; %d training pairs in %d buckets, %d batches "
+                 "an epoch for each of %d workers; %d validation pairs", self.model_config.encoder_type,
+                 self.model_config.decoder_type, sum(p.numel() for p in self.model.parameters()),
+                 len(self.inputs.train), len(self.plan.buckets), self.epoch_batches, self.world_size,
+                 len(self.inputs.validation))
         tracker = _Progress(self.config, self.state, self.metrics if self.rank == 0 else None)
         if not tracker.bounded:
             log.info("Neither max_num_batches nor max_num_epochs bounds the run: early stopping ends it, "
                      "so the progress lines give no ETA")
         while not self.state.done:
-            batches = self.plan.epoch(self.state.epoch, self.rank, self.world_size)
-            if not batches:
-                raise RuntimeError(f"worker {self.rank} has no training batches")
+            batches = self.plan.epoch(self.state.epoch, *self.data_shard)[:self.epoch_batches]
             for indices in batches[self.state.batch_in_epoch:]:
                 self._stop_if_requested()
                 started = time.perf_counter()
@@ -150,6 +154,18 @@ class Trainer:
                  self.state.best_checkpoint, self.config.optimized_metric, self.state.best_metric or 0.0,
                  self.tokens_per_second)
         return self.best_params
+
+    def _common_epoch_batches(self) -> int:
+        """Batches per epoch for every worker: the fewest any worker has (they step together, so
+        with hosts holding different parts of the channel the larger parts drop their last
+        batches, a different few each epoch)."""
+        mine = len(self.plan.epoch(0, *self.data_shard))
+        counts = runtime.all_gather_object(mine)
+        if min(counts) == 0:
+            raise ClientError(f"channel 'train': {len(self.inputs.train)} pairs make {mine} batches "
+                              f"for this worker (batches per worker: {counts}); every worker needs at least one: "
+                              "give the channel more pairs, or lower batch_size")
+        return min(counts)
 
     @property
     def tokens_per_second(self) -> float:

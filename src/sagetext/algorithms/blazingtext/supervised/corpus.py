@@ -137,7 +137,9 @@ def merged_dictionary(counts: TokenCounts, table: TokenTable, min_count: int) ->
 def _read(ctx: TrainingContext, name: str, table: TokenTable, counts: TokenCounts | None) -> Spill:
     """The channel's token numbers, spilled block by block; counted into ``counts`` if given."""
     spill = Spill(_TOKENS)
-    reader = LabeledReader(ctx.channel(name), epoch=0, rank=ctx.rank, world_size=ctx.world_size)
+    channel = ctx.channel(name)
+    index, count = ctx.shard(channel)
+    reader = LabeledReader(channel, epoch=0, rank=index, world_size=count)
     for block, hashes in ahead(lambda block: (block, token_hashes(block)), iter(reader)):
         ids = table.ids(block, hashes)
         if counts is not None:
