@@ -45,6 +45,11 @@ class TrainingContext:
         """Rank 0 writes the model, the metrics and the checkpoints."""
         return self.rank == 0
 
+    @property
+    def workers_per_host(self) -> int:
+        """This job's workers on each host (the launcher starts as many on every host)."""
+        return max(1, self.world_size // self.cluster.num_hosts)
+
     def shard(self, channel: Channel) -> tuple[int, int]:
         """``(index, count)``: this worker reads part ``index`` of ``count`` of the channel's records.
 
@@ -55,11 +60,9 @@ class TrainingContext:
         ``1 / num_hosts`` of them. Ranks run host by host (the launcher's node rank is the
         host's place in ``hosts``), so the local rank is ``rank % workers_per_host``.
         """
-        hosts = self.cluster.num_hosts
-        if channel.distribution != "ShardedByS3Key" or hosts == 1:
+        if channel.distribution != "ShardedByS3Key" or self.cluster.num_hosts == 1:
             return self.rank, self.world_size
-        per_host = max(1, self.world_size // hosts)
-        return self.rank % per_host, per_host
+        return self.rank % self.workers_per_host, self.workers_per_host
 
     def channel(self, name: str) -> Channel:
         try:

@@ -322,8 +322,7 @@ def make_optimizer(model: nn.Module, hp: NtmHyperparameters) -> torch.optim.Opti
 
 def worker_batch_size(ctx: TrainingContext) -> int:
     """``mini_batch_size`` is per instance: split it across this host's workers."""
-    per_host = max(1, ctx.world_size // max(ctx.cluster.num_hosts, 1))
-    return max(1, ctx.hyperparameters.typed(NtmHyperparameters).mini_batch_size // per_host)
+    return max(1, ctx.hyperparameters.typed(NtmHyperparameters).mini_batch_size // ctx.workers_per_host)
 
 
 def equal_batch_count(batches: int) -> int:
